@@ -1,0 +1,1 @@
+"""Footnote: answers about news articles, every sentence footnoted to the article text."""

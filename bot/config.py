@@ -1,0 +1,86 @@
+"""All of Footnote's settings: environment variables (prefix FOOTNOTE_) and an optional `.env` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+IdList = Annotated[list[int], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Validated once at start-up; every bad value gets its own clear message."""
+
+    model_config = SettingsConfigDict(env_prefix="FOOTNOTE_", env_file=".env", extra="ignore")
+
+    # Corpus and index
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("var/index")
+    embed_model: Path | None = Field(None, description="local sentence-transformers folder")
+    embed_batch_size: int = Field(64, ge=1, le=4096)
+    chunk_words: int = Field(120, ge=10, le=2000)
+    chunk_overlap_sentences: int = Field(1, ge=0, le=10)
+    hnsw_threshold: int = Field(200_000, ge=1)
+    hnsw_ef_search: int = Field(128, ge=8)
+    max_file_mb: float = Field(20.0, gt=0)
+
+    # Retrieval and answers
+    retrieve_k: int = Field(8, ge=1, le=100)
+    candidates_k: int = Field(30, ge=1, le=1000)
+    rrf_k: int = Field(60, ge=1)
+    dense_weight: float = Field(1.0, ge=0)
+    bm25_weight: float = Field(1.0, ge=0)
+    abstain_threshold: float = Field(0.45, description="minimum evidence score to answer")
+    max_answer_chars: int = Field(400, ge=80, le=4000)
+    max_answer_sentences: int = Field(3, ge=1, le=10)
+
+    # Discord
+    discord_token: SecretStr | None = None
+    discord_api_base: str = "https://discord.com/api/v10"
+    discord_gateway_url: str = "wss://gateway.discord.gg/"
+    dev_guild_ids: IdList = Field(default_factory=list)
+    admin_role_ids: IdList = Field(default_factory=list)
+    allowed_channel_ids: IdList = Field(default_factory=list)
+    message_content_intent: bool = False
+    open_threads: bool = True
+    cooldown_seconds: float = Field(5.0, ge=0)
+    max_question_chars: int = Field(500, ge=1)
+    database_path: Path = Path("var/footnote.db")
+
+    # Optional generated answers (OpenAI-compatible server)
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout_seconds: float = Field(20.0, gt=0)
+    llm_max_tokens: int = Field(300, ge=16)
+    llm_temperature: float = Field(0.1, ge=0, le=2)
+
+    @field_validator("dev_guild_ids", "admin_role_ids", "allowed_channel_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+        return value
+
+    @property
+    def llm_enabled(self) -> bool:
+        return bool(self.llm_base_url and self.llm_model)
+
+
+class SettingsError(Exception):
+    """Invalid configuration; `str()` lists one line per bad value, naming the variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning pydantic's validation error into one line per bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = "FOOTNOTE_" + "_".join(str(part) for part in error["loc"][:1]).upper()
+            lines.append(f"{name}: {error['msg']}")
+        raise SettingsError("\n".join(lines)) from None

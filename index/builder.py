@@ -1,0 +1,254 @@
+"""Full and incremental index builds, with progress callbacks, published as immutable snapshots."""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from index.chunking import Chunk, Chunker, ChunkingConfig, Sentence
+from index.documents import DEFAULT_MAX_FILE_BYTES, Document, Problem, load_corpus
+from index.embedding import Embedder
+from index.lexical import Analyzer, LexicalIndex, content_words
+from index.store import (
+    FaissVectorStore,
+    Manifest,
+    Snapshot,
+    SnapshotError,
+    SnapshotStore,
+    new_snapshot_id,
+    write_snapshot,
+)
+
+
+@dataclass(frozen=True)
+class BuildProgress:
+    stage: str  # "documents" or "embedding"
+    done: int
+    total: int
+
+
+ProgressCallback = Callable[[BuildProgress], None]
+
+
+class BuildError(Exception):
+    """The build could not produce a snapshot; the message says why."""
+
+
+class BuildInProgress(BuildError):
+    """Another build holds the index lock."""
+
+
+@dataclass
+class BuildReport:
+    snapshot_id: str
+    path: Path
+    documents: int
+    chunks: int
+    new: int
+    reused: int
+    removed: int
+    seconds: float
+    embedded_texts: int
+    problems: list[Problem] = field(default_factory=list)
+
+    def summary(self) -> str:
+        skipped = f", {len(self.problems)} skipped" if self.problems else ""
+        return (f"indexed {self.documents} documents, {self.chunks} chunks "
+                f"({self.new} new, {self.reused} reused, {self.removed} removed{skipped}) "
+                f"in {self.seconds:.1f} s")
+
+
+@dataclass
+class DocumentParts:
+    """One document's sentences and chunks (document-local rows) and their vectors."""
+
+    document: Document
+    sentences: list[Sentence]
+    chunks: list[Chunk]
+    sentence_vectors: np.ndarray | None = None
+    chunk_vectors: np.ndarray | None = None
+
+
+class IndexBuilder:
+    """Builds snapshots from a corpus folder, re-embedding only documents whose content changed."""
+
+    def __init__(self, embedder: Embedder, store: SnapshotStore, chunking: ChunkingConfig | None = None,
+                 hnsw_threshold: int = 200_000, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
+        self.embedder = embedder
+        self.store = store
+        self.chunking = chunking or ChunkingConfig(max_tokens=embedder.max_seq_length)
+        self.chunker = Chunker(embedder.count_tokens, self.chunking)
+        self.analyzer = Analyzer()
+        self.hnsw_threshold = hnsw_threshold
+        self.max_file_bytes = max_file_bytes
+
+    def build(self, corpus: Path, full: bool = False, progress: ProgressCallback | None = None) -> BuildReport:
+        """Index `corpus` and publish the snapshot; raise BuildError when nothing could be indexed."""
+        started = time.perf_counter()
+        loaded = load_corpus(Path(corpus), self.max_file_bytes)
+        if not loaded.documents:
+            reasons = "; ".join(map(str, loaded.problems)) or f"no articles found in {corpus}"
+            raise BuildError(f"nothing to index: {reasons}")
+        with self._lock():
+            self.store.remove_abandoned_builds()
+            previous = None if full else self._previous_snapshot()
+            parts, reused = self._document_parts(loaded.documents, previous, progress)
+            embedded = self._embed_missing(parts, progress)
+            vocabulary, vocabulary_vectors, new_words = self._vocabulary(parts, previous)
+            embedded += new_words
+            snapshot_id = new_snapshot_id()
+            folder = self.store.new_build_folder(snapshot_id)
+            manifest = self._write(folder, snapshot_id, parts, (vocabulary, vocabulary_vectors), started)
+            path = self.store.publish(folder)
+        removed = len(set(previous.documents) - {d.doc_id for d in loaded.documents}) if previous else 0
+        return BuildReport(
+            snapshot_id=snapshot_id, path=path, documents=len(parts), chunks=manifest.counts["chunks"],
+            new=len(parts) - reused, reused=reused, removed=removed,
+            seconds=time.perf_counter() - started, embedded_texts=embedded, problems=loaded.problems,
+        )
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.store.root.mkdir(parents=True, exist_ok=True)
+        with (self.store.root / "build.lock").open("w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise BuildInProgress(f"another build of {self.store.root} is running") from None
+            yield
+
+    def _previous_snapshot(self) -> Snapshot | None:
+        """The current snapshot if its vectors can be reused with this model and chunking."""
+        try:
+            snapshot = self.store.load(self.embedder.name, self.embedder.dimension)
+        except SnapshotError:
+            return None
+        same_chunking = snapshot.manifest.chunking == asdict(self.chunking)
+        return snapshot if same_chunking else None
+
+    def _document_parts(self, documents: list[Document], previous: Snapshot | None,
+                        progress: ProgressCallback | None) -> tuple[list[DocumentParts], int]:
+        reusable = _parts_by_document(previous) if previous else {}
+        parts, reused = [], 0
+        for number, document in enumerate(documents, start=1):
+            old = reusable.get(document.doc_id)
+            if old is not None and old.document.sha256 == document.sha256:
+                old.document = document
+                parts.append(old)
+                reused += 1
+            else:
+                sentences = self.chunker.sentences(document.text)
+                chunks = self.chunker.chunk(document.doc_id, document.text, sentences)
+                parts.append(DocumentParts(document, sentences, chunks))
+            if progress:
+                progress(BuildProgress("documents", number, len(documents)))
+        return parts, reused
+
+    def _embed_missing(self, parts: list[DocumentParts], progress: ProgressCallback | None) -> int:
+        """Embed the chunks and sentences of new or changed documents in one batched pass."""
+        pending = [p for p in parts if p.chunk_vectors is None]
+        texts: list[str] = []
+        for part in pending:
+            text = part.document.text
+            texts += [text[c.start : c.end] for c in part.chunks]
+            texts += [text[s.start : s.end] for s in part.sentences]
+        on_batch = (lambda done, total: progress(BuildProgress("embedding", done, total))) if progress else None
+        vectors = self.embedder.encode(texts, progress=on_batch)
+        row = 0
+        for part in pending:
+            part.chunk_vectors = vectors[row : row + len(part.chunks)]
+            row += len(part.chunks)
+            part.sentence_vectors = vectors[row : row + len(part.sentences)]
+            row += len(part.sentences)
+        return len(texts)
+
+    def _vocabulary(self, parts: list[DocumentParts],
+                    previous: Snapshot | None) -> tuple[list[str], np.ndarray, int]:
+        """Every content word of the corpus with its embedding (for soft term matching at query time),
+        and how many words had to be embedded anew."""
+        words = sorted({w for p in parts for w in content_words(p.document.text)})
+        known = previous.vocabulary if previous else {}
+        new_words = [w for w in words if w not in known]
+        new_vectors = dict(zip(new_words, self.embedder.encode(new_words), strict=True))
+        vectors = np.zeros((len(words), self.embedder.dimension), dtype=np.float32)
+        for row, word in enumerate(words):
+            vectors[row] = new_vectors[word] if word in new_vectors else previous.vocabulary_vectors[known[word]]
+        return words, vectors, len(new_words)
+
+    def _write(self, folder: Path, snapshot_id: str, parts: list[DocumentParts],
+               vocabulary: tuple[list[str], np.ndarray], started: float) -> Manifest:
+        chunks, sentence_rows = [], []
+        for doc_row, part in enumerate(parts):
+            base = len(sentence_rows)
+            sentence_rows += [(doc_row, s.start, s.end, s.paragraph) for s in part.sentences]
+            chunks += [Chunk(c.chunk_id, c.doc_id, c.start, c.end, c.first_sentence + base,
+                             c.last_sentence + base) for c in part.chunks]
+        dimension = self.embedder.dimension
+        chunk_vectors = _stack([p.chunk_vectors for p in parts], dimension)
+        vectors = FaissVectorStore.build(chunk_vectors, self.hnsw_threshold)
+        texts = {p.document.doc_id: p.document.text for p in parts}
+        lexical = LexicalIndex.build(self.analyzer.terms_many([texts[c.doc_id][c.start : c.end] for c in chunks]))
+        manifest = Manifest(
+            snapshot_id=snapshot_id, model=self.embedder.name, dimension=dimension,
+            max_seq_length=self.embedder.max_seq_length, chunking=asdict(self.chunking),
+            documents={p.document.doc_id: p.document.sha256 for p in parts},
+            counts={"documents": len(parts), "chunks": len(chunks), "sentences": len(sentence_rows),
+                    "vocabulary": len(vocabulary[0])},
+            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            build_seconds=round(time.perf_counter() - started, 3), vector_index=vectors.kind,
+            libraries=_library_versions(),
+        )
+        write_snapshot(folder, manifest, [p.document for p in parts], chunks,
+                       np.array(sentence_rows, dtype=np.int64).reshape(-1, 4),
+                       _stack([p.sentence_vectors for p in parts], dimension), vectors, lexical, *vocabulary)
+        return manifest
+
+
+def _stack(arrays: list[np.ndarray | None], dimension: int) -> np.ndarray:
+    present = [a for a in arrays if a is not None and len(a)]
+    return np.vstack(present).astype(np.float32) if present else np.zeros((0, dimension), np.float32)
+
+
+def _parts_by_document(snapshot: Snapshot) -> dict[str, DocumentParts]:
+    """Split a snapshot back into per-document parts (local sentence rows) with their vectors."""
+    chunk_rows: dict[str, list[int]] = {}
+    for row, chunk in enumerate(snapshot.chunks):
+        chunk_rows.setdefault(chunk.doc_id, []).append(row)
+    all_chunk_vectors = snapshot.vectors.reconstruct(np.arange(len(snapshot.chunks)))
+    parts = {}
+    for doc_row, doc_id in enumerate(snapshot.doc_ids):
+        sentence_rows = np.flatnonzero(snapshot.sentences[:, 0] == doc_row)
+        base = int(sentence_rows[0]) if len(sentence_rows) else 0
+        rows = chunk_rows.get(doc_id, [])
+        parts[doc_id] = DocumentParts(
+            document=snapshot.documents[doc_id],
+            sentences=[Sentence(int(s), int(e), int(p)) for _, s, e, p in snapshot.sentences[sentence_rows]],
+            chunks=[_local(snapshot.chunks[r], base) for r in rows],
+            sentence_vectors=np.asarray(snapshot.sentence_vectors[sentence_rows]),
+            chunk_vectors=all_chunk_vectors[rows],
+        )
+    return parts
+
+
+def _local(chunk: Chunk, base: int) -> Chunk:
+    return Chunk(chunk.chunk_id, chunk.doc_id, chunk.start, chunk.end,
+                 chunk.first_sentence - base, chunk.last_sentence - base)
+
+
+def _library_versions() -> dict[str, str]:
+    names = ("footnote", "sentence-transformers", "torch", "faiss-cpu", "bm25s", "nupunkt")
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions

@@ -1,0 +1,131 @@
+"""Sentence-aligned chunks: paragraphs, then sentences (nupunkt), then windows of whole sentences.
+
+Every sentence and chunk is a `(start, end)` span of the document's normalised text, so
+`text[start:end]` is always exactly what was embedded and what a citation quotes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import nupunkt
+
+TokenCounter = Callable[[Sequence[str]], list[int]]
+"""Counts the tokens of each text as the embedder sees it (special tokens included)."""
+
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    start: int
+    end: int
+    paragraph: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    chunk_id: str
+    doc_id: str
+    start: int
+    end: int
+    first_sentence: int
+    last_sentence: int
+
+    @property
+    def sentence_range(self) -> range:
+        return range(self.first_sentence, self.last_sentence + 1)
+
+
+@dataclass(frozen=True)
+class ChunkingConfig:
+    target_words: int = 120
+    overlap_sentences: int = 1
+    max_tokens: int = 256
+
+
+def split_sentences(text: str) -> list[Sentence]:
+    """Sentences of every paragraph (blocks split by a blank line), trimmed of surrounding space."""
+    sentences: list[Sentence] = []
+    offset = 0
+    for paragraph_number, block in enumerate(text.split("\n\n")):
+        for start, end in nupunkt.sent_spans(block) if block.strip() else []:
+            piece = block[start:end]
+            lead = len(piece) - len(piece.lstrip())
+            trail = len(piece) - len(piece.rstrip())
+            if end - trail > start + lead:
+                sentences.append(Sentence(offset + start + lead, offset + end - trail, paragraph_number))
+        offset += len(block) + 2
+    return sentences
+
+
+class Chunker:
+    """Cuts a document into windows of whole sentences that fit the embedder's sequence length."""
+
+    def __init__(self, count_tokens: TokenCounter, config: ChunkingConfig = ChunkingConfig()) -> None:
+        self.count_tokens = count_tokens
+        self.config = config
+
+    def sentences(self, text: str) -> list[Sentence]:
+        """Sentences of `text`; any sentence over the token limit is split at word boundaries."""
+        sentences = split_sentences(text)
+        counts = self.count_tokens([text[s.start : s.end] for s in sentences])
+        result: list[Sentence] = []
+        for sentence, tokens in zip(sentences, counts, strict=True):
+            if tokens <= self.config.max_tokens:
+                result.append(sentence)
+            else:
+                result.extend(self._split_long(text, sentence))
+        return result
+
+    def _split_long(self, text: str, sentence: Sentence) -> list[Sentence]:
+        words = [m.span() for m in _WORD.finditer(text, sentence.start, sentence.end)]
+        pieces: list[Sentence] = []
+        first = 0
+        while first < len(words):
+            last = self._longest_fit(text, words, first)
+            pieces.append(Sentence(words[first][0], words[last][1], sentence.paragraph))
+            first = last + 1
+        return pieces
+
+    def _longest_fit(self, text: str, words: list[tuple[int, int]], first: int) -> int:
+        """Index of the last word such that words[first..last] fit the token limit (at least one word)."""
+        low, high = first, len(words) - 1
+        while low < high:
+            middle = (low + high + 1) // 2
+            if self._too_long(text, words[first][0], words[middle][1]):
+                high = middle - 1
+            else:
+                low = middle
+        return low
+
+    def chunk(self, doc_id: str, text: str, sentences: list[Sentence]) -> list[Chunk]:
+        """Windows of about `target_words` words, overlapping by whole sentences, within max_tokens."""
+        token_counts = self.count_tokens([text[s.start : s.end] for s in sentences])
+        word_counts = [len(_WORD.findall(text, s.start, s.end)) for s in sentences]
+        chunks: list[Chunk] = []
+        first = 0
+        while first < len(sentences):
+            last = self._window_end(first, word_counts, token_counts)
+            while last > first and self._too_long(text, sentences[first].start, sentences[last].end):
+                last -= 1
+            chunks.append(Chunk(f"{doc_id}#{len(chunks)}", doc_id, sentences[first].start,
+                                sentences[last].end, first, last))
+            if last == len(sentences) - 1:
+                break
+            first = max(first + 1, last + 1 - self.config.overlap_sentences)
+        return chunks
+
+    def _window_end(self, first: int, words: list[int], tokens: list[int]) -> int:
+        last, total_words, total_tokens = first, words[first], tokens[first]
+        while last + 1 < len(words):
+            more_words, more_tokens = total_words + words[last + 1], total_tokens + tokens[last + 1] - 2
+            if more_words > self.config.target_words or more_tokens > self.config.max_tokens:
+                break
+            last, total_words, total_tokens = last + 1, more_words, more_tokens
+        return last
+
+    def _too_long(self, text: str, start: int, end: int) -> bool:
+        return self.count_tokens([text[start:end]])[0] > self.config.max_tokens

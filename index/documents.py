@@ -1,0 +1,269 @@
+"""Loading articles from a corpus folder: Markdown, plain text, HTML and JSONL bundles.
+
+Every loader returns `Document`s whose `text` is normalised (NFC, one space between words, paragraphs
+separated by one blank line); all offsets elsewhere refer to that text. Files that cannot be read become
+`Problem`s, one line each, and never stop the others from loading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".jsonl")
+METADATA_KEYS = ("title", "author", "url", "published")
+DEFAULT_MAX_FILE_BYTES = 20 * 1024 * 1024
+
+_INLINE_SPACE = re.compile(r"[^\S\n]+")
+_MANY_NEWLINES = re.compile(r"\n{2,}")
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+_SLUG_JUNK = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class Document:
+    """One article: normalised text plus the metadata shown in citations."""
+
+    doc_id: str
+    title: str
+    text: str
+    source: str
+    url: str = ""
+    author: str = ""
+    published: str = ""
+    sha256: str = field(default="", compare=False)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A file (or a line of a bundle) that could not be indexed, and why."""
+
+    source: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+
+@dataclass
+class LoadResult:
+    documents: list[Document]
+    problems: list[Problem]
+
+
+class CorpusError(Exception):
+    """Raised for input that cannot become a document; the message is the user-facing reason."""
+
+
+def normalise_text(raw: str) -> str:
+    """NFC, no control or invisible characters, single spaces, paragraphs split by one blank line.
+
+    Single line breaks inside a paragraph (hard-wrapped text) become spaces.
+    """
+    text = unicodedata.normalize("NFC", raw).replace("\r\n", "\n").replace("\r", "\n")
+    text = text.translate(_INVISIBLE)
+    text = "".join(ch if ch == "\n" or unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    paragraphs = []
+    for block in _MANY_NEWLINES.split(text):
+        joined = _INLINE_SPACE.sub(" ", block.replace("\n", " ")).strip()
+        if joined:
+            paragraphs.append(joined)
+    return "\n\n".join(paragraphs)
+
+
+def content_hash(text: str, metadata: dict[str, str]) -> str:
+    """sha256 of the normalised text and the metadata that citations show."""
+    payload = json.dumps({"text": text, **metadata}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def slugify(value: str) -> str:
+    return _SLUG_JUNK.sub("-", value.lower()).strip("-") or "doc"
+
+
+def make_document(doc_id: str, text: str, source: str, **metadata: str) -> Document:
+    """Normalise `text` and clean the metadata; raise CorpusError when nothing is left."""
+    clean_text = normalise_text(text)
+    if not clean_text:
+        raise CorpusError("no text after normalisation (empty article)")
+    meta = {key: normalise_text(str(metadata.get(key) or "")).replace("\n\n", " ") for key in METADATA_KEYS}
+    if not meta["title"]:
+        meta["title"] = _title_from_text(clean_text)
+    return Document(
+        doc_id=doc_id, text=clean_text, source=source, sha256=content_hash(clean_text, meta), **meta
+    )
+
+
+def _title_from_text(text: str, limit: int = 100) -> str:
+    first_line = text.split("\n", 1)[0]
+    if len(first_line) <= limit:
+        return first_line
+    return first_line[:limit].rsplit(" ", 1)[0] + "…"
+
+
+def read_text_file(path: Path, max_bytes: int) -> str:
+    """Read a UTF-8 text file, refusing empty, over-large, binary and undecodable files."""
+    size = path.stat().st_size
+    if size == 0:
+        raise CorpusError("empty file")
+    if size > max_bytes:
+        raise CorpusError(f"file too large ({size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB)")
+    data = path.read_bytes()
+    if b"\x00" in data[:8192]:
+        raise CorpusError("binary file (contains NUL bytes), not text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+    if not text.strip():
+        raise CorpusError("empty file (only whitespace)")
+    return text
+
+
+def split_front_matter(text: str) -> tuple[dict[str, str], str]:
+    """Split a `---` front-matter block of `key: value` lines from a Markdown body."""
+    lines = text.split("\n")
+    if not lines or lines[0].strip() != "---":
+        return {}, text
+    try:
+        end = next(i for i in range(1, len(lines)) if lines[i].strip() in ("---", "..."))
+    except StopIteration:
+        raise CorpusError("malformed front matter: the opening '---' is never closed") from None
+    metadata: dict[str, str] = {}
+    for number, line in enumerate(lines[1:end], start=2):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, value = line.partition(":")
+        if not sep or not key.strip() or " " in key.strip():
+            raise CorpusError(f"malformed front matter at line {number}: expected 'key: value'")
+        metadata[key.strip().lower()] = _unquote(value.strip())
+    return metadata, "\n".join(lines[end + 1 :])
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        inner = value[1:-1]
+        return inner.replace('\\"', '"') if value[0] == '"' else inner.replace("''", "'")
+    return value
+
+
+def load_markdown(path: Path, doc_id: str, max_bytes: int) -> Document:
+    metadata, body = split_front_matter(read_text_file(path, max_bytes))
+    return make_document(doc_id, body, str(path), **metadata)
+
+
+def load_plain_text(path: Path, doc_id: str, max_bytes: int) -> Document:
+    text = read_text_file(path, max_bytes)
+    return make_document(doc_id, text, str(path), title=text.strip().split("\n", 1)[0][:300])
+
+
+def load_html(path: Path, doc_id: str, max_bytes: int) -> Document:
+    """Main-text extraction with trafilatura (boilerplate, menus and scripts removed)."""
+    import trafilatura
+
+    html = read_text_file(path, max_bytes)
+    extracted = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False, as_dict=True)
+    if not extracted or not (extracted.get("text") or "").strip():
+        raise CorpusError("no article text found in the HTML")
+    return make_document(
+        doc_id,
+        extracted["text"],
+        str(path),
+        title=extracted.get("title") or "",
+        author=extracted.get("author") or "",
+        url=extracted.get("url") or "",
+        published=extracted.get("date") or "",
+    )
+
+
+def iter_bundle(path: Path, max_bytes: int) -> Iterator[Document | Problem]:
+    """Documents of a JSONL bundle, one article a line; a bad line becomes a Problem."""
+    for number, line in enumerate(read_text_file(path, max_bytes).split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            yield _bundle_document(line, where)
+        except CorpusError as exc:
+            yield Problem(where, str(exc))
+
+
+def _bundle_document(line: str, where: str) -> Document:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise CorpusError(f"malformed JSON line ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(record, dict):
+        raise CorpusError("malformed JSON line: expected an object")
+    doc_id, text = record.get("doc_id"), record.get("text")
+    if not isinstance(doc_id, str) or not doc_id.strip():
+        raise CorpusError("missing 'doc_id'")
+    if not isinstance(text, str):
+        raise CorpusError("missing 'text'")
+    metadata = {key: record.get(key) for key in METADATA_KEYS if isinstance(record.get(key), str)}
+    return make_document(doc_id.strip(), text, where, **metadata)
+
+
+_FILE_LOADERS = {
+    ".md": load_markdown,
+    ".markdown": load_markdown,
+    ".txt": load_plain_text,
+    ".html": load_html,
+    ".htm": load_html,
+}
+
+
+def load_corpus(root: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> LoadResult:
+    """Load every article under `root` (a folder, or one file); unreadable ones become problems."""
+    result = LoadResult([], [])
+    if not root.exists():
+        result.problems.append(Problem(str(root), "corpus folder does not exist"))
+        return result
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if _is_candidate(p, root))
+    seen: set[str] = set()
+    for path in files:
+        for item in _load_file(path, root, max_file_bytes):
+            if isinstance(item, Problem):
+                result.problems.append(item)
+            elif item.doc_id in seen:
+                result.problems.append(Problem(item.source, f"duplicate document id {item.doc_id!r}, skipped"))
+            else:
+                seen.add(item.doc_id)
+                result.documents.append(item)
+    return result
+
+
+def _is_candidate(path: Path, root: Path) -> bool:
+    parts = path.relative_to(root).parts
+    return path.is_file() and not any(part.startswith(".") for part in parts)
+
+
+def _load_file(path: Path, root: Path, max_bytes: int) -> Iterator[Document | Problem]:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".jsonl":
+            yield from iter_bundle(path, max_bytes)
+            return
+        loader = _FILE_LOADERS.get(suffix)
+        if loader is None:
+            known = ", ".join(SUPPORTED_SUFFIXES)
+            raise CorpusError(f"unsupported file type {suffix or '(none)'!r}; expected one of {known}")
+        yield loader(path, path_doc_id(path, root), max_bytes)
+    except CorpusError as exc:
+        yield Problem(str(path), str(exc))
+    except OSError as exc:
+        yield Problem(str(path), f"cannot read file ({exc.strerror or exc})")
+
+
+def path_doc_id(path: Path, root: Path) -> str:
+    """A stable slug of the path relative to the corpus root, without the extension."""
+    relative = path.name if root == path else str(path.relative_to(root).with_suffix(""))
+    return slugify(relative)

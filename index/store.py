@@ -1,0 +1,278 @@
+"""Immutable index snapshots on disk: vectors (FAISS), BM25, documents, chunks and a manifest.
+
+Layout under the index folder:
+
+    CURRENT                 name of the snapshot in use (replaced atomically with os.replace)
+    snap-<time>-<id>/       one immutable snapshot per build
+    .build-<id>/            a build in progress (never loaded; removed by the next build)
+    build.lock              held while a build runs
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import faiss
+import numpy as np
+
+from index.chunking import Chunk
+from index.documents import Document
+from index.lexical import LexicalIndex
+
+SCHEMA_VERSION = 1
+POINTER = "CURRENT"
+SNAPSHOT_PREFIX = "snap-"
+BUILD_PREFIX = ".build-"
+KEEP_SNAPSHOTS = 2
+
+
+class SnapshotError(Exception):
+    """No usable snapshot; the message tells the user what to run."""
+
+
+class VectorStore(Protocol):
+    """What the retriever needs from a vector index; FAISS is the embedded default."""
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def reconstruct(self, rows: np.ndarray) -> np.ndarray: ...
+
+    def save(self, path: Path) -> None: ...
+
+    @property
+    def size(self) -> int: ...
+
+
+class FaissVectorStore:
+    """Inner-product search over normalised vectors: exact up to `hnsw_threshold`, HNSW above."""
+
+    def __init__(self, index: faiss.Index) -> None:
+        self.index = index
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, hnsw_threshold: int = 200_000, hnsw_m: int = 32,
+              ef_construction: int = 80, ef_search: int = 128) -> FaissVectorStore:
+        dimension = vectors.shape[1]
+        if len(vectors) > hnsw_threshold:
+            index = faiss.IndexHNSWFlat(dimension, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = ef_construction
+            index.hnsw.efSearch = ef_search
+        else:
+            index = faiss.IndexFlatIP(dimension)
+        if len(vectors):
+            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        return cls(index)
+
+    @property
+    def size(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def kind(self) -> str:
+        return "hnsw" if isinstance(self.index, faiss.IndexHNSW) else "flat"
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows) arrays of shape (len(queries), k'); rows of -1 are padding."""
+        k = min(k, self.size)
+        if k == 0:
+            empty = np.zeros((len(queries), 0))
+            return empty.astype(np.float32), empty.astype(np.int64)
+        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+
+    def reconstruct(self, rows: np.ndarray) -> np.ndarray:
+        """The stored vectors of the given rows."""
+        if len(rows) == 0:
+            return np.zeros((0, self.index.d), dtype=np.float32)
+        return self.index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+
+    def save(self, path: Path) -> None:
+        faiss.write_index(self.index, str(path))
+
+    @classmethod
+    def load(cls, path: Path, ef_search: int = 128) -> FaissVectorStore:
+        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
+        index = faiss.read_index(str(path), flags)
+        if isinstance(index, faiss.IndexHNSW):
+            index.hnsw.efSearch = ef_search
+        return cls(index)
+
+
+@dataclass
+class Manifest:
+    snapshot_id: str
+    model: str
+    dimension: int
+    max_seq_length: int
+    chunking: dict
+    documents: dict[str, str]
+    counts: dict[str, int]
+    built_at: str
+    build_seconds: float
+    vector_index: str
+    libraries: dict[str, str] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise SnapshotError(
+                f"index at {path.parent} has schema version {data.get('schema_version')}, this Footnote "
+                f"reads version {SCHEMA_VERSION}: rebuild it with `python -m bot index --full`"
+            )
+        return cls(**data)
+
+
+@dataclass
+class Snapshot:
+    """A loaded, read-only snapshot. Sentence and chunk rows are global across documents."""
+
+    path: Path
+    manifest: Manifest
+    documents: dict[str, Document]
+    chunks: list[Chunk]
+    sentences: np.ndarray  # int64 rows: document row, start, end, paragraph
+    sentence_vectors: np.ndarray
+    vectors: VectorStore
+    lexical: LexicalIndex
+    vocabulary: dict[str, int]
+    vocabulary_vectors: np.ndarray
+    doc_ids: list[str] = field(default_factory=list)
+
+    @property
+    def snapshot_id(self) -> str:
+        return self.manifest.snapshot_id
+
+    def chunk_text(self, row: int) -> str:
+        chunk = self.chunks[row]
+        return self.documents[chunk.doc_id].text[chunk.start : chunk.end]
+
+    def sentence_text(self, row: int) -> str:
+        doc_row, start, end, _ = self.sentences[row]
+        return self.documents[self.doc_ids[doc_row]].text[start:end]
+
+
+def write_snapshot(folder: Path, manifest: Manifest, documents: list[Document], chunks: list[Chunk],
+                   sentences: np.ndarray, sentence_vectors: np.ndarray, vectors: FaissVectorStore,
+                   lexical: LexicalIndex, vocabulary: list[str], vocabulary_vectors: np.ndarray) -> None:
+    """Write every file of a snapshot into `folder` and fsync them; the manifest goes last."""
+    folder.mkdir(parents=True)
+    _write_jsonl(folder / "documents.jsonl", (d.to_json() for d in documents))
+    _write_jsonl(folder / "chunks.jsonl", (
+        {"chunk_id": c.chunk_id, "doc_id": c.doc_id, "start": c.start, "end": c.end,
+         "first_sentence": c.first_sentence, "last_sentence": c.last_sentence} for c in chunks))
+    np.save(folder / "sentences.npy", sentences.astype(np.int64))
+    np.save(folder / "sentence_vectors.npy", sentence_vectors.astype(np.float32))
+    vectors.save(folder / "vectors.faiss")
+    lexical.save(folder / "bm25")
+    (folder / "vocabulary.json").write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
+    np.save(folder / "vocabulary_vectors.npy", vocabulary_vectors.astype(np.float32))
+    (folder / "manifest.json").write_text(json.dumps(manifest.__dict__, indent=1), encoding="utf-8")
+    _fsync_tree(folder)
+
+
+def _write_jsonl(path: Path, rows) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in [*folder.rglob("*"), folder]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+class SnapshotStore:
+    """Publishes snapshots atomically and loads the current one, refusing incompatible ones."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def current_path(self) -> Path | None:
+        try:
+            name = (self.root / POINTER).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        path = self.root / name
+        return path if (path / "manifest.json").is_file() else None
+
+    def new_build_folder(self, snapshot_id: str) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self.root / f"{BUILD_PREFIX}{snapshot_id}"
+
+    def publish(self, build_folder: Path) -> Path:
+        """Rename a finished build into place and swap the pointer; keep the last two snapshots."""
+        final = self.root / (SNAPSHOT_PREFIX + build_folder.name.removeprefix(BUILD_PREFIX))
+        os.replace(build_folder, final)
+        pointer_tmp = self.root / f"{POINTER}.tmp"
+        pointer_tmp.write_text(final.name + "\n", encoding="utf-8")
+        with pointer_tmp.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(pointer_tmp, self.root / POINTER)
+        self._prune(keep=final)
+        return final
+
+    def _prune(self, keep: Path) -> None:
+        snapshots = sorted(self.root.glob(f"{SNAPSHOT_PREFIX}*"), key=lambda p: p.name, reverse=True)
+        survivors = [keep, *[p for p in snapshots if p != keep][: KEEP_SNAPSHOTS - 1]]
+        for path in snapshots:
+            if path not in survivors:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def remove_abandoned_builds(self) -> None:
+        """Delete half-written build folders left by a killed build (call while holding the lock)."""
+        for path in self.root.glob(f"{BUILD_PREFIX}*"):
+            shutil.rmtree(path, ignore_errors=True)
+
+    def load(self, model: str, dimension: int, ef_search: int = 128) -> Snapshot:
+        """Load the current snapshot, checking it was built with the same model and dimension."""
+        path = self.current_path()
+        if path is None:
+            raise SnapshotError(f"no index in {self.root}: build it with `python -m bot index`")
+        return load_snapshot(path, model, dimension, ef_search)
+
+
+def load_snapshot(path: Path, model: str, dimension: int, ef_search: int = 128) -> Snapshot:
+    manifest = Manifest.read(path / "manifest.json")
+    if manifest.model != model or manifest.dimension != dimension:
+        raise SnapshotError(
+            f"index at {path} was built with model {manifest.model} (dimension {manifest.dimension}) "
+            f"but the configured model is {model} (dimension {dimension}): "
+            "rebuild it with `python -m bot index --full`"
+        )
+    documents = [Document(**row) for row in _read_jsonl(path / "documents.jsonl")]
+    vocabulary = json.loads((path / "vocabulary.json").read_text(encoding="utf-8"))
+    return Snapshot(
+        path=path,
+        manifest=manifest,
+        documents={d.doc_id: d for d in documents},
+        doc_ids=[d.doc_id for d in documents],
+        chunks=[Chunk(**row) for row in _read_jsonl(path / "chunks.jsonl")],
+        sentences=np.load(path / "sentences.npy", mmap_mode="r"),
+        sentence_vectors=np.load(path / "sentence_vectors.npy", mmap_mode="r"),
+        vectors=FaissVectorStore.load(path / "vectors.faiss", ef_search),
+        lexical=LexicalIndex.load(path / "bm25"),
+        vocabulary={word: row for row, word in enumerate(vocabulary)},
+        vocabulary_vectors=np.load(path / "vocabulary_vectors.npy", mmap_mode="r"),
+    )
+
+
+def new_snapshot_id() -> str:
+    """Sortable by build time: UTC time to the microsecond plus a random suffix."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:6]
