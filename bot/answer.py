@@ -1,0 +1,335 @@
+"""Extractive answers: pick the corpus sentences that answer a question and footnote each one.
+
+No reader model ships offline, so the answer is made of the articles' own sentences. Each candidate
+sentence (from the retrieved chunks) is scored on
+- coverage: how much of the question's salient vocabulary (IDF-weighted) it contains, exactly (stems)
+  or softly (embedding similarity of single words, precomputed for the corpus vocabulary);
+- similarity: cosine between the question and the sentence embeddings;
+- answer kind: whether it holds the kind of thing a who / when / where / how-much question wants
+  (a name, a date or day, a place, an amount) that the question itself does not already say.
+The best one to three sentences, in article order, make the answer; weak evidence means abstaining.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from index.embedding import Embedder
+from index.lexical import Analyzer, content_words
+from index.search import Hit, HybridRetriever, SearchConfig
+from index.store import Snapshot
+
+ABSTAIN_TEXT = "The indexed articles don't say."
+QUESTION_WORDS = frozenset(
+    "who whom whose what which when where why how many much did does do is are was were has have had "
+    "article articles mentioned mention say says said according tell".split()
+)
+_CAPITALISED = re.compile(r"\b[A-Z][\w’'\-]*[a-z][\w’'\-]*|\b[A-Z]{2,}\b")
+_DATE = re.compile(
+    r"\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|january|february|march|april|may|june|"
+    r"july|august|september|october|november|december|today|yesterday|tomorrow|tonight|week|month|year|"
+    r"decade|century|(?:1[5-9]|20)\d\d(?:s)?)\b",
+    re.IGNORECASE,
+)
+_QUANTITY = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|hundred|thousand|"
+    r"million|billion|trillion|dozen|percent|half|quarter|several|multimillion)\b|[$€£%]",
+    re.IGNORECASE,
+)
+_CLAUSE_BREAK = re.compile(r"(?<=[,;:—–])\s+|\s+(?=[—–]\s)")
+_FOLLOW_UP_START = re.compile(r"^\s*(and|but|also|then|so|what about|how about|and what about)\b", re.I)
+_PRONOUN = re.compile(r"\b(he|she|they|it|him|her|them|his|hers|their|its|there|that|this|those)\b", re.I)
+
+
+@dataclass(frozen=True)
+class AnswerConfig:
+    max_chars: int = 400
+    max_sentences: int = 3
+    abstain_threshold: float = 0.45
+    companion_ratio: float = 0.9
+    soft_match_floor: float = 0.45
+    soft_match_full: float = 0.8
+    suggestions: int = 3
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier exchange of a conversation (for follow-up questions)."""
+
+    question: str
+    answer: str = ""
+
+
+@dataclass
+class Citation:
+    n: int
+    doc_id: str
+    title: str
+    url: str
+    quote: str
+    start: int
+    end: int
+    chunk_id: str
+    score: float
+    paragraph: int = 0
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[Citation]
+    suggestions: list[Citation] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    mode: str = "extractive"
+    refusal: str | None = None
+
+    def to_json(self, qid: str | None = None) -> dict:
+        data = {"qid": qid, "question": self.question, "answer": self.answer, "abstained": self.abstained,
+                "citations": [asdict(c) for c in self.citations],
+                "suggestions": [asdict(c) for c in self.suggestions],
+                "timings_ms": self.timings_ms, "mode": self.mode}
+        if self.refusal:
+            data["refusal"] = self.refusal
+        return data
+
+
+@dataclass(frozen=True)
+class Query:
+    """What the answerer looks for: the retrieval text, weighted question words and the answer kind."""
+
+    text: str
+    words: dict[str, float]
+    kind: str | None
+
+
+@dataclass
+class Candidate:
+    row: int
+    doc_id: str
+    start: int
+    end: int
+    paragraph: int
+    chunk: Hit
+    score: float = 0.0
+    coverage: float = 0.0
+    covered: frozenset[str] = frozenset()
+
+
+def answer_kind(question: str) -> str | None:
+    """The kind of answer a question wants: person, date, quantity, place, or None."""
+    q = question.lower()
+    if re.search(r"\b(how (much|many|long|old|far|big|large)|what (percentage|number|amount|share))\b", q):
+        return "quantity"
+    if re.search(r"\b(when|what (day|year|date|time|month)|which (day|year|month))\b", q):
+        return "date"
+    if re.search(r"\b(where|what (country|city|place)|which (country|city|place))\b", q):
+        return "place"
+    if re.search(r"\b(who|whom|whose)\b", q):
+        return "person"
+    return None
+
+
+def build_query(question: str, history: list[Turn] | None = None) -> Query:
+    """Rewrite a follow-up ("and on Wednesday?") with the previous question as context."""
+    words = dict.fromkeys(w for w in content_words(question) if w not in QUESTION_WORDS)
+    weights = {w: 1.0 for w in words}
+    kind = answer_kind(question)
+    previous = history[-1].question if history else ""
+    if previous and is_follow_up(question, len(weights)):
+        for word in content_words(previous):
+            if word not in QUESTION_WORDS:
+                weights.setdefault(word, 0.6)
+        kind = kind or answer_kind(previous)
+        return Query(f"{previous} {question}", weights, kind)
+    return Query(question, weights, kind)
+
+
+def is_follow_up(question: str, content_word_count: int) -> bool:
+    return bool(_FOLLOW_UP_START.search(question)) or content_word_count <= 1 or (
+        content_word_count <= 3 and bool(_PRONOUN.search(question)))
+
+
+class Answerer:
+    """Answers questions from one snapshot; the embedder is shared and loaded once."""
+
+    def __init__(self, snapshot: Snapshot, embedder: Embedder, search: SearchConfig = SearchConfig(),
+                 config: AnswerConfig = AnswerConfig()) -> None:
+        self.snapshot = snapshot
+        self.embedder = embedder
+        self.config = config
+        self.analyzer = Analyzer()
+        self.retriever = HybridRetriever(snapshot, search, self.analyzer)
+
+    def ask(self, question: str, history: list[Turn] | None = None) -> Answer:
+        """Answer one question (optionally a follow-up of `history`)."""
+        return self.ask_many([(question, history or [])])[0]
+
+    def ask_many(self, questions: list[tuple[str, list[Turn]]]) -> list[Answer]:
+        """Answer several questions with one embedding call (the service's micro-batches)."""
+        started = time.perf_counter()
+        queries = [build_query(q, h) for q, h in questions]
+        unknown = sorted({w for q in queries for w in q.words if w not in self.snapshot.vocabulary})
+        vectors = self.embedder.encode([q.text for q in queries] + unknown)
+        unknown_vectors = dict(zip(unknown, vectors[len(queries):], strict=True))
+        embed_ms = (time.perf_counter() - started) * 1000 / len(queries)
+        answers = []
+        for (question, _), query, vector in zip(questions, queries, vectors, strict=False):
+            answers.append(self._answer(question, query, vector, unknown_vectors, embed_ms))
+        return answers
+
+    def _answer(self, question: str, query: Query, vector: np.ndarray,
+                unknown_vectors: dict[str, np.ndarray], embed_ms: float) -> Answer:
+        t0 = time.perf_counter()
+        hits = self.retriever.search(query.text, vector)
+        t1 = time.perf_counter()
+        candidates = self._candidates(hits)
+        word_vectors = self._word_vectors(query, unknown_vectors)
+        for candidate in candidates:
+            self._score(candidate, query, vector, word_vectors)
+        candidates.sort(key=lambda c: -c.score)
+        answer = self._compose(question, query, candidates)
+        t2 = time.perf_counter()
+        search_ms, compose_ms = (t1 - t0) * 1000, (t2 - t1) * 1000
+        answer.timings_ms = {"embed": round(embed_ms, 2), "search": round(search_ms, 2),
+                             "compose": round(compose_ms, 2), "total": round(embed_ms + search_ms + compose_ms, 2)}
+        return answer
+
+    def _candidates(self, hits: list[Hit]) -> list[Candidate]:
+        seen, candidates = set(), []
+        for hit in hits:
+            for row in hit.chunk.sentence_range:
+                if row in seen:
+                    continue
+                seen.add(row)
+                doc_row, start, end, paragraph = (int(x) for x in self.snapshot.sentences[row])
+                candidates.append(Candidate(row, self.snapshot.doc_ids[doc_row], start, end, paragraph, hit))
+        return candidates
+
+    def _word_vectors(self, query: Query, unknown: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        vocabulary = self.snapshot.vocabulary
+        return {w: unknown[w] if w in unknown else self.snapshot.vocabulary_vectors[vocabulary[w]]
+                for w in query.words}
+
+    def _score(self, candidate: Candidate, query: Query, question_vector: np.ndarray,
+               word_vectors: dict[str, np.ndarray]) -> None:
+        text = self._text(candidate)
+        similarity = float(self.snapshot.sentence_vectors[candidate.row] @ question_vector)
+        candidate.coverage, candidate.covered = self._coverage(text, query, word_vectors)
+        kind = _kind_score(text, query)
+        candidate.score = 0.5 * candidate.coverage + 0.3 * max(similarity, 0.0) + 0.2 * kind
+
+    def _coverage(self, text: str, query: Query,
+                  word_vectors: dict[str, np.ndarray]) -> tuple[float, frozenset[str]]:
+        """IDF-weighted share of the question's words that the sentence contains (exactly or softly)."""
+        if not query.words:
+            return 0.0, frozenset()
+        stems = set(self.analyzer.terms(text))
+        sentence_words = [w for w in content_words(text) if w in self.snapshot.vocabulary]
+        total = matched = 0.0
+        covered = set()
+        for word, weight in query.words.items():
+            idf = self.snapshot.lexical.idf(self.analyzer.stem(word)) * weight
+            total += idf
+            if self.analyzer.stem(word) in stems:
+                matched += idf
+                covered.add(word)
+            else:
+                matched += idf * self._soft_match(word_vectors[word], sentence_words)
+        return matched / total if total else 0.0, frozenset(covered)
+
+    def _soft_match(self, word_vector: np.ndarray, sentence_words: list[str]) -> float:
+        if not sentence_words:
+            return 0.0
+        rows = [self.snapshot.vocabulary[w] for w in sentence_words]
+        best = float(np.max(self.snapshot.vocabulary_vectors[rows] @ word_vector))
+        floor, full = self.config.soft_match_floor, self.config.soft_match_full
+        return float(np.clip((best - floor) / (full - floor), 0.0, 1.0)) * 0.8
+
+    def _text(self, candidate: Candidate) -> str:
+        return self.snapshot.documents[candidate.doc_id].text[candidate.start : candidate.end]
+
+    def _compose(self, question: str, query: Query, ranked: list[Candidate]) -> Answer:
+        if not ranked or ranked[0].score < self.config.abstain_threshold:
+            return self._abstain(question, ranked)
+        chosen = self._choose(ranked)
+        chosen.sort(key=lambda c: (c.doc_id, c.start))
+        citations, parts = [], []
+        budget = self.config.max_chars
+        for n, candidate in enumerate(chosen, start=1):
+            start, end = self._fit(candidate, query, budget - len(f" [{n}]") - 1)
+            quote = self.snapshot.documents[candidate.doc_id].text[start:end]
+            prefix = "…" if start > candidate.start else ""
+            suffix = "…" if end < candidate.end else ""
+            parts.append(f"{prefix}{quote}{suffix} [{n}]")
+            budget -= len(parts[-1]) + 1
+            citations.append(self._citation(n, candidate, start, end))
+        return Answer(question, " ".join(parts), False, citations)
+
+    def _choose(self, ranked: list[Candidate]) -> list[Candidate]:
+        """The best sentence, plus close runners-up that add words the best one lacks."""
+        best = ranked[0]
+        chosen = [best]
+        covered = set(best.covered)
+        length = best.end - best.start
+        for candidate in ranked[1:]:
+            if len(chosen) >= self.config.max_sentences:
+                break
+            if candidate.score < self.config.companion_ratio * best.score:
+                break
+            length += candidate.end - candidate.start + 5
+            if length > self.config.max_chars:
+                break
+            if candidate.covered - covered:
+                chosen.append(candidate)
+                covered |= candidate.covered
+        return chosen
+
+    def _fit(self, candidate: Candidate, query: Query, budget: int) -> tuple[int, int]:
+        """The sentence's span, or its best run of clauses when the sentence is over budget."""
+        if candidate.end - candidate.start <= budget:
+            return candidate.start, candidate.end
+        text = self._text(candidate)
+        cuts = [0, *(m.end() for m in _CLAUSE_BREAK.finditer(text)), len(text)]
+        best, best_score = (0, len(text[:budget].rsplit(" ", 1)[0])), -1.0
+        stems_wanted = {self.analyzer.stem(w) for w in query.words}
+        for i in range(len(cuts) - 1):
+            for j in range(i + 1, len(cuts)):
+                piece = text[cuts[i] : cuts[j]].rstrip(" ,;:—–")
+                if len(piece) + 2 > budget:
+                    break
+                score = len(stems_wanted & set(self.analyzer.terms(piece))) + 0.5 * _kind_score(piece, query)
+                if score > best_score:
+                    best, best_score = (cuts[i], cuts[i] + len(piece)), score
+        return candidate.start + best[0], candidate.start + best[1]
+
+    def _citation(self, n: int, candidate: Candidate, start: int, end: int) -> Citation:
+        document = self.snapshot.documents[candidate.doc_id]
+        return Citation(n=n, doc_id=document.doc_id, title=document.title, url=document.url,
+                        quote=document.text[start:end], start=start, end=end,
+                        chunk_id=candidate.chunk.chunk.chunk_id, score=round(candidate.score, 4),
+                        paragraph=candidate.paragraph + 1)
+
+    def _abstain(self, question: str, ranked: list[Candidate]) -> Answer:
+        suggestions = [self._citation(n, c, c.start, c.end)
+                       for n, c in enumerate(ranked[: self.config.suggestions], start=1)]
+        return Answer(question, ABSTAIN_TEXT, True, [], suggestions)
+
+
+def _kind_score(text: str, query: Query) -> float:
+    """1 when the text holds the wanted kind of answer that the question does not already give."""
+    if query.kind is None:
+        return 0.5
+    if query.kind == "date":
+        found = {m.group(0).lower() for m in _DATE.finditer(text)}
+    elif query.kind == "quantity":
+        found = {m.group(0).lower() for m in _QUANTITY.finditer(text)}
+    else:
+        found = {m.group(0).lower() for m in _CAPITALISED.finditer(text, 1)}
+    new = {f for f in found if not any(part in query.words for part in content_words(f))}
+    return 1.0 if new else 0.0
