@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from index.documents import normalise_text
 from index.embedding import Embedder
 from index.lexical import Analyzer, content_words
 from index.search import Hit, HybridRetriever, SearchConfig
@@ -54,6 +55,7 @@ class AnswerConfig:
     soft_match_floor: float = 0.45
     soft_match_full: float = 0.8
     suggestions: int = 3
+    max_question_chars: int = 500
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,22 @@ class Candidate:
     covered: frozenset[str] = frozenset()
 
 
+class QuestionRejected(ValueError):
+    """A question that cannot be answered as asked; the message is shown to the user."""
+
+
+def clean_question(raw: str, max_chars: int) -> str:
+    """Normalise a question, or raise QuestionRejected with a clear reason."""
+    question = normalise_text(raw).replace("\n\n", " ") if raw else ""
+    if not question:
+        raise QuestionRejected("Please ask a question about the articles.")
+    if len(question) > max_chars:
+        raise QuestionRejected(f"Questions are limited to {max_chars} characters (this one has {len(question)}).")
+    if not any(ch.isalnum() for ch in question):
+        raise QuestionRejected("That doesn't look like a question: please ask in words.")
+    return question
+
+
 def answer_kind(question: str) -> str | None:
     """The kind of answer a question wants: person, date, quantity, place, or None."""
     q = question.lower()
@@ -158,13 +176,13 @@ def is_follow_up(question: str, content_word_count: int) -> bool:
 class Answerer:
     """Answers questions from one snapshot; the embedder is shared and loaded once."""
 
-    def __init__(self, snapshot: Snapshot, embedder: Embedder, search: SearchConfig = SearchConfig(),
-                 config: AnswerConfig = AnswerConfig()) -> None:
+    def __init__(self, snapshot: Snapshot, embedder: Embedder, search: SearchConfig | None = None,
+                 config: AnswerConfig | None = None) -> None:
         self.snapshot = snapshot
         self.embedder = embedder
-        self.config = config
+        self.config = config or AnswerConfig()
         self.analyzer = Analyzer()
-        self.retriever = HybridRetriever(snapshot, search, self.analyzer)
+        self.retriever = HybridRetriever(snapshot, search or SearchConfig(), self.analyzer)
 
     def ask(self, question: str, history: list[Turn] | None = None) -> Answer:
         """Answer one question (optionally a follow-up of `history`)."""
@@ -172,6 +190,27 @@ class Answerer:
 
     def ask_many(self, questions: list[tuple[str, list[Turn]]]) -> list[Answer]:
         """Answer several questions with one embedding call (the service's micro-batches)."""
+        answers: list[Answer | None] = [None] * len(questions)
+        valid = []
+        for position, (question, history) in enumerate(questions):
+            try:
+                valid.append((position, clean_question(question, self.config.max_question_chars), history))
+            except QuestionRejected as exc:
+                answers[position] = Answer(question, str(exc), True, [], refusal=str(exc))
+        for (position, _, _), answer in zip(valid, self._answer_valid([(q, h) for _, q, h in valid]), strict=True):
+            answers[position] = answer
+        return [a for a in answers if a is not None]
+
+    def ranked_documents(self, question: str) -> list[str]:
+        """Document ids in retrieval order, best first (for retrieval metrics)."""
+        query = build_query(question)
+        hits = self.retriever.search(query.text, self.embedder.encode([query.text])[0],
+                                     k=self.retriever.config.candidates)
+        return list(dict.fromkeys(hit.chunk.doc_id for hit in hits))
+
+    def _answer_valid(self, questions: list[tuple[str, list[Turn]]]) -> list[Answer]:
+        if not questions:
+            return []
         started = time.perf_counter()
         queries = [build_query(q, h) for q, h in questions]
         unknown = sorted({w for q in queries for w in q.words if w not in self.snapshot.vocabulary})

@@ -64,9 +64,9 @@ def split_sentences(text: str) -> list[Sentence]:
 class Chunker:
     """Cuts a document into windows of whole sentences that fit the embedder's sequence length."""
 
-    def __init__(self, count_tokens: TokenCounter, config: ChunkingConfig = ChunkingConfig()) -> None:
+    def __init__(self, count_tokens: TokenCounter, config: ChunkingConfig | None = None) -> None:
         self.count_tokens = count_tokens
-        self.config = config
+        self.config = config or ChunkingConfig()
 
     def sentences(self, text: str) -> list[Sentence]:
         """Sentences of `text`; any sentence over the token limit is split at word boundaries."""

@@ -9,8 +9,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 BatchProgress = Callable[[int, int], None]
 
@@ -31,6 +32,10 @@ class Embedder:
 
     def __init__(self, model_path: Path | str | None = None, batch_size: int = 64) -> None:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+        transformers_logging.set_verbosity_error()
 
         path = Path(model_path) if model_path else default_model_path()
         if not (path / "modules.json").is_file() and not (path / "config.json").is_file():

@@ -35,10 +35,10 @@ class Hit:
 class HybridRetriever:
     """Ranks a snapshot's chunks for a query whose embedding the caller computed."""
 
-    def __init__(self, snapshot: Snapshot, config: SearchConfig = SearchConfig(),
+    def __init__(self, snapshot: Snapshot, config: SearchConfig | None = None,
                  analyzer: Analyzer | None = None) -> None:
         self.snapshot = snapshot
-        self.config = config
+        self.config = config or SearchConfig()
         self.analyzer = analyzer or Analyzer()
 
     def search(self, query: str, query_vector: np.ndarray, k: int | None = None) -> list[Hit]:

@@ -1,0 +1,199 @@
+"""Command line: `python -m bot {index,ask,chat,eval,run,start}` (also installed as `footnote`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from functools import cache
+from pathlib import Path
+
+from bot.config import Settings, SettingsError, load_settings
+from index.builder import BuildError, BuildProgress, BuildReport
+from index.documents import load_corpus, slugify
+from index.store import SnapshotError, SnapshotStore
+
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"footnote: invalid configuration:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        return args.handler(args, settings)
+    except (SnapshotError, BuildError) as exc:
+        print(f"footnote: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="footnote", description="Answers about news articles, with citations.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    index = commands.add_parser("index", help="build or update the index of the corpus")
+    index.add_argument("--full", action="store_true", help="re-embed every document")
+    index.add_argument("--corpus", type=Path, help="corpus folder or file (default: FOOTNOTE_CORPUS_DIR)")
+    index.set_defaults(handler=_index)
+
+    ask = commands.add_parser("ask", help="answer one question, or JSON lines from stdin")
+    ask.add_argument("question", nargs="?", help="the question")
+    output = ask.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print one JSON object")
+    output.add_argument("--jsonl", action="store_true", help='read {"qid", "question"} lines on stdin')
+    ask.set_defaults(handler=_ask)
+
+    chat = commands.add_parser("chat", help="a terminal conversation (follow-up questions work)")
+    chat.set_defaults(handler=_chat)
+
+    evaluate = commands.add_parser("eval", help="score answers on a question file")
+    evaluate.add_argument("questions", type=Path)
+    evaluate.add_argument("--corpus", type=Path, help="corpus to index and answer from")
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.add_argument("--min-accuracy", type=float, help="exit non-zero below this accuracy (0-1)")
+    evaluate.set_defaults(handler=_eval)
+
+    run = commands.add_parser("run", help="start the Discord bot (needs FOOTNOTE_DISCORD_TOKEN)")
+    run.set_defaults(handler=_run)
+
+    start = commands.add_parser("start", help="build the index if missing, then the bot or the chat")
+    start.set_defaults(handler=_start)
+    return parser
+
+
+class TerminalProgress:
+    """A tqdm bar per stage on a terminal, plain lines otherwise."""
+
+    def __init__(self, stream=sys.stderr) -> None:
+        self.stream = stream
+        self.interactive = stream.isatty()
+        self._bars: dict[str, object] = {}
+        self._last: dict[str, int] = {}
+
+    def __call__(self, event: BuildProgress) -> None:
+        if self.interactive:
+            self._bar(event)
+        elif event.done == event.total or event.done - self._last.get(event.stage, 0) >= max(1, event.total // 10):
+            self._last[event.stage] = event.done
+            print(f"{event.stage}: {event.done}/{event.total}", file=self.stream, flush=True)
+
+    def _bar(self, event: BuildProgress) -> None:
+        from tqdm import tqdm
+
+        bar = self._bars.get(event.stage)
+        if bar is None:
+            bar = self._bars[event.stage] = tqdm(total=event.total, desc=event.stage, file=self.stream,
+                                                 leave=True, unit="doc" if event.stage == "documents" else "batch")
+        bar.update(event.done - bar.n)
+        if event.done >= event.total:
+            bar.close()
+
+
+def _embedder(settings: Settings):
+    return _shared_embedder(settings.embed_model, settings.embed_batch_size)
+
+
+@cache
+def _shared_embedder(model: Path | None, batch_size: int):
+    """One model per process, whatever settings copy asks for it."""
+    from index.embedding import Embedder
+
+    return Embedder(model, batch_size=batch_size)
+
+
+def build_index(settings: Settings, full: bool = False, corpus: Path | None = None,
+                progress=None) -> BuildReport:
+    from bot.service import make_builder
+
+    builder = make_builder(settings, _embedder(settings))
+    report = builder.build(corpus or settings.corpus_dir, full=full, progress=progress)
+    for problem in report.problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    return report
+
+
+def _index(args: argparse.Namespace, settings: Settings) -> int:
+    report = build_index(settings, args.full, args.corpus, TerminalProgress())
+    print(report.summary())
+    return 0
+
+
+def _answerer(settings: Settings):
+    from bot.service import load_answerer
+
+    return load_answerer(settings, _embedder(settings))
+
+
+def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    if args.jsonl:
+        answerer = _answerer(settings)
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                qid, question = record.get("qid"), str(record.get("question", ""))
+            except (json.JSONDecodeError, AttributeError):
+                print(json.dumps({"error": "malformed input line: expected a JSON object"}), flush=True)
+                continue
+            print(json.dumps(answerer.ask(question).to_json(qid), ensure_ascii=False), flush=True)
+        return 0
+    if args.question is None:
+        print("footnote ask: give a question, or --jsonl to read questions from stdin", file=sys.stderr)
+        return EXIT_CONFIG
+    answer = _answerer(settings).ask(args.question)
+    if args.json:
+        print(json.dumps(answer.to_json(), ensure_ascii=False, indent=1))
+    else:
+        from bot.terminal import format_answer
+
+        print(format_answer(answer, color=sys.stdout.isatty()))
+    return 0
+
+
+def _chat(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.terminal import chat
+
+    return chat(_answerer(settings))
+
+
+def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.evaluation import evaluate, read_questions
+
+    if args.corpus:
+        slug = slugify(str(args.corpus.resolve()))[-60:]
+        settings = settings.model_copy(update={"corpus_dir": args.corpus,
+                                               "index_dir": settings.index_dir.parent / "eval" / slug})
+    build_index(settings, corpus=settings.corpus_dir)
+    documents = {d.doc_id: d for d in load_corpus(Path(settings.corpus_dir)).documents}
+    report = evaluate(_answerer(settings), read_questions(args.questions), documents)
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False, indent=1))
+    else:
+        print("\n".join(report.lines()))
+    if args.min_accuracy is not None and report.accuracy < args.min_accuracy:
+        print(f"footnote eval: accuracy {report.accuracy:.3f} is below {args.min_accuracy}", file=sys.stderr)
+        return EXIT_FAILURE
+    return 0
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.discord.app import run_bot
+
+    return run_bot(settings)
+
+
+def _start(args: argparse.Namespace, settings: Settings) -> int:
+    if SnapshotStore(settings.index_dir).current_path() is None:
+        print(f"No index yet: building one from {settings.corpus_dir} …", file=sys.stderr)
+        print(build_index(settings, progress=TerminalProgress()).summary())
+    if settings.discord_token is not None:
+        return _run(args, settings)
+    print("FOOTNOTE_DISCORD_TOKEN is not set: starting the terminal chat instead.", file=sys.stderr)
+    return _chat(args, settings)

@@ -1,0 +1,186 @@
+"""QAService: the live snapshot, the answerer, worker threads, micro-batching and snapshot swaps.
+
+The asyncio side (Discord, the terminal chat) only awaits; embedding, search and builds run in worker
+threads. Questions that arrive while the answering thread is busy are answered together with one
+embedding call. A rebuild runs in its own thread and swaps the answerer in one assignment, so questions
+keep being answered from the old snapshot until the new one is published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.answer import Answer, AnswerConfig, Answerer, Turn
+from bot.config import Settings
+from index.builder import BuildError, BuildInProgress, BuildProgress, BuildReport, IndexBuilder
+from index.chunking import ChunkingConfig
+from index.embedding import Embedder
+from index.search import SearchConfig
+from index.store import SnapshotStore
+
+MAX_BATCH = 64
+
+
+def search_config(settings: Settings) -> SearchConfig:
+    return SearchConfig(k=settings.retrieve_k, candidates=settings.candidates_k, rrf_k=settings.rrf_k,
+                        dense_weight=settings.dense_weight, bm25_weight=settings.bm25_weight)
+
+
+def answer_config(settings: Settings) -> AnswerConfig:
+    return AnswerConfig(max_chars=settings.max_answer_chars, max_sentences=settings.max_answer_sentences,
+                        abstain_threshold=settings.abstain_threshold,
+                        max_question_chars=settings.max_question_chars)
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    return Embedder(settings.embed_model, batch_size=settings.embed_batch_size)
+
+
+def make_builder(settings: Settings, embedder: Embedder) -> IndexBuilder:
+    chunking = ChunkingConfig(target_words=settings.chunk_words,
+                              overlap_sentences=settings.chunk_overlap_sentences,
+                              max_tokens=embedder.max_seq_length)
+    return IndexBuilder(embedder, SnapshotStore(settings.index_dir), chunking,
+                        hnsw_threshold=settings.hnsw_threshold,
+                        max_file_bytes=int(settings.max_file_mb * 1024 * 1024))
+
+
+def load_answerer(settings: Settings, embedder: Embedder) -> Answerer:
+    """The answerer over the current snapshot (SnapshotError when there is none or it is stale)."""
+    snapshot = SnapshotStore(settings.index_dir).load(embedder.name, embedder.dimension,
+                                                      settings.hnsw_ef_search)
+    return Answerer(snapshot, embedder, search_config(settings), answer_config(settings))
+
+
+@dataclass
+class _Request:
+    question: str
+    history: list[Turn]
+    future: asyncio.Future[Answer]
+
+
+@dataclass
+class ServiceStats:
+    snapshot_id: str
+    documents: int
+    chunks: int
+    questions: int
+    abstentions: int
+    p50_ms: float | None
+    p95_ms: float | None
+    uptime_seconds: float
+
+
+class QAService:
+    """Owns the embedder and the live answerer; safe to call from one event loop."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.answerer: Answerer | None = None
+        self._answer_thread = ThreadPoolExecutor(1, thread_name_prefix="footnote-answer")
+        self._build_thread = ThreadPoolExecutor(1, thread_name_prefix="footnote-build")
+        self._pending: list[_Request] = []
+        self._draining = False
+        self._building = False
+        self._latencies: deque[float] = deque(maxlen=10_000)
+        self._questions = 0
+        self._abstentions = 0
+        self._started = time.monotonic()
+
+    async def start(self) -> None:
+        """Load the model and the current snapshot in the worker thread."""
+        loop = asyncio.get_running_loop()
+        if self.embedder is None:
+            self.embedder = await loop.run_in_executor(self._answer_thread, make_embedder, self.settings)
+        self.answerer = await loop.run_in_executor(self._answer_thread, load_answerer, self.settings,
+                                                   self.embedder)
+
+    def close(self) -> None:
+        self._answer_thread.shutdown(wait=False, cancel_futures=True)
+        self._build_thread.shutdown(wait=False, cancel_futures=True)
+
+    async def ask(self, question: str, history: list[Turn] | None = None) -> Answer:
+        """Answer in the worker thread; concurrent questions share one embedding call."""
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append(_Request(question, list(history or []), future))
+        if not self._draining:
+            self._draining = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                answerer = self.answerer
+                try:
+                    if answerer is None:
+                        raise RuntimeError("the QA service has not started")
+                    answers = await loop.run_in_executor(
+                        self._answer_thread, answerer.ask_many, [(r.question, r.history) for r in batch])
+                except Exception as exc:  # every waiter gets the failure, none hangs
+                    for request in batch:
+                        if not request.future.done():
+                            request.future.set_exception(exc)
+                    continue
+                for request, answer in zip(batch, answers, strict=True):
+                    self._record(answer)
+                    if not request.future.done():
+                        request.future.set_result(answer)
+        finally:
+            self._draining = False
+
+    def _record(self, answer: Answer) -> None:
+        if answer.refusal:
+            return
+        self._questions += 1
+        self._abstentions += answer.abstained
+        self._latencies.append(answer.timings_ms.get("total", 0.0))
+
+    @property
+    def building(self) -> bool:
+        return self._building
+
+    async def reindex(self, full: bool = False,
+                      progress: Callable[[BuildProgress], None] | None = None) -> BuildReport:
+        """Build in the build thread, then swap to the new snapshot; questions go on meanwhile."""
+        if self._building:
+            raise BuildInProgress("a reindex is already running")
+        self._building = True
+        loop = asyncio.get_running_loop()
+        try:
+            report, answerer = await loop.run_in_executor(self._build_thread, self._build, full, progress)
+        finally:
+            self._building = False
+        self.answerer = answerer
+        return report
+
+    def _build(self, full: bool, progress: Callable[[BuildProgress], None] | None) -> tuple[BuildReport, Answerer]:
+        assert self.embedder is not None
+        report = make_builder(self.settings, self.embedder).build(Path(self.settings.corpus_dir), full, progress)
+        return report, load_answerer(self.settings, self.embedder)
+
+    def stats(self) -> ServiceStats:
+        latencies = sorted(self._latencies)
+        snapshot = self.answerer.snapshot if self.answerer else None
+        return ServiceStats(
+            snapshot_id=snapshot.snapshot_id if snapshot else "none",
+            documents=len(snapshot.documents) if snapshot else 0,
+            chunks=len(snapshot.chunks) if snapshot else 0,
+            questions=self._questions, abstentions=self._abstentions,
+            p50_ms=statistics.median(latencies) if latencies else None,
+            p95_ms=latencies[int(0.95 * (len(latencies) - 1))] if latencies else None,
+            uptime_seconds=time.monotonic() - self._started,
+        )
+
+
+__all__ = ["BuildError", "BuildInProgress", "QAService", "ServiceStats"]
