@@ -27,7 +27,8 @@ from index.store import Snapshot
 ABSTAIN_TEXT = "The indexed articles don't say."
 QUESTION_WORDS = frozenset(
     "who whom whose what which when where why how many much did does do is are was were has have had "
-    "article articles mentioned mention say says said according tell".split()
+    "article articles mentioned mention say says said according tell kind type sort name named called "
+    "describe described happen happened".split()
 )
 _CAPITALISED = re.compile(r"\b[A-Z][\w’'\-]*[a-z][\w’'\-]*|\b[A-Z]{2,}\b")
 _DATE = re.compile(

@@ -170,8 +170,9 @@ def load_html(path: Path, doc_id: str, max_bytes: int) -> Document:
     import trafilatura
 
     html = read_text_file(path, max_bytes)
-    extracted = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False, as_dict=True)
-    if not extracted or not (extracted.get("text") or "").strip():
+    result = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False)
+    extracted = result.as_dict() if result is not None else {}
+    if not (extracted.get("text") or "").strip():
         raise CorpusError("no article text found in the HTML")
     return make_document(
         doc_id,

@@ -1,0 +1,347 @@
+"""Optional generated answers from any OpenAI-compatible server, with every citation verified.
+
+The answerer's top candidate sentences become numbered passages [1]..[k] of the prompt, and the model is
+asked to end every sentence with the passages it rests on. Nothing the model writes is shown unverified:
+`verify` keeps a sentence only when it cites passages that were given and every number, date and
+capitalised name in it appears in those passages; its footnotes are the passages' verbatim spans. When
+nothing survives, the model finds no answer, or the server fails in any way, the extractive answer stands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import httpx
+import nupunkt
+from pydantic import SecretStr
+
+from bot.answer import Answer, Citation, Turn
+from bot.config import Settings
+from index.lexical import STOPWORDS, fold_accents
+
+log = logging.getLogger(__name__)
+
+Passage = Citation
+"""A numbered prompt passage: `n` is its number and `quote` its verbatim text, document text[start:end]."""
+
+DeltaCallback = Callable[[str], Awaitable[None] | None]
+"""Called with the verified answer so far, each time it grows (sync or async)."""
+
+NOT_FOUND = "NOT IN THE ARTICLES"
+MAX_SENTENCES = 3
+SYSTEM_PROMPT = (
+    "You answer questions about news articles using only the numbered passages you are given. "
+    f"Write a short answer of at most {MAX_SENTENCES} sentences. End every sentence with the numbers of "
+    "the passages that support it, like [2] or [1][3]. Use only names, numbers and dates that appear in "
+    "the passages you cite. If the passages do not answer the question, reply with exactly this line:\n"
+    f"{NOT_FOUND}"
+)
+
+_CITATION = re.compile(r"\[\s*(\d+(?:\s*,\s*\d+)*)\s*\]")
+_LEADING_CITATIONS = re.compile(r"^(?:\s*\[\s*\d+(?:\s*,\s*\d+)*\s*\])+")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
+_SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+([.,;:!?])")
+_NUMBER = re.compile(
+    r"[$€£]?(?P<core>\d(?:[\d,]*\d)?(?:\.\d+)?)"
+    r"(?:\s?(?P<scale>%|(?:percent|per cent|thousand|million|billion|trillion|bn)\b))?",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[^\W\d_][\w’']*")
+_POSSESSIVE = re.compile(r"['’]s?$")
+_SCALES = {"%": "percent", "per cent": "percent", "bn": "billion"}
+_DATE_WORDS = frozenset(
+    "monday tuesday wednesday thursday friday saturday sunday january february march april may june july "
+    "august september october november december".split()
+)
+_NOT_NAMES = STOPWORDS | frozenset(
+    "according additionally however meanwhile overall yes instead although despite since following".split()
+)
+
+
+class GenerationError(Exception):
+    """The LLM server gave no usable answer (timeout, HTTP error, bad stream, unreachable)."""
+
+
+@dataclass
+class Verified:
+    """A generated answer after verification: the text, its footnotes and what was removed and why."""
+
+    text: str
+    citations: list[Citation]
+    removed: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def mode(self) -> str:
+        return "generated" if self.citations else "extractive"
+
+
+def build_messages(question: str, passages: Sequence[Passage], history: Sequence[Turn] = ()) -> list[dict]:
+    """The chat messages: instructions, then the numbered passages and the question."""
+    numbered = "\n".join(f"[{p.n}] ({p.title}) {p.quote}" for p in passages)
+    earlier = f"(This follows the earlier question: {history[-1].question})\n" if history else ""
+    user = f"Passages:\n{numbered}\n\n{earlier}Question: {question}"
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def split_answer(text: str) -> list[str]:
+    """The sentences of a generated answer; citations written after a full stop stay with their sentence."""
+    sentences: list[str] = []
+    for line in text.splitlines():
+        line = _LIST_MARKER.sub("", line).strip()
+        for start, end in nupunkt.sent_spans(line) if line else []:
+            piece = line[start:end].strip()
+            lead = _LEADING_CITATIONS.match(piece)
+            if lead and sentences:
+                sentences[-1] = f"{sentences[-1]} {lead.group(0).strip()}"
+                piece = piece[lead.end() :].strip()
+            if piece:
+                sentences.append(piece)
+    return sentences
+
+
+def verify(generated: str, passages: Sequence[Passage], max_sentences: int = MAX_SENTENCES) -> Verified:
+    """Keep the sentences whose citations and facts check out; mode "extractive" when none do."""
+    if NOT_FOUND in " ".join(generated.upper().split()):
+        return Verified("", [], [_entry("answer", generated.strip(), "the model found no answer in the passages")])
+    result = verify_sentences(split_answer(generated), passages, max_sentences)
+    if not result.citations:
+        result.removed.append(_entry("answer", generated.strip(), "no sentence survived verification"))
+    return result
+
+
+def verify_sentences(sentences: Sequence[str], passages: Sequence[Passage],
+                     max_sentences: int = MAX_SENTENCES) -> Verified:
+    """Check each sentence, then renumber the surviving footnotes [1..m] in order of first use."""
+    given = {p.n: p for p in passages}
+    kept: list[tuple[str, list[int]]] = []
+    removed: list[dict[str, str]] = []
+    for sentence in sentences:
+        if len(kept) == max_sentences:
+            removed.append(_entry("sentence", sentence, f"beyond the {max_sentences}-sentence limit"))
+            continue
+        cited, notes = check_sentence(sentence, given)
+        removed += notes
+        if cited:
+            kept.append((sentence, cited))
+    numbers: dict[int, int] = {}
+    for _, cited in kept:
+        for n in cited:
+            numbers.setdefault(n, len(numbers) + 1)
+    text = " ".join(f"{_body(s)} " + "".join(f"[{numbers[n]}]" for n in cited) for s, cited in kept)
+    return Verified(text, [replace(given[n], n=new) for n, new in numbers.items()], removed)
+
+
+def check_sentence(sentence: str, given: dict[int, Passage]) -> tuple[list[int], list[dict[str, str]]]:
+    """The sentence's surviving citations (none when it must go) and the removal notes."""
+    numbers = _citations(sentence)
+    if not any(ch.isalnum() for ch in _CITATION.sub("", sentence)):
+        return [], [_entry("sentence", sentence, "has no words")]
+    if not numbers:
+        return [], [_entry("sentence", sentence, "has no citation")]
+    unknown = [n for n in numbers if n not in given]
+    cited = [n for n in numbers if n in given]
+    if not cited:
+        verb = "was" if len(unknown) == 1 else "were"
+        return [], [_entry("sentence", sentence, f"cites {_refs(unknown)} that {verb} not given")]
+    notes = [_entry("citation", sentence, f"cites {_refs([n])} that was not given") for n in unknown]
+    missing = unsupported_fact(_body(sentence), [given[n].quote for n in cited])
+    if missing:
+        return [], [*notes, _entry("sentence", sentence, f"{missing} is not in cited {_refs(cited)}")]
+    return cited, notes
+
+
+def unsupported_fact(sentence: str, sources: Sequence[str]) -> str | None:
+    """The first number, date or name of `sentence` that no source contains, e.g. 'number "$30 billion"'."""
+    source = _fold(" ".join(sources))
+    facts = [*_unsupported_numbers(sentence, source), *_unsupported_names(sentence, source)]
+    if not facts:
+        return None
+    _, kind, surface = min(facts)
+    return f'{kind} "{surface}"'
+
+
+def _unsupported_numbers(sentence: str, source: str) -> list[tuple[int, str, str]]:
+    """Numbers absent from `source`; one without a scale word matches the same digits with any scale."""
+    known = {_number(m)[1:] for m in _NUMBER.finditer(source)}
+    digits = {core for core, _ in known}
+    found = []
+    for match in _NUMBER.finditer(sentence):
+        surface, core, scale = _number(match)
+        if (core, scale) not in known and (scale or core not in digits):
+            found.append((match.start(), "number", surface))
+    return found
+
+
+def _unsupported_names(sentence: str, source: str) -> list[tuple[int, str, str]]:
+    """Capitalised words (names, weekdays, months) that do not begin any word of `source`."""
+    found = []
+    for match in _WORD.finditer(sentence):
+        word = _POSSESSIVE.sub("", match.group(0))
+        if len(word) < 2 or not word[0].isupper() or word.lower() in _NOT_NAMES:
+            continue
+        if not re.search(r"\b" + re.escape(_fold(word)), source, re.IGNORECASE):
+            found.append((match.start(), "date" if word.lower() in _DATE_WORDS else "name", word))
+    return found
+
+
+def _number(match: re.Match[str]) -> tuple[str, str, str]:
+    """(surface, digits without thousands separators, normalised scale word or "")."""
+    scale = (match.group("scale") or "").lower()
+    return match.group(0), match.group("core").replace(",", ""), _SCALES.get(scale, scale)
+
+
+def _fold(text: str) -> str:
+    return fold_accents(text).replace("’", "'")
+
+
+def _citations(sentence: str) -> list[int]:
+    found = [int(n) for group in _CITATION.findall(sentence) for n in group.split(",")]
+    return list(dict.fromkeys(found))
+
+
+def _body(sentence: str) -> str:
+    """The sentence without its citation markers, ending in punctuation."""
+    body = _SPACE_BEFORE_PUNCTUATION.sub(r"\1", _CITATION.sub("", sentence)).strip()
+    return body if body.endswith((".", "!", "?", "”", '"', "’")) else body + "."
+
+
+def _refs(numbers: Sequence[int]) -> str:
+    marks = "".join(f"[{n}]" for n in numbers)
+    return f"passage {marks}" if len(numbers) == 1 else f"passages {marks}"
+
+
+def _entry(what: str, sentence: str, reason: str) -> dict[str, str]:
+    """One removal note: what went ("sentence", "citation" or the whole "answer"), from where, and why."""
+    return {"what": what, "sentence": sentence, "reason": reason}
+
+
+class LLMClient:
+    """Streams chat completions from an OpenAI-compatible `/v1` endpoint; failures raise GenerationError."""
+
+    def __init__(self, base_url: str, model: str, api_key: SecretStr | None = None, timeout: float = 20.0,
+                 max_tokens: int = 300, temperature: float = 0.1) -> None:
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self._api_key = api_key
+        self.timeout = timeout
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LLMClient | None:
+        """The configured client, or None when generation is off (`settings.llm_enabled` is false)."""
+        if not (settings.llm_base_url and settings.llm_model):
+            return None
+        return cls(settings.llm_base_url, settings.llm_model, settings.llm_api_key, settings.llm_timeout_seconds,
+                   settings.llm_max_tokens, settings.llm_temperature)
+
+    async def generate(self, question: str, passages: Sequence[Passage], on_delta: DeltaCallback | None = None,
+                       history: Sequence[Turn] = ()) -> Verified:
+        """Stream an answer, reporting its verified complete sentences as they arrive, then verify it all."""
+        text = shown = ""
+        async for delta in self.stream(build_messages(question, passages, history)):
+            text += delta
+            if on_delta and (preview := _preview(text, passages)) != shown:
+                shown = preview
+                if inspect.isawaitable(called := on_delta(preview)):
+                    await called
+        return verify(text, passages)
+
+    async def stream(self, messages: list[dict]) -> AsyncIterator[str]:
+        """The text deltas of one streamed completion, all within `timeout` seconds in total."""
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as http:
+                request = http.build_request("POST", self.url, json=self._payload(messages), headers=self._headers())
+                async with asyncio.timeout_at(deadline):
+                    response = await http.send(request, stream=True)
+                try:
+                    async for delta in _deltas(response, deadline):
+                        yield delta
+                finally:
+                    await response.aclose()
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise GenerationError(f"the LLM server did not answer within {self.timeout:g} s") from exc
+        except httpx.HTTPError as exc:
+            raise GenerationError(f"no answer from the LLM server at {self.url}: {type(exc).__name__}: {exc}") from exc
+
+    def _payload(self, messages: list[dict]) -> dict:
+        return {"model": self.model, "messages": messages, "stream": True, "max_tokens": self.max_tokens,
+                "temperature": self.temperature}
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "text/event-stream"}
+        if self._api_key is not None:
+            headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
+        return headers
+
+
+def _preview(text: str, passages: Sequence[Passage]) -> str:
+    """The verified answer made of the sentences complete so far (the last one may still grow)."""
+    return verify_sentences(split_answer(text)[:-1], passages).text
+
+
+async def _deltas(response: httpx.Response, deadline: float) -> AsyncIterator[str]:
+    """Content deltas from the server-sent events of a response, up to `data: [DONE]`."""
+    async with asyncio.timeout_at(deadline):
+        if response.is_error:
+            detail = (await response.aread()).decode(errors="replace").strip()[:200]
+            raise GenerationError(f"the LLM server answered HTTP {response.status_code}: {detail}")
+    lines = response.aiter_lines()
+    while True:
+        async with asyncio.timeout_at(deadline):
+            line = await anext(lines, None)
+        if line is None:
+            return
+        if not line.startswith("data:"):
+            continue
+        data = line.removeprefix("data:").strip()
+        if data == "[DONE]":
+            return
+        if content := _content(data):
+            yield content
+
+
+def _content(data: str) -> str:
+    """`choices[0].delta.content` of one event; an error event or a malformed one raises GenerationError."""
+    try:
+        event = json.loads(data)
+        if "error" in event:
+            raise GenerationError(f"the LLM server reported an error: {str(event['error'])[:200]}")
+        content = (event.get("choices") or [{}])[0].get("delta", {}).get("content") or ""
+        if not isinstance(content, str):
+            raise TypeError(content)
+        return content
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+        raise GenerationError(f"malformed stream from the LLM server: {data[:80]!r}") from exc
+
+
+async def generate_answer(answer: Answer, passages: Sequence[Passage], client: LLMClient,
+                          on_delta: DeltaCallback | None = None, history: Sequence[Turn] = ()) -> Answer:
+    """The verified generated answer (mode "generated"), else `answer` itself with mode "extractive".
+
+    Abstentions and refusals are returned unchanged, without asking the server. Either way `removed`
+    says what verification took out, or why generation failed; failures are logged, never raised.
+    """
+    if answer.abstained or not passages:
+        return answer
+    started = time.perf_counter()
+    try:
+        result = await client.generate(answer.question, passages, on_delta, history)
+    except GenerationError as exc:
+        log.warning("generated answer unavailable, answering extractively: %s", exc)
+        result = Verified("", [], [_entry("answer", "", f"generation failed: {exc}")])
+    elapsed = (time.perf_counter() - started) * 1000
+    timings = {**answer.timings_ms, "generate": round(elapsed, 2),
+               "total": round(answer.timings_ms.get("total", 0.0) + elapsed, 2)}
+    if result.mode == "extractive":
+        return replace(answer, mode="extractive", removed=result.removed, timings_ms=timings)
+    return replace(answer, answer=result.text, citations=result.citations, mode="generated",
+                   removed=result.removed, timings_ms=timings)

@@ -1,0 +1,90 @@
+"""The CLI in process: ask (text, JSON, JSON lines), eval and its exit status, a missing index."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from bot import cli
+from bot.config import Settings
+from index.embedding import Embedder
+from tests.conftest import SHARED
+
+
+@pytest.fixture
+def run(monkeypatch: pytest.MonkeyPatch, embedder: Embedder, seed_settings: Settings, capsys):
+    """Run `python -m bot …` in process against the seed index, with the session's model."""
+    monkeypatch.setattr(cli, "_shared_embedder", lambda *_: embedder)
+    monkeypatch.setenv("FOOTNOTE_INDEX_DIR", str(seed_settings.index_dir))
+    monkeypatch.setenv("FOOTNOTE_CORPUS_DIR", str(seed_settings.corpus_dir))
+
+    def invoke(*args: str, stdin: str = "") -> tuple[int, str, str]:
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        status = cli.main(list(args))
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return invoke
+
+
+def test_ask_json_has_the_documented_shape(run) -> None:
+    status, out, _ = run("ask", "--json", "Where did Maduro sign a cooperation agreement with Iran?")
+    data = json.loads(out)
+    assert status == 0 and "Tehran" in data["answer"] and data["abstained"] is False
+    assert set(data) >= {"qid", "question", "answer", "abstained", "citations", "timings_ms"}
+    citation = data["citations"][0]
+    assert set(citation) >= {"n", "doc_id", "title", "url", "quote", "start", "end", "chunk_id", "score"}
+    assert set(data["timings_ms"]) == {"embed", "search", "compose", "total"}
+
+
+def test_ask_for_people_lists_numbered_sources(run) -> None:
+    status, out, _ = run("ask", "Who is the Venezuelan independence hero mentioned in the article?")
+    assert status == 0 and "Simón Bolívar" in out.split("\n")[0]
+    assert "Sources:" in out and "[1] " in out and "— paragraph 12" in out
+
+
+def test_ask_jsonl_answers_each_line_and_survives_bad_lines(run) -> None:
+    lines = [json.dumps({"qid": "a", "question": "Who did Ebrahim Raisi meet in Venezuela?"}), "not json",
+             json.dumps({"qid": "b", "question": ""})]
+    status, out, _ = run("ask", "--jsonl", stdin="\n".join(lines) + "\n")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert status == 0 and len(rows) == 3
+    assert rows[0]["qid"] == "a" and "Maduro" in rows[0]["answer"]
+    assert rows[1] == {"error": "malformed input line: expected a JSON object"}
+    assert rows[2]["qid"] == "b" and rows[2]["refusal"]
+
+
+def test_eval_reports_and_enforces_min_accuracy(run) -> None:
+    questions = str(SHARED / "eval" / "dev_questions.jsonl")
+    status, out, _ = run("eval", questions, "--json", "--min-accuracy", "0.9")
+    report = json.loads(out)
+    assert status == 0 and report["correct"] >= 11 and report["citations_verbatim"] == 1.0
+    status, _, err = run("eval", questions, "--min-accuracy", "1.01")
+    assert status == 1 and "below 1.01" in err
+
+
+def test_missing_index_gives_one_line_on_how_to_build_it(run, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FOOTNOTE_INDEX_DIR", str(tmp_path / "empty"))
+    status, out, err = run("ask", "Who?")
+    assert status == 1 and out == ""
+    assert err.strip().count("\n") == 0 and "build it with `python -m bot index`" in err
+
+
+def test_invalid_setting_is_named(run, monkeypatch) -> None:
+    monkeypatch.setenv("FOOTNOTE_RETRIEVE_K", "lots")
+    status, _, err = run("ask", "Who?")
+    assert status == 2 and "FOOTNOTE_RETRIEVE_K" in err
+
+
+def test_chat_keeps_history_for_follow_ups(seed_answerer) -> None:
+    from bot.terminal import chat
+
+    stdin = io.StringIO("Which country does Raisi visit on Tuesday?\nAnd on Wednesday?\n\n")
+    stdout = io.StringIO()
+    assert chat(seed_answerer, stdin, stdout) == 0
+    transcript = stdout.getvalue()
+    first, second = transcript.split("? ")[1:3]
+    assert "Nicaragua" in first and "Cuba" in second and "\033[" not in transcript

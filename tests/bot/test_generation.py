@@ -1,0 +1,289 @@
+"""Generated answers: verification of every citation, and the client against a fake OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from bot.answer import ABSTAIN_TEXT, Answer, Citation
+from bot.config import Settings
+from bot.generation import (
+    NOT_FOUND,
+    GenerationError,
+    LLMClient,
+    Passage,
+    build_messages,
+    generate_answer,
+    split_answer,
+    verify,
+)
+from index.chunking import split_sentences
+from index.documents import load_corpus
+from tests.fakes.openai_server import FakeOpenAIServer, Reply
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENT = next(d for d in load_corpus(ROOT / "corpus").documents if d.doc_id == "raisi-maduro-caracas")
+QUESTION = "Where did Raisi meet Maduro, and how much is their trade worth?"
+KEY = "sk-test-secret-123"
+
+
+def passage(n: int, phrase: str) -> Passage:
+    """The seed article's sentence containing `phrase`, as passage number `n`."""
+    sentence = next(s for s in split_sentences(DOCUMENT.text) if phrase in DOCUMENT.text[s.start : s.end])
+    return Citation(n=n, doc_id=DOCUMENT.doc_id, title=DOCUMENT.title, url=DOCUMENT.url,
+                    quote=DOCUMENT.text[sentence.start : sentence.end], start=sentence.start, end=sentence.end,
+                    chunk_id=f"{DOCUMENT.doc_id}#0", score=0.5, paragraph=sentence.paragraph + 1)
+
+
+PASSAGES = [
+    passage(1, "Iranian President Ebrahim Raisi met"),  # Caracas, Monday, Nicolás Maduro, Cuba, Nicaragua
+    passage(2, "bilateral trade volume"),  # $600 million in 2021, $3 billion, $10 billion, $20 billion
+    passage(3, "expected to arrive in Nicaragua"),  # Tuesday, Cuba, Wednesday
+    passage(4, "official visit to Tehran"),  # one year, 20-year agreement
+]
+P1, P2, P3, P4 = PASSAGES
+EXTRACTIVE = Answer(QUESTION, f"{P1.quote} [1]", False, [replace(P1, n=1)], timings_ms={"total": 5.0})
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeOpenAIServer]:
+    async with FakeOpenAIServer() as fake:
+        yield fake
+
+
+def client(server: FakeOpenAIServer, timeout: float = 5.0, api_key: str | None = None) -> LLMClient:
+    return LLMClient(server.base_url, "test-model", SecretStr(api_key) if api_key else None, timeout=timeout,
+                     max_tokens=200, temperature=0.0)
+
+
+def removed(what: str, sentence: str, reason: str) -> dict[str, str]:
+    return {"what": what, "sentence": sentence, "reason": reason}
+
+
+async def generated(server: FakeOpenAIServer, reply: Reply, **options: object) -> Answer:
+    server.script(reply)
+    return await generate_answer(EXTRACTIVE, PASSAGES, client(server, **options))
+
+
+def assert_extractive(answer: Answer) -> None:
+    assert answer.mode == "extractive"
+    assert (answer.answer, answer.citations) == (EXTRACTIVE.answer, EXTRACTIVE.citations)
+
+
+# Verification (pure)
+
+async def test_good_answer_is_renumbered_and_cites_verbatim_spans(server: FakeOpenAIServer) -> None:
+    answer = await generated(server, Reply(chunks=[
+        "Bilateral trade has grown to more than $3 billion [2]. The two leaders met in Caracas on Monday [1]."]))
+    assert answer.mode == "generated"
+    assert answer.answer == ("Bilateral trade has grown to more than $3 billion. [1] "
+                             "The two leaders met in Caracas on Monday. [2]")
+    assert [(c.n, c.start, c.end) for c in answer.citations] == [(1, P2.start, P2.end), (2, P1.start, P1.end)]
+    assert all(c.quote == DOCUMENT.text[c.start : c.end] for c in answer.citations)
+    assert answer.removed == []
+    assert answer.timings_ms["total"] == pytest.approx(5.0 + answer.timings_ms["generate"], abs=0.02)
+
+
+async def test_request_carries_numbered_passages_and_settings(server: FakeOpenAIServer) -> None:
+    await generated(server, Reply(chunks=["Raisi met Maduro in Caracas [1]."]))
+    [request] = server.requests
+    assert request.path == "/v1/chat/completions"
+    body = request.json
+    assert (body["model"], body["stream"], body["max_tokens"], body["temperature"]) == ("test-model", True, 200, 0.0)
+    system, user = body["messages"]
+    assert system["role"] == "system" and NOT_FOUND in system["content"]
+    assert f"[2] ({DOCUMENT.title}) {P2.quote}" in user["content"]
+    assert user["content"].endswith(f"Question: {QUESTION}")
+
+
+async def test_citation_to_a_passage_never_given_is_dropped(server: FakeOpenAIServer) -> None:
+    answer = await generated(server, Reply(chunks=[
+        "Raisi met Maduro in Caracas on Monday [1][7]. Trade reached $3 billion [7]."]))
+    assert answer.mode == "generated"
+    assert answer.answer == "Raisi met Maduro in Caracas on Monday. [1]"
+    assert [c.start for c in answer.citations] == [P1.start]
+    assert answer.removed == [
+        removed("citation", "Raisi met Maduro in Caracas on Monday [1][7].", "cites passage [7] that was not given"),
+        removed("sentence", "Trade reached $3 billion [7].", "cites passage [7] that was not given"),
+    ]
+
+
+async def test_sentence_with_a_number_not_in_its_passage_is_removed(server: FakeOpenAIServer) -> None:
+    answer = await generated(server, Reply(chunks=[
+        "Raisi met Maduro in Caracas on Monday [1]. Trade rose to $30 billion [2]."]))
+    assert answer.answer == "Raisi met Maduro in Caracas on Monday. [1]"
+    assert answer.removed == [
+        removed("sentence", "Trade rose to $30 billion [2].", 'number "$30 billion" is not in cited passage [2]')]
+
+
+@pytest.mark.parametrize(("sentence", "reason"), [
+    ("Trade was worth $3 million [2].", 'number "$3 million" is not in cited passage [2]'),
+    ("In 2022 the leaders met again [1][3].", 'number "2022" is not in cited passages [1][3]'),
+    ("Raisi reaches Nicaragua on Thursday [3].", 'date "Thursday" is not in cited passage [3]'),
+    ("Raisi met Vladimir Putin in Caracas [1].", 'name "Vladimir" is not in cited passage [1]'),
+    ("Raisi met Maduro to discuss trade [2].", 'name "Maduro" is not in cited passage [2]'),
+    ("Officials expect more trade [2].", 'name "Officials" is not in cited passage [2]'),
+])
+def test_unsupported_facts_remove_the_sentence(sentence: str, reason: str) -> None:
+    result = verify(f"Raisi met Maduro in Caracas [1]. {sentence}", PASSAGES)
+    assert result.text == "Raisi met Maduro in Caracas. [1]"
+    assert result.removed == [removed("sentence", sentence, reason)]
+
+
+@pytest.mark.parametrize("sentence", [
+    "Nicolas Maduro hosted Raisi in Caracas on Monday [1].",  # accents folded
+    "Raisi’s tour ends in Cuba on Wednesday [3].",  # possessive
+    "According to Raisi, both regimes aim for $10 billion and then $20 billion [2].",
+    "Maduro signed a 20-year agreement with Iran one year earlier [4].",
+    "Trade grew from $600 million in 2021 [2].",
+])
+def test_supported_facts_are_kept(sentence: str) -> None:
+    result = verify(sentence, PASSAGES)
+    assert (result.mode, result.removed) == ("generated", [])
+
+
+def test_citations_after_the_full_stop_and_in_lists_stay_with_their_sentence() -> None:
+    text = "Raisi met Maduro in Caracas. [1]\n- His tour ends in Cuba on Wednesday.[3] Trade reached $3 billion [2, 1]."
+    assert split_answer(text) == ["Raisi met Maduro in Caracas. [1]", "His tour ends in Cuba on Wednesday. [3]",
+                                  "Trade reached $3 billion [2, 1]."]
+    result = verify(text, PASSAGES)
+    assert result.text == ("Raisi met Maduro in Caracas. [1] His tour ends in Cuba on Wednesday. [2] "
+                           "Trade reached $3 billion. [3][1]")
+    assert [c.start for c in result.citations] == [P1.start, P3.start, P2.start]
+
+
+def test_citations_alone_are_not_a_sentence() -> None:
+    result = verify("[2] [3]\nRaisi met Maduro in Caracas [1].", PASSAGES)
+    assert result.text == "Raisi met Maduro in Caracas. [1]"
+    assert result.removed == [removed("sentence", "[2] [3]", "has no words")]
+
+
+def test_sentences_beyond_three_are_removed() -> None:
+    text = "Raisi met Maduro [1]. Trade reached $3 billion [2]. Raisi visits Cuba [3]. Iran signed a deal [4]."
+    result = verify(text, PASSAGES)
+    assert result.text.count("[") == 3
+    assert result.removed == [removed("sentence", "Iran signed a deal [4].", "beyond the 3-sentence limit")]
+
+
+def test_every_passage_is_numbered_in_the_prompt() -> None:
+    user = build_messages(QUESTION, PASSAGES)[1]["content"]
+    assert [line.split(" ")[0] for line in user.splitlines()[1:5]] == ["[1]", "[2]", "[3]", "[4]"]
+
+
+# Fallbacks to the extractive answer
+
+async def test_answer_without_citations_falls_back(server: FakeOpenAIServer) -> None:
+    text = "Raisi met Maduro in Caracas on Monday. Trade rose to $3 billion."
+    answer = await generated(server, Reply(chunks=[text]))
+    assert_extractive(answer)
+    assert answer.removed == [
+        removed("sentence", "Raisi met Maduro in Caracas on Monday.", "has no citation"),
+        removed("sentence", "Trade rose to $3 billion.", "has no citation"),
+        removed("answer", text, "no sentence survived verification"),
+    ]
+
+
+async def test_not_in_the_articles_falls_back(server: FakeOpenAIServer) -> None:
+    answer = await generated(server, Reply(chunks=["NOT IN THE", " ARTICLES"]))
+    assert_extractive(answer)
+    assert answer.removed == [removed("answer", NOT_FOUND, "the model found no answer in the passages")]
+
+
+async def test_slow_server_times_out_fast(server: FakeOpenAIServer) -> None:
+    started = time.monotonic()
+    answer = await generated(server, Reply(chunks=["Raisi met Maduro [1]."], delay=5.0), timeout=0.5)
+    assert time.monotonic() - started < 2.0
+    assert_extractive(answer)
+    assert answer.removed == [removed("answer", "", "generation failed: the LLM server did not answer within 0.5 s")]
+
+
+async def test_timeout_is_a_total_deadline_not_per_read(server: FakeOpenAIServer) -> None:
+    server.script(Reply(chunks=["Raisi "] * 30, chunk_delay=0.1))
+    started = time.monotonic()
+    with pytest.raises(GenerationError, match=r"did not answer within 0\.5 s"):
+        await client(server, timeout=0.5).generate(QUESTION, PASSAGES)
+    assert time.monotonic() - started < 1.5
+
+
+@pytest.mark.parametrize(("status", "body"), [(500, "internal error"), (429, "rate limited, retry later")])
+async def test_http_errors_fall_back(server: FakeOpenAIServer, status: int, body: str) -> None:
+    answer = await generated(server, Reply(status=status, body=body))
+    assert_extractive(answer)
+    assert answer.removed == [
+        removed("answer", "", f"generation failed: the LLM server answered HTTP {status}: {body}")]
+
+
+@pytest.mark.parametrize(("lines", "reason"), [
+    (['data: {"choices": [{"delta": {"content": "Raisi met"}}]}', "data: {not json"],
+     "malformed stream from the LLM server: '{not json'"),
+    (['data: {"choices": [{"delta": {"content": 3}}]}'],
+     """malformed stream from the LLM server: '{"choices": [{"delta": {"content": 3}}]}'"""),
+    (['data: {"error": {"message": "model not loaded"}}'],
+     "the LLM server reported an error: {'message': 'model not loaded'}"),
+])
+async def test_malformed_stream_falls_back(server: FakeOpenAIServer, lines: list[str], reason: str) -> None:
+    answer = await generated(server, Reply(lines=lines))
+    assert_extractive(answer)
+    assert answer.removed == [removed("answer", "", f"generation failed: {reason}")]
+
+
+async def test_unreachable_server_raises_generation_error() -> None:
+    async with FakeOpenAIServer() as stopped:
+        base_url = stopped.base_url
+    with pytest.raises(GenerationError, match=r"no answer from the LLM server at .*ConnectError"):
+        await LLMClient(base_url, "test-model", timeout=2.0).generate(QUESTION, PASSAGES)
+
+
+async def test_abstentions_are_returned_without_asking(server: FakeOpenAIServer) -> None:
+    abstained = Answer(QUESTION, ABSTAIN_TEXT, True, [])
+    assert await generate_answer(abstained, PASSAGES, client(server)) is abstained
+    assert server.requests == []
+
+
+# Streaming and the API key
+
+async def test_stream_reports_only_verified_complete_sentences(server: FakeOpenAIServer) -> None:
+    server.script(Reply(chunks=["Raisi met Maduro ", "in Caracas on Monday [1].", " Trade hit $30 ", "billion [2].",
+                                " It grew to more ", "than $3 billion [2].", " Raisi then visits Cuba [3]."]))
+    shown: list[str] = []
+
+    async def on_delta(text: str) -> None:
+        shown.append(text)
+
+    result = await client(server).generate(QUESTION, PASSAGES, on_delta)
+    first = "Raisi met Maduro in Caracas on Monday. [1]"
+    assert shown == [first, f"{first} It grew to more than $3 billion. [2]"]
+    assert result.text == f"{shown[-1]} Raisi then visits Cuba. [3]"
+    assert [r["reason"] for r in result.removed] == ['number "$30 billion" is not in cited passage [2]']
+
+
+async def test_api_key_is_sent_as_bearer_and_never_logged(server: FakeOpenAIServer,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.script(Reply(chunks=["Raisi met Maduro [1]."]), Reply(status=500, body="boom"))
+    await generate_answer(EXTRACTIVE, PASSAGES, client(server, api_key=KEY))
+    await generate_answer(EXTRACTIVE, PASSAGES, client(server, api_key=KEY))
+    assert [r.headers.get("Authorization") for r in server.requests] == [f"Bearer {KEY}"] * 2
+    assert "HTTP 500" in caplog.text and KEY not in caplog.text
+
+
+async def test_no_authorization_header_without_a_key(server: FakeOpenAIServer) -> None:
+    await generated(server, Reply(chunks=["Raisi met Maduro [1]."]))
+    assert "Authorization" not in server.requests[0].headers
+
+
+def test_client_from_settings() -> None:
+    assert LLMClient.from_settings(Settings(_env_file=None)) is None
+    settings = Settings(_env_file=None, llm_base_url="http://127.0.0.1:8080/v1/", llm_model="smollm2",
+                        llm_api_key=KEY, llm_timeout_seconds=3)
+    llm = LLMClient.from_settings(settings)
+    assert llm is not None and settings.llm_enabled
+    assert (llm.url, llm.model, llm.timeout, llm.max_tokens) == ("http://127.0.0.1:8080/v1/chat/completions",
+                                                                 "smollm2", 3.0, 300)
+    assert KEY not in repr(llm)

@@ -1,0 +1,44 @@
+"""Shared fixtures: the embedding model loads once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+import pytest
+
+from bot.answer import Answerer
+from bot.config import Settings
+from bot.service import load_answerer, make_builder
+from index.embedding import Embedder
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED_CORPUS = ROOT / "corpus"
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    return Embedder()
+
+
+def make_settings(tmp: Path, corpus: Path = SEED_CORPUS, **overrides: object) -> Settings:
+    """Settings isolated from the environment and any .env file, rooted in `tmp`."""
+    return Settings(_env_file=None, corpus_dir=corpus, index_dir=tmp / "index",
+                    database_path=tmp / "footnote.db", **overrides)
+
+
+@pytest.fixture(scope="session")
+def seed_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
+    """Settings whose index holds the seed corpus, built once per session."""
+    settings = make_settings(tmp_path_factory.mktemp("seed"))
+    make_builder(settings, embedder).build(settings.corpus_dir)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def seed_answerer(seed_settings: Settings, embedder: Embedder) -> Answerer:
+    return load_answerer(seed_settings, embedder)

@@ -1,0 +1,127 @@
+"""Corpus loading: every format, normalisation, ids and hashes, and one clear line per bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from index.documents import load_corpus, normalise_text, path_doc_id
+
+ARTICLE = "Officials met on Monday.\n\nThe talks ended on Tuesday with a deal worth $3 billion."
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def test_markdown_front_matter_with_quoted_values(tmp_path: Path) -> None:
+    write(tmp_path / "talks.md", '---\ntitle: "Talks: a deal"\nauthor: \'Ana O\'\'Neil\'\nurl: https://example.org/a\n'
+          "published: 2024-04-02\n---\n\n" + ARTICLE)
+    [doc] = load_corpus(tmp_path).documents
+    assert (doc.title, doc.author, doc.url, doc.published) == (
+        "Talks: a deal", "Ana O'Neil", "https://example.org/a", "2024-04-02")
+    assert doc.text == ARTICLE
+    assert doc.doc_id == "talks"
+
+
+def test_plain_text_title_is_first_line(tmp_path: Path) -> None:
+    write(tmp_path / "news" / "Big Story.txt", "Big talks end\n\n" + ARTICLE)
+    [doc] = load_corpus(tmp_path).documents
+    assert doc.title == "Big talks end"
+    assert doc.doc_id == "news-big-story"
+    assert doc.text.startswith("Big talks end\n\nOfficials met")
+
+
+def test_html_main_text_is_extracted_without_boilerplate(tmp_path: Path) -> None:
+    body = " ".join(["The minister said the agreement covers energy, mining and shipping."] * 6)
+    write(tmp_path / "page.html", f"""<html><head><title>Energy deal signed</title>
+        <script>var tracking = "do not index me";</script></head>
+        <body><nav>Home | World | Sport</nav><article><h1>Energy deal signed</h1>
+        <p>{body}</p><p>Talks continue on Friday in the capital.</p></article>
+        <footer>Copyright footer text</footer></body></html>""")
+    [doc] = load_corpus(tmp_path).documents
+    assert "agreement covers energy" in doc.text and "Talks continue on Friday" in doc.text
+    assert "do not index me" not in doc.text and "Copyright footer" not in doc.text
+    assert doc.title == "Energy deal signed"
+
+
+def test_jsonl_bundle_and_its_bad_lines(tmp_path: Path) -> None:
+    lines = [json.dumps({"doc_id": "a1", "title": "One", "text": ARTICLE, "url": "https://x.org/1"}),
+             "{not json",
+             json.dumps({"title": "no id", "text": "x"}),
+             json.dumps({"doc_id": "a2", "text": "Second article text."})]
+    write(tmp_path / "export.jsonl", "\n".join(lines) + "\n")
+    result = load_corpus(tmp_path)
+    assert [d.doc_id for d in result.documents] == ["a1", "a2"]
+    assert result.documents[0].url == "https://x.org/1"
+    assert result.documents[1].title == "Second article text."
+    reasons = {p.source.rsplit(":", 1)[1]: p.reason for p in result.problems}
+    assert reasons["2"].startswith("malformed JSON line") and reasons["3"] == "missing 'doc_id'"
+
+
+def test_normalisation_is_nfc_and_collapses_whitespace() -> None:
+    raw = "Cafe\u0301\u00a0 au  lait\r\nwrapped line\n\n\n\nNext\u200b paragraph\t here "
+    assert normalise_text(raw) == "Café au lait wrapped line\n\nNext paragraph here"
+
+
+def test_ids_and_hashes_are_stable_and_follow_content(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.md", ARTICLE)
+    first = load_corpus(tmp_path).documents[0]
+    assert load_corpus(tmp_path).documents[0].sha256 == first.sha256
+    write(path, ARTICLE + " More.")
+    assert load_corpus(tmp_path).documents[0].sha256 != first.sha256
+    assert path_doc_id(tmp_path / "World" / "Big Deal!.md", tmp_path) == "world-big-deal"
+
+
+@pytest.mark.parametrize(("name", "content", "reason"), [
+    ("empty.md", "", "empty file"),
+    ("blank.txt", "  \n\n ", "empty file (only whitespace)"),
+    ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file"),
+    ("latin1.txt", "caf\xe9 au lait".encode("latin-1"), "not valid UTF-8 (byte 0xe9 at offset 3)"),
+    ("report.pdf", "%PDF-1.4", "unsupported file type '.pdf'"),
+    ("open.md", "---\ntitle: never closed\n\nBody text.", "malformed front matter: the opening '---' is never closed"),
+    ("bad.md", "---\nthis is not a key value line\n---\nBody.", "malformed front matter at line 2"),
+])
+def test_bad_inputs_get_one_clear_line_and_good_ones_still_load(tmp_path: Path, name: str, content, reason: str):
+    write(tmp_path / "good.md", ARTICLE)
+    write(tmp_path / name, content)
+    result = load_corpus(tmp_path)
+    assert [d.doc_id for d in result.documents] == ["good"]
+    [problem] = result.problems
+    assert problem.source.endswith(name) and problem.reason.startswith(reason)
+    assert "\n" not in str(problem)
+
+
+def test_oversized_file_is_refused_without_reading_it(tmp_path: Path) -> None:
+    with (tmp_path / "huge.txt").open("wb") as handle:
+        handle.truncate(50 * 1024 * 1024)
+    [problem] = load_corpus(tmp_path).problems
+    assert problem.reason.startswith("file too large (52.4 MB")
+
+
+def test_missing_corpus_folder(tmp_path: Path) -> None:
+    result = load_corpus(tmp_path / "nope")
+    assert result.documents == [] and result.problems[0].reason == "corpus folder does not exist"
+
+
+def test_hidden_files_are_ignored_and_duplicate_ids_reported(tmp_path: Path) -> None:
+    write(tmp_path / ".gitkeep", "")
+    write(tmp_path / "a.md", ARTICLE)
+    write(tmp_path / "a.txt", ARTICLE)
+    result = load_corpus(tmp_path)
+    assert [d.doc_id for d in result.documents] == ["a"]
+    assert [p.reason for p in result.problems] == ["duplicate document id 'a', skipped"]
+
+
+def test_seed_corpus_loads_with_its_front_matter() -> None:
+    [doc] = load_corpus(Path(__file__).parents[2] / "corpus").documents
+    assert doc.doc_id == "raisi-maduro-caracas" and doc.author == "Christian K. Caruzo"
+    assert doc.text.startswith("CARACAS, Venezuela — Iranian President Ebrahim Raisi")
+    assert "\u00a0" not in doc.text
