@@ -75,6 +75,7 @@ class DocumentParts:
     chunks: list[Chunk]
     sentence_vectors: np.ndarray | None = None
     chunk_vectors: np.ndarray | None = None
+    reused: bool = False
 
 
 class IndexBuilder:
@@ -100,14 +101,16 @@ class IndexBuilder:
         with self._lock():
             self.store.remove_abandoned_builds()
             previous = None if full else self._previous_snapshot()
-            parts, reused = self._document_parts(loaded.documents, previous, progress)
+            parts = self._document_parts(loaded.documents, previous, progress)
             embedded = self._embed_missing(parts, progress)
             vocabulary, vocabulary_vectors, new_words = self._vocabulary(parts, previous)
             embedded += new_words
             snapshot_id = new_snapshot_id()
             folder = self.store.new_build_folder(snapshot_id)
-            manifest = self._write(folder, snapshot_id, parts, (vocabulary, vocabulary_vectors), started)
+            indexed_at = _indexed_at(parts, previous)
+            manifest = self._write(folder, snapshot_id, parts, (vocabulary, vocabulary_vectors), indexed_at, started)
             path = self.store.publish(folder)
+        reused = sum(p.reused for p in parts)
         removed = len(set(previous.documents) - {d.doc_id for d in loaded.documents}) if previous else 0
         return BuildReport(
             snapshot_id=snapshot_id, path=path, documents=len(parts), chunks=manifest.counts["chunks"],
@@ -135,22 +138,22 @@ class IndexBuilder:
         return snapshot if same_chunking else None
 
     def _document_parts(self, documents: list[Document], previous: Snapshot | None,
-                        progress: ProgressCallback | None) -> tuple[list[DocumentParts], int]:
+                        progress: ProgressCallback | None) -> list[DocumentParts]:
         reusable = _parts_by_document(previous) if previous else {}
-        parts, reused = [], 0
+        parts = []
         for number, document in enumerate(documents, start=1):
             old = reusable.get(document.doc_id)
             if old is not None and old.document.sha256 == document.sha256:
                 old.document = document
+                old.reused = True
                 parts.append(old)
-                reused += 1
             else:
                 sentences = self.chunker.sentences(document.text)
                 chunks = self.chunker.chunk(document.doc_id, document.text, sentences)
                 parts.append(DocumentParts(document, sentences, chunks))
             if progress:
                 progress(BuildProgress("documents", number, len(documents)))
-        return parts, reused
+        return parts
 
     def _embed_missing(self, parts: list[DocumentParts], progress: ProgressCallback | None) -> int:
         """Embed the chunks and sentences of new or changed documents in one batched pass."""
@@ -184,7 +187,7 @@ class IndexBuilder:
         return words, vectors, len(new_words)
 
     def _write(self, folder: Path, snapshot_id: str, parts: list[DocumentParts],
-               vocabulary: tuple[list[str], np.ndarray], started: float) -> Manifest:
+               vocabulary: tuple[list[str], np.ndarray], indexed_at: dict[str, str], started: float) -> Manifest:
         chunks, sentence_rows = [], []
         for doc_row, part in enumerate(parts):
             base = len(sentence_rows)
@@ -202,7 +205,7 @@ class IndexBuilder:
             documents={p.document.doc_id: p.document.sha256 for p in parts},
             counts={"documents": len(parts), "chunks": len(chunks), "sentences": len(sentence_rows),
                     "vocabulary": len(vocabulary[0])},
-            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            built_at=datetime.now(UTC).isoformat(timespec="seconds"), indexed_at=indexed_at,
             build_seconds=round(time.perf_counter() - started, 3), vector_index=vectors.kind,
             libraries=_library_versions(),
         )
@@ -210,6 +213,14 @@ class IndexBuilder:
                        np.array(sentence_rows, dtype=np.int64).reshape(-1, 4),
                        _stack([p.sentence_vectors for p in parts], dimension), vectors, lexical, *vocabulary)
         return manifest
+
+
+def _indexed_at(parts: list[DocumentParts], previous: Snapshot | None) -> dict[str, str]:
+    """When each document's current content was first indexed."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    old = previous.manifest.indexed_at if previous else {}
+    return {p.document.doc_id: old.get(p.document.doc_id, now) if p.reused else now
+            for p in parts}
 
 
 def _stack(arrays: list[np.ndarray | None], dimension: int) -> np.ndarray:

@@ -117,6 +117,7 @@ class Manifest:
     build_seconds: float
     vector_index: str
     libraries: dict[str, str] = field(default_factory=dict)
+    indexed_at: dict[str, str] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     @classmethod

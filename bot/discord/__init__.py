@@ -1,0 +1,1 @@
+"""Footnote in Discord: the bot, its cogs, rendering and feedback."""

@@ -1,0 +1,149 @@
+"""The Footnote Discord bot: a `commands.Bot` that builds its shared services in `setup_hook`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+import uuid
+
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.discord.feedback import FeedbackStore, FeedbackView
+from bot.service import QAService
+from index.embedding import Embedder
+from index.store import SnapshotError
+
+log = logging.getLogger("footnote.discord")
+
+EXTENSIONS = ("bot.discord.cogs.ask", "bot.discord.cogs.admin")
+NO_MENTIONS = discord.AllowedMentions.none()
+EXIT_CONFIG = 2
+
+
+def point_discord_at(api_base: str, gateway_url: str) -> None:
+    """Send REST calls and the Gateway connection to the configured (Discord or compatible) server."""
+    discord.http.Route.BASE = api_base.rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+def error_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+class Cooldown:
+    """One question per user per `seconds`, shared by /ask and mentions."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last: dict[int, float] = {}
+
+    def retry_after(self, user_id: int) -> float:
+        """0 when the user may ask now (and starts their cooldown), else seconds left."""
+        now = time.monotonic()
+        left = self._last.get(user_id, -1e9) + self.seconds - now
+        if left > 0:
+            return left
+        self._last[user_id] = now
+        return 0.0
+
+
+class FootnoteBot(commands.Bot):
+    """Answers questions about the indexed articles in Discord."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, **options) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = settings.message_content_intent
+        super().__init__(command_prefix=commands.when_mentioned, intents=intents, allowed_mentions=NO_MENTIONS,
+                         help_command=None, **options)
+        self.settings = settings
+        self.service = QAService(settings, embedder)
+        self.feedback: FeedbackStore | None = None
+        self.cooldown = Cooldown(settings.cooldown_seconds)
+        self.tree.on_error = self.on_app_command_error
+
+    async def setup_hook(self) -> None:
+        await self.service.start()
+        self.feedback = await asyncio.to_thread(FeedbackStore, self.settings.database_path)
+        self.add_view(FeedbackView(self.feedback))
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        """Sync to the development guilds when set (instant), else globally."""
+        if not self.settings.dev_guild_ids:
+            await self.tree.sync()
+            return
+        for guild_id in self.settings.dev_guild_ids:
+            guild = discord.Object(id=guild_id)
+            self.tree.copy_global_to(guild=guild)
+            await self.tree.sync(guild=guild)
+
+    async def close(self) -> None:
+        await super().close()
+        self.service.close()
+        if self.feedback:
+            self.feedback.close()
+
+    def channel_allowed(self, channel: discord.abc.Messageable | None) -> bool:
+        allowed = self.settings.allowed_channel_ids
+        if not allowed or channel is None:
+            return not allowed
+        parent_id = getattr(channel, "parent_id", None)
+        return getattr(channel, "id", None) in allowed or parent_id in allowed
+
+    async def on_app_command_error(self, interaction: discord.Interaction,
+                                   error: app_commands.AppCommandError) -> None:
+        if isinstance(error, app_commands.CheckFailure):
+            text = str(error) or "You can't use this command here."
+        else:
+            ident = error_id()
+            log.error("command %s failed (error id %s)", interaction.command and interaction.command.name,
+                      ident, exc_info=error)
+            text = f"Sorry, something went wrong (error id `{ident}`)."
+        await send_ephemeral(interaction, text)
+
+
+async def send_ephemeral(interaction: discord.Interaction, text: str) -> None:
+    """Reply privately whether or not the interaction was already acknowledged."""
+    if interaction.response.is_done():
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+    else:
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+
+def run_bot(settings: Settings) -> int:
+    """Start the bot; a missing or rejected token gives one clear line and exit status 2."""
+    if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
+        print("footnote: FOOTNOTE_DISCORD_TOKEN is not set (see README: Discord set-up)", file=sys.stderr)
+        return EXIT_CONFIG
+    discord.utils.setup_logging(level=logging.INFO)
+    point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
+    try:
+        asyncio.run(_serve(settings))
+    except discord.PrivilegedIntentsRequired:
+        print("footnote: FOOTNOTE_MESSAGE_CONTENT_INTENT is on but the Message Content intent is not enabled "
+              "for this application in Discord's developer portal", file=sys.stderr)
+        return EXIT_CONFIG
+    except discord.LoginFailure:
+        print("footnote: Discord rejected the token (401 Unauthorized): check FOOTNOTE_DISCORD_TOKEN",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    except SnapshotError as exc:
+        print(f"footnote: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def _serve(settings: Settings) -> None:
+    assert settings.discord_token is not None
+    async with FootnoteBot(settings) as bot:
+        await bot.start(settings.discord_token.get_secret_value())

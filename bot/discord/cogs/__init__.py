@@ -1,0 +1,1 @@
+"""One cog per concern: asking (`ask`) and administration (`admin`)."""

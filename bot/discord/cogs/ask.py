@@ -1,0 +1,152 @@
+"""Asking: `/ask`, mentions of the bot, and follow-ups in the threads the bot opens."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.answer import Answer, Turn
+from bot.discord.app import NO_MENTIONS, error_id, send_ephemeral
+from bot.discord.feedback import FeedbackView
+from bot.discord.render import answer_embed, plain_text, shorten
+
+if TYPE_CHECKING:
+    from bot.discord.app import FootnoteBot
+
+log = logging.getLogger("footnote.discord.ask")
+
+THREAD_NAME_LIMIT = 100
+HISTORY_TURNS = 4
+KEPT_THREADS = 1000
+
+
+class AskCog(commands.Cog):
+    """Answers `/ask`, mentions, and un-mentioned follow-ups inside its own threads."""
+
+    def __init__(self, bot: FootnoteBot) -> None:
+        self.bot = bot
+        self.turns: dict[int, list[Turn]] = {}
+
+    @app_commands.command(name="ask", description="Ask a question about the indexed news articles")
+    @app_commands.describe(question="What you want to know", private="Only you see the answer")
+    async def ask(self, interaction: discord.Interaction, question: str, private: bool = False) -> None:
+        refusal = self.refusal(interaction.user.id, interaction.channel, question)
+        if refusal:
+            await send_ephemeral(interaction, refusal)
+            return
+        await interaction.response.defer(thinking=True, ephemeral=private)
+        answer = await self.bot.service.ask(question)
+        message = await interaction.followup.send(ephemeral=private, wait=True, allowed_mentions=NO_MENTIONS,
+                                                  **self.reply_parts(answer))
+        await self.remember(message, answer)
+
+    def refusal(self, user_id: int, channel: object, question: str) -> str | None:
+        """Why a question is not answered here, or None."""
+        settings = self.bot.settings
+        if not self.bot.channel_allowed(channel):
+            return "I only answer in the channels my admins chose."
+        if len(question) > settings.max_question_chars:
+            return (f"Questions are limited to {settings.max_question_chars} characters "
+                    f"(yours has {len(question)}). Please shorten it.")
+        wait = self.bot.cooldown.retry_after(user_id)
+        if wait:
+            return f"Please wait {wait:.0f} s before asking again."
+        return None
+
+    def reply_parts(self, answer: Answer) -> dict:
+        """Message keyword arguments: a refusal is plain text; answers are an embed with feedback buttons."""
+        if answer.refusal:
+            return {"content": plain_text(answer.refusal)}
+        assert self.bot.feedback is not None
+        return {"embed": answer_embed(answer), "view": FeedbackView(self.bot.feedback)}
+
+    async def remember(self, message: discord.Message, answer: Answer) -> None:
+        """Keep what was answered so that feedback clicks (even after a restart) can be stored with it."""
+        if answer.refusal or self.bot.feedback is None:
+            return
+        await asyncio.to_thread(self.bot.feedback.save_answer, message.id, answer, message.guild and message.guild.id,
+                                message.channel.id)
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        me = self.bot.user
+        if me is None or message.author.bot:
+            return
+        in_own_thread = isinstance(message.channel, discord.Thread) and message.channel.owner_id == me.id
+        if not in_own_thread and me not in message.mentions:
+            return
+        question = strip_mentions(message.content, me.id)
+        if not question:
+            return  # a bare mention, or no Message Content intent for an un-mentioned follow-up
+        try:
+            await self.answer_message(message, question, in_own_thread)
+        except Exception:
+            ident = error_id()
+            log.exception("answering message %s failed (error id %s)", message.id, ident)
+            await message.reply(f"Sorry, something went wrong (error id `{ident}`).", mention_author=False,
+                                allowed_mentions=NO_MENTIONS)
+
+    async def answer_message(self, message: discord.Message, question: str, follow_up: bool) -> None:
+        refusal = self.refusal(message.author.id, message.channel, question)
+        if refusal:
+            await message.reply(refusal, mention_author=False, allowed_mentions=NO_MENTIONS, delete_after=30)
+            return
+        history = await self.history(message.channel, message) if follow_up else []
+        async with message.channel.typing():
+            answer = await self.bot.service.ask(question, history[-HISTORY_TURNS:])
+        channel = message.channel
+        if not follow_up and self.bot.settings.open_threads and isinstance(channel, discord.TextChannel):
+            thread = await message.create_thread(name=shorten(question, THREAD_NAME_LIMIT),
+                                                 auto_archive_duration=1440)
+            sent = await thread.send(allowed_mentions=NO_MENTIONS, **self.reply_parts(answer))
+            channel = thread
+        else:
+            sent = await message.reply(mention_author=False, allowed_mentions=NO_MENTIONS, **self.reply_parts(answer))
+        if not answer.refusal:
+            self.keep_turns(channel.id, [*self.turns.get(channel.id, []), Turn(question, answer.answer)])
+        await self.remember(sent, answer)
+
+    def keep_turns(self, thread_id: int, turns: list[Turn]) -> None:
+        """Remember a thread's turns, forgetting the least recently used threads past KEPT_THREADS."""
+        self.turns.pop(thread_id, None)
+        self.turns[thread_id] = turns
+        while len(self.turns) > KEPT_THREADS:
+            self.turns.pop(next(iter(self.turns)))
+
+    async def history(self, thread: discord.Thread, current: discord.Message) -> list[Turn]:
+        """Earlier questions of a bot thread: kept in memory, or read back from Discord after a restart."""
+        if thread.id in self.turns:
+            return self.turns[thread.id]
+        me = self.bot.user
+        turns = []
+        starter = await _starter_message(thread)
+        messages = [m async for m in thread.history(limit=50, before=current, oldest_first=True)]
+        for message in [starter, *messages] if starter else messages:
+            question = strip_mentions(message.content, me.id) if me else message.content
+            if message.author != me and question:
+                turns.append(Turn(question))
+        self.keep_turns(thread.id, turns)
+        return turns
+
+
+async def _starter_message(thread: discord.Thread) -> discord.Message | None:
+    """The channel message a thread was opened from (its id is the thread's id)."""
+    if thread.parent is None:
+        return None
+    try:
+        return await thread.parent.fetch_message(thread.id)
+    except discord.HTTPException:
+        return None
+
+
+def strip_mentions(content: str, user_id: int) -> str:
+    return content.replace(f"<@{user_id}>", " ").replace(f"<@!{user_id}>", " ").strip()
+
+
+async def setup(bot: FootnoteBot) -> None:
+    await bot.add_cog(AskCog(bot))

@@ -1,0 +1,81 @@
+"""Answers as Discord embeds, within every Discord limit; quotes are shortened, never reworded."""
+
+from __future__ import annotations
+
+import discord
+
+from bot.answer import Answer, Citation
+
+CONTENT_LIMIT = 2000
+TITLE_LIMIT = 256
+DESCRIPTION_LIMIT = 4096
+FIELD_NAME_LIMIT = 256
+FIELD_VALUE_LIMIT = 1024
+FIELD_COUNT_LIMIT = 25
+EMBED_TOTAL_LIMIT = 6000
+FOOTER_LIMIT = 2048
+
+ANSWER_COLOUR = discord.Colour.from_rgb(67, 160, 71)
+ABSTAIN_COLOUR = discord.Colour.from_rgb(240, 160, 32)
+ABSTAIN_TITLE = "Not in the indexed articles"
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` cut at a word boundary with "…" when longer than `limit` characters."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(limit - 1, 0)]
+    if " " in cut[limit // 2 :]:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut + "…"
+
+
+def citation_field(citation: Citation, value_limit: int = FIELD_VALUE_LIMIT) -> tuple[str, str]:
+    """(name, value): `[n] Title — paragraph k` over the quote and the source link."""
+    name = shorten(f"[{citation.n}] {citation.title} — paragraph {citation.paragraph}", FIELD_NAME_LIMIT)
+    link = f"\n{citation.url}" if citation.url and len(citation.url) < value_limit // 2 else ""
+    quote = shorten(citation.quote, value_limit - len(link) - 2)
+    return name, f"“{quote}”{link}"
+
+
+def footer_text(answer: Answer) -> str:
+    t = answer.timings_ms
+    parts = [f"{key} {t[key]:.0f} ms" for key in ("embed", "search", "compose", "total") if key in t]
+    mode = "" if answer.mode == "extractive" else f"{answer.mode} · "
+    return shorten(mode + " · ".join(parts), FOOTER_LIMIT)
+
+
+def answer_embed(answer: Answer) -> discord.Embed:
+    """The answer (or the abstention with its closest passages) as one embed within Discord's limits."""
+    abstained = answer.abstained
+    embed = discord.Embed(
+        title=ABSTAIN_TITLE if abstained else shorten(answer.question, TITLE_LIMIT),
+        description=shorten(answer.answer, DESCRIPTION_LIMIT),
+        colour=ABSTAIN_COLOUR if abstained else ANSWER_COLOUR,
+    )
+    citations = (answer.suggestions if abstained else answer.citations)[:FIELD_COUNT_LIMIT]
+    budget = EMBED_TOTAL_LIMIT - len(embed.title or "") - len(embed.description or "") - FOOTER_LIMIT // 8
+    fields = _fields_within(citations, budget, closest=abstained)
+    for name, value in fields:
+        embed.add_field(name=name, value=value, inline=False)
+    embed.set_footer(text=shorten(footer_text(answer), FOOTER_LIMIT // 8))
+    return embed
+
+
+def _fields_within(citations: list[Citation], budget: int, closest: bool) -> list[tuple[str, str]]:
+    """Citation fields whose total length fits `budget`, shortening every quote evenly if needed."""
+    if not citations:
+        return []
+    value_limit = FIELD_VALUE_LIMIT
+    while True:
+        fields = [citation_field(c, value_limit) for c in citations]
+        if closest:
+            fields = [(shorten("Closest: " + name, FIELD_NAME_LIMIT), value) for name, value in fields]
+        if sum(len(n) + len(v) for n, v in fields) <= budget or value_limit <= 40:
+            return fields
+        value_limit = max(40, int(value_limit * 0.8))
+
+
+def plain_text(text: str) -> str:
+    """Message content within the 2,000-character limit."""
+    return shorten(text, CONTENT_LIMIT)
