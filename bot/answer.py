@@ -57,6 +57,7 @@ class AnswerConfig:
     soft_match_full: float = 0.8
     suggestions: int = 3
     max_question_chars: int = 500
+    evidence: int = 8
 
 
 @dataclass(frozen=True)
@@ -91,12 +92,16 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     mode: str = "extractive"
     refusal: str | None = None
+    confidence: float = 0.0
+    removed: list[dict] = field(default_factory=list)
+    evidence: list[Citation] = field(default_factory=list, repr=False)
 
     def to_json(self, qid: str | None = None) -> dict:
         data = {"qid": qid, "question": self.question, "answer": self.answer, "abstained": self.abstained,
                 "citations": [asdict(c) for c in self.citations],
                 "suggestions": [asdict(c) for c in self.suggestions],
-                "timings_ms": self.timings_ms, "mode": self.mode}
+                "timings_ms": self.timings_ms, "mode": self.mode, "confidence": round(self.confidence, 4),
+                "removed": self.removed}
         if self.refusal:
             data["refusal"] = self.refusal
         return data
@@ -234,6 +239,9 @@ class Answerer:
             self._score(candidate, query, vector, word_vectors)
         candidates.sort(key=lambda c: -c.score)
         answer = self._compose(question, query, candidates)
+        answer.confidence = candidates[0].score if candidates else 0.0
+        answer.evidence = [self._citation(n, c, c.start, c.end)
+                           for n, c in enumerate(candidates[: self.config.evidence], start=1)]
         t2 = time.perf_counter()
         search_ms, compose_ms = (t1 - t0) * 1000, (t2 - t1) * 1000
         answer.timings_ms = {"embed": round(embed_ms, 2), "search": round(search_ms, 2),

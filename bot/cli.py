@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -57,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--corpus", type=Path, help="corpus to index and answer from")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.add_argument("--min-accuracy", type=float, help="exit non-zero below this accuracy (0-1)")
+    evaluate.add_argument("--sweep", action="store_true", help="print outcomes over abstention thresholds")
     evaluate.set_defaults(handler=_eval)
 
     run = commands.add_parser("run", help="start the Discord bot (needs FOOTNOTE_DISCORD_TOKEN)")
@@ -164,7 +166,7 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.evaluation import evaluate, read_questions
+    from bot.evaluation import evaluate, read_questions, sweep
 
     if args.corpus:
         slug = slugify(str(args.corpus.resolve()))[-60:]
@@ -172,8 +174,13 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
                                                "index_dir": settings.index_dir.parent / "eval" / slug})
     build_index(settings, corpus=settings.corpus_dir)
     documents = {d.doc_id: d for d in load_corpus(Path(settings.corpus_dir)).documents}
-    report = evaluate(_answerer(settings), read_questions(args.questions), documents)
-    if args.json:
+    answerer = _answerer(settings)
+    if args.sweep:
+        answerer.config = replace(answerer.config, abstain_threshold=0.0)
+    report = evaluate(answerer, read_questions(args.questions), documents)
+    if args.sweep:
+        print("\n".join(sweep(report.rows, [round(0.3 + 0.02 * i, 2) for i in range(16)])))
+    elif args.json:
         print(json.dumps(report.to_json(), ensure_ascii=False, indent=1))
     else:
         print("\n".join(report.lines()))

@@ -41,6 +41,7 @@ class EvalRow:
     gold_rank: int | None
     latency_ms: float
     answer: str
+    confidence: float = 0.0
 
 
 @dataclass
@@ -143,7 +144,7 @@ def evaluate(answerer: Answerer, questions: Iterable[EvalQuestion], documents: d
             unanswerable=question.unanswerable, evidence_cited=evidence_cited(question, answer),
             verbatim=citations_verbatim(answer, documents), has_gold=bool(question.doc_ids),
             gold_rank=gold_rank(question, ranked),
-            latency_ms=answer.timings_ms.get("total", 0.0), answer=answer.answer,
+            latency_ms=answer.timings_ms.get("total", 0.0), answer=answer.answer, confidence=answer.confidence,
         ))
     return summarise(rows)
 
@@ -169,6 +170,20 @@ def summarise(rows: list[EvalRow]) -> EvalReport:
         latency_p95_ms=latencies[int(0.95 * (len(latencies) - 1))],
         rows=rows,
     )
+
+
+def sweep(rows: list[EvalRow], thresholds: list[float]) -> list[str]:
+    """Outcomes at each abstention threshold, from rows answered with no threshold at all."""
+    answerable = [r for r in rows if not r.unanswerable]
+    unanswerable = [r for r in rows if r.unanswerable]
+    lines = ["threshold  answered correctly  abstained when unanswerable  abstained when answerable"]
+    for t in thresholds:
+        correct = sum(r.correct and r.confidence >= t for r in answerable)
+        abstained = sum(r.confidence < t for r in unanswerable)
+        wrongly = sum(r.confidence < t for r in answerable)
+        lines.append(f"{t:9.2f}  {correct:>8}/{len(answerable):<9}  {abstained:>13}/{len(unanswerable):<13}"
+                     f"  {wrongly:>13}")
+    return lines
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bot.answer import Answer, AnswerConfig, Answerer, Turn
 from bot.config import Settings
+from bot.generation import DeltaCallback, LLMClient, generate_answer
 from index.builder import BuildError, BuildInProgress, BuildProgress, BuildReport, IndexBuilder
 from index.chunking import ChunkingConfig
 from index.embedding import Embedder
@@ -94,6 +95,7 @@ class QAService:
         self._questions = 0
         self._abstentions = 0
         self._started = time.monotonic()
+        self.llm = LLMClient.from_settings(settings)
 
     async def start(self) -> None:
         """Load the model and the current snapshot in the worker thread."""
@@ -107,14 +109,20 @@ class QAService:
         self._answer_thread.shutdown(wait=False, cancel_futures=True)
         self._build_thread.shutdown(wait=False, cancel_futures=True)
 
-    async def ask(self, question: str, history: list[Turn] | None = None) -> Answer:
-        """Answer in the worker thread; concurrent questions share one embedding call."""
+    async def ask(self, question: str, history: list[Turn] | None = None,
+                  on_delta: DeltaCallback | None = None) -> Answer:
+        """Answer in the worker thread (concurrent questions share one embedding call), then, when an
+        LLM is configured, let it rephrase from the same evidence, verified, with the extractive answer
+        as the fallback; `on_delta` sees the verified generated text as it grows."""
         future = asyncio.get_running_loop().create_future()
         self._pending.append(_Request(question, list(history or []), future))
         if not self._draining:
             self._draining = True
             asyncio.get_running_loop().create_task(self._drain())
-        return await future
+        answer = await future
+        if self.llm is None:
+            return answer
+        return await generate_answer(answer, answer.evidence, self.llm, on_delta, history or [])
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()

@@ -14,6 +14,7 @@ from bot.answer import Answer, Turn
 from bot.discord.app import NO_MENTIONS, error_id, send_ephemeral
 from bot.discord.feedback import FeedbackView
 from bot.discord.render import answer_embed, plain_text, shorten
+from bot.discord.streaming import ThrottledEditor
 
 if TYPE_CHECKING:
     from bot.discord.app import FootnoteBot
@@ -40,9 +41,11 @@ class AskCog(commands.Cog):
             await send_ephemeral(interaction, refusal)
             return
         await interaction.response.defer(thinking=True, ephemeral=private)
-        answer = await self.bot.service.ask(question)
-        message = await interaction.followup.send(ephemeral=private, wait=True, allowed_mentions=NO_MENTIONS,
-                                                  **self.reply_parts(answer))
+        stream = ThrottledEditor(lambda text: interaction.edit_original_response(content=text))
+        answer = await self.bot.service.ask(question, on_delta=stream)
+        await stream.finish()
+        parts = {"content": None, **self.reply_parts(answer)}
+        message = await interaction.edit_original_response(allowed_mentions=NO_MENTIONS, **parts)
         await self.remember(message, answer)
 
     def refusal(self, user_id: int, channel: object, question: str) -> str | None:
@@ -97,16 +100,16 @@ class AskCog(commands.Cog):
             await message.reply(refusal, mention_author=False, allowed_mentions=NO_MENTIONS, delete_after=30)
             return
         history = await self.history(message.channel, message) if follow_up else []
-        async with message.channel.typing():
-            answer = await self.bot.service.ask(question, history[-HISTORY_TURNS:])
-        channel = message.channel
+        channel: discord.abc.Messageable = message.channel
         if not follow_up and self.bot.settings.open_threads and isinstance(channel, discord.TextChannel):
-            thread = await message.create_thread(name=shorten(question, THREAD_NAME_LIMIT),
-                                                 auto_archive_duration=1440)
-            sent = await thread.send(allowed_mentions=NO_MENTIONS, **self.reply_parts(answer))
-            channel = thread
-        else:
-            sent = await message.reply(mention_author=False, allowed_mentions=NO_MENTIONS, **self.reply_parts(answer))
+            channel = await message.create_thread(name=shorten(question, THREAD_NAME_LIMIT),
+                                                  auto_archive_duration=1440)
+        reply = Reply(message, channel)
+        stream = ThrottledEditor(reply.show)
+        async with channel.typing():
+            answer = await self.bot.service.ask(question, history[-HISTORY_TURNS:], on_delta=stream)
+        await stream.finish()
+        sent = await reply.show(**self.reply_parts(answer))
         if not answer.refusal:
             self.keep_turns(channel.id, [*self.turns.get(channel.id, []), Turn(question, answer.answer)])
         await self.remember(sent, answer)
@@ -132,6 +135,25 @@ class AskCog(commands.Cog):
                 turns.append(Turn(question))
         self.keep_turns(thread.id, turns)
         return turns
+
+
+class Reply:
+    """The bot's one message answering a user message: sent once, then edited (for streamed answers)."""
+
+    def __init__(self, question: discord.Message, channel: discord.abc.Messageable) -> None:
+        self.question = question
+        self.channel = channel
+        self.message: discord.Message | None = None
+
+    async def show(self, content: str | None = None, **parts) -> discord.Message:
+        if self.message is not None:
+            self.message = await self.message.edit(content=content, allowed_mentions=NO_MENTIONS, **parts)
+        elif self.channel == self.question.channel:
+            self.message = await self.question.reply(content, mention_author=False, allowed_mentions=NO_MENTIONS,
+                                                     **parts)
+        else:
+            self.message = await self.channel.send(content, allowed_mentions=NO_MENTIONS, **parts)
+        return self.message
 
 
 async def _starter_message(thread: discord.Thread) -> discord.Message | None:
