@@ -27,8 +27,8 @@ def embedder() -> Embedder:
 
 def make_settings(tmp: Path, corpus: Path = SEED_CORPUS, **overrides: object) -> Settings:
     """Settings isolated from the environment and any .env file, rooted in `tmp`."""
-    return Settings(_env_file=None, corpus_dir=corpus, index_dir=tmp / "index",
-                    database_path=tmp / "footnote.db", **overrides)
+    values = {"corpus_dir": corpus, "index_dir": tmp / "index", "database_path": tmp / "footnote.db", **overrides}
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture(scope="session")

@@ -75,6 +75,9 @@ class FootnoteBot(commands.Bot):
             await self.load_extension(extension)
         await self.sync_commands()
 
+    async def on_message(self, message: discord.Message, /) -> None:
+        """No prefix commands: mentions are questions, handled by the ask cog's listener."""
+
     async def sync_commands(self) -> None:
         """Sync to the development guilds when set (instant), else globally."""
         if not self.settings.dev_guild_ids:

@@ -14,6 +14,8 @@ FIELD_VALUE_LIMIT = 1024
 FIELD_COUNT_LIMIT = 25
 EMBED_TOTAL_LIMIT = 6000
 FOOTER_LIMIT = 2048
+MIN_QUOTE_CHARS = 80
+MIN_NAME_CHARS = 60
 
 ANSWER_COLOUR = discord.Colour.from_rgb(67, 160, 71)
 ABSTAIN_COLOUR = discord.Colour.from_rgb(240, 160, 32)
@@ -63,17 +65,22 @@ def answer_embed(answer: Answer) -> discord.Embed:
 
 
 def _fields_within(citations: list[Citation], budget: int, closest: bool) -> list[tuple[str, str]]:
-    """Citation fields whose total length fits `budget`, shortening every quote evenly if needed."""
-    if not citations:
-        return []
-    value_limit = FIELD_VALUE_LIMIT
-    while True:
+    """Citation fields whose total length fits `budget`: quotes shortened evenly first, then titles,
+    then the last fields dropped."""
+    value_limit, name_limit = FIELD_VALUE_LIMIT, FIELD_NAME_LIMIT
+    while citations:
         fields = [citation_field(c, value_limit) for c in citations]
-        if closest:
-            fields = [(shorten("Closest: " + name, FIELD_NAME_LIMIT), value) for name, value in fields]
-        if sum(len(n) + len(v) for n, v in fields) <= budget or value_limit <= 40:
+        prefix = "Closest: " if closest else ""
+        fields = [(shorten(prefix + name, name_limit), value) for name, value in fields]
+        if sum(len(n) + len(v) for n, v in fields) <= budget:
             return fields
-        value_limit = max(40, int(value_limit * 0.8))
+        if value_limit > MIN_QUOTE_CHARS:
+            value_limit = max(MIN_QUOTE_CHARS, int(value_limit * 0.8))
+        elif name_limit > MIN_NAME_CHARS:
+            name_limit = MIN_NAME_CHARS
+        else:
+            citations = citations[:-1]
+    return []
 
 
 def plain_text(text: str) -> str:

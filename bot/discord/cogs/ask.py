@@ -40,13 +40,14 @@ class AskCog(commands.Cog):
         if refusal:
             await send_ephemeral(interaction, refusal)
             return
-        await interaction.response.defer(thinking=True, ephemeral=private)
+        deferred = await interaction.response.defer(thinking=True, ephemeral=private)
         stream = ThrottledEditor(lambda text: interaction.edit_original_response(content=text))
         answer = await self.bot.service.ask(question, on_delta=stream)
         await stream.finish()
+        if deferred and deferred.message_id:  # on record before its buttons can be clicked
+            await self.remember(deferred.message_id, answer, interaction.guild_id, interaction.channel_id)
         parts = {"content": None, **self.reply_parts(answer)}
-        message = await interaction.edit_original_response(allowed_mentions=NO_MENTIONS, **parts)
-        await self.remember(message, answer)
+        await interaction.edit_original_response(allowed_mentions=NO_MENTIONS, **parts)
 
     def refusal(self, user_id: int, channel: object, question: str) -> str | None:
         """Why a question is not answered here, or None."""
@@ -68,12 +69,11 @@ class AskCog(commands.Cog):
         assert self.bot.feedback is not None
         return {"embed": answer_embed(answer), "view": FeedbackView(self.bot.feedback)}
 
-    async def remember(self, message: discord.Message, answer: Answer) -> None:
+    async def remember(self, message_id: int, answer: Answer, guild_id: int | None, channel_id: int) -> None:
         """Keep what was answered so that feedback clicks (even after a restart) can be stored with it."""
         if answer.refusal or self.bot.feedback is None:
             return
-        await asyncio.to_thread(self.bot.feedback.save_answer, message.id, answer, message.guild and message.guild.id,
-                                message.channel.id)
+        await asyncio.to_thread(self.bot.feedback.save_answer, message_id, answer, guild_id, channel_id)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -112,7 +112,7 @@ class AskCog(commands.Cog):
         sent = await reply.show(**self.reply_parts(answer))
         if not answer.refusal:
             self.keep_turns(channel.id, [*self.turns.get(channel.id, []), Turn(question, answer.answer)])
-        await self.remember(sent, answer)
+        await self.remember(sent.id, answer, sent.guild and sent.guild.id, sent.channel.id)
 
     def keep_turns(self, thread_id: int, turns: list[Turn]) -> None:
         """Remember a thread's turns, forgetting the least recently used threads past KEPT_THREADS."""

@@ -1,0 +1,45 @@
+"""Embeds stay within every Discord limit whatever the answer, and quotes are only ever shortened."""
+
+from __future__ import annotations
+
+from bot.answer import Answer, Citation
+from bot.discord.render import ABSTAIN_TITLE, answer_embed, citation_field, shorten
+
+
+def citation(n: int, quote: str, title: str = "Title", url: str = "https://example.org/a") -> Citation:
+    return Citation(n=n, doc_id="d", title=title, url=url, quote=quote, start=0, end=len(quote),
+                    chunk_id="d#0", score=0.5, paragraph=n)
+
+
+def test_shorten_cuts_at_a_word_and_marks_it() -> None:
+    assert shorten("short", 10) == "short"
+    cut = shorten("one two three four five six", 15)
+    assert cut == "one two three…" and len(cut) <= 15
+
+
+def test_huge_answer_fits_every_limit() -> None:
+    quotes = [f"quote {n} " + "word " * 500 for n in range(30)]
+    answer = Answer("q" * 400, "answer " * 1000, False, [citation(n, q, "T" * 300) for n, q in enumerate(quotes, 1)],
+                    timings_ms={"embed": 1, "search": 2, "compose": 3, "total": 6})
+    embed = answer_embed(answer)
+    assert len(embed.title) <= 256 and len(embed.description) <= 4096
+    assert 10 <= len(embed.fields) <= 25
+    assert [f.name[:4] for f in embed.fields] == [f"[{n}] "[:4] for n in range(1, len(embed.fields) + 1)]
+    assert all(len(f.name) <= 256 and len(f.value) <= 1024 for f in embed.fields)
+    assert len(embed) <= 6000
+    for field, quote in zip(embed.fields, quotes, strict=False):
+        shown = field.value.split("”")[0].lstrip("“").rstrip("…")
+        assert quote.startswith(shown)
+
+
+def test_field_keeps_the_quote_and_link_when_they_fit() -> None:
+    name, value = citation_field(citation(2, "Maduro met Raisi."))
+    assert name == "[2] Title — paragraph 2"
+    assert value == "“Maduro met Raisi.”\nhttps://example.org/a"
+
+
+def test_abstention_looks_different_and_lists_closest_passages() -> None:
+    answer = Answer("Who?", "The indexed articles don't say.", True, [], [citation(1, "Nearby text.")])
+    embed = answer_embed(answer)
+    assert embed.title == ABSTAIN_TITLE and embed.fields[0].name.startswith("Closest: [1]")
+    assert embed.colour != answer_embed(Answer("Who?", "A [1]", False, [citation(1, "A")])).colour
