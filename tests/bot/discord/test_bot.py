@@ -13,7 +13,7 @@ import pytest
 
 from bot.discord.app import FootnoteBot
 from bot.discord.feedback import VOTE_DOWN_ID, VOTE_UP_ID
-from tests.bot.discord.conftest import Newsroom, StartBot, copy_seed
+from tests.bot.discord.conftest import StartBot, copy_seed
 from tests.conftest import ROOT
 from tests.discord_fake import FakeDiscord, PermissionRefused
 from tests.discord_fake.state import MESSAGE_CONTENT
@@ -201,7 +201,8 @@ async def test_feedback_is_stored_and_works_after_a_restart(newsroom: StartBot, 
     assert "Thanks" in vote.original["content"]
     await restarted.stop()
     rows = sqlite3.connect(room.settings.database_path).execute(
-        "SELECT vote, question, answer, citation_ids, guild_id, channel_id, user_hash FROM votes ORDER BY vote").fetchall()
+        "SELECT vote, question, answer, citation_ids, guild_id, channel_id, user_hash FROM votes ORDER BY vote"
+    ).fetchall()
     assert [r[0] for r in rows] == [-1, 1]
     assert rows[0][1] == "Who did Raisi meet?" and "Maduro" in rows[0][2] and "raisi-maduro-caracas#" in rows[0][3]
     assert rows[0][4:6] == (room.guild.id, room.channel.id)
@@ -236,11 +237,14 @@ async def test_everyone_in_the_corpus_pings_no_one(newsroom: StartBot, tmp_path:
     (corpus / "ping.md").write_text("---\ntitle: Pings\n---\nThe mayor told @everyone and @here that the "
                                     "bridge opens on Friday, thanking <@1234> and <@&5678>.\n")
     room = await newsroom(corpus=corpus)
-    record = await room.fake.invoke_command(room.channel, room.reader, "ask", {"question": "When does the bridge open?"})
+    record = await room.fake.invoke_command(room.channel, room.reader, "ask",
+                                            {"question": "When does the bridge open?"})
     await room.fake.wait_for(lambda: record.edits, timeout=10)
     assert "@everyone" in embed_of(final_message(room.fake, record))["description"]
-    await room.fake.user_message(room.channel, room.reader, f"<@{room.fake.bot_user.id}> @everyone who thanked <@1234>?")
-    thread = await room.fake.wait_for(lambda: next((c for c in room.fake.channels.values() if c.is_thread), None), 10)
+    await room.fake.user_message(room.channel, room.reader,
+                                 f"<@{room.fake.bot_user.id}> @everyone who thanked <@1234>?")
+    thread = await room.fake.wait_for(lambda: next((c for c in room.fake.channels.values() if c.is_thread), None),
+                                      10)
     await room.fake.wait_for(lambda: room.fake.sent_messages(thread), timeout=10)
     assert room.fake.outbox and room.fake.pings() == []
     assert all(out.allowed_mentions == {"parse": []} or out.allowed_mentions["parse"] == []
