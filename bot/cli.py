@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Settings, SettingsError, load_settings
 from index.builder import BuildError, BuildProgress, BuildReport
 from index.documents import load_corpus, slugify
 from index.store import SnapshotError, SnapshotStore
+
+if TYPE_CHECKING:
+    from bot.answer import Answer
 
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
@@ -132,9 +138,26 @@ def _answerer(settings: Settings):
     return load_answerer(settings, _embedder(settings))
 
 
+def generated_asker(settings: Settings, answerer) -> Callable[[str], Answer] | None:
+    """`ask(question)` through the configured LLM (verified, extractive fallback), or None without one."""
+    from bot.generation import LLMClient, generate_answer
+
+    client = LLMClient.from_settings(settings)
+    if client is None:
+        return None
+    loop = asyncio.new_event_loop()
+
+    def ask(question: str) -> Answer:
+        answer = answerer.ask(question)
+        return loop.run_until_complete(generate_answer(answer, answer.evidence, client))
+
+    return ask
+
+
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    answerer = _answerer(settings)
+    ask = generated_asker(settings, answerer) or answerer.ask
     if args.jsonl:
-        answerer = _answerer(settings)
         for line in sys.stdin:
             if not line.strip():
                 continue
@@ -144,12 +167,12 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
             except (json.JSONDecodeError, AttributeError):
                 print(json.dumps({"error": "malformed input line: expected a JSON object"}), flush=True)
                 continue
-            print(json.dumps(answerer.ask(question).to_json(qid), ensure_ascii=False), flush=True)
+            print(json.dumps(ask(question).to_json(qid), ensure_ascii=False), flush=True)
         return 0
     if args.question is None:
         print("footnote ask: give a question, or --jsonl to read questions from stdin", file=sys.stderr)
         return EXIT_CONFIG
-    answer = _answerer(settings).ask(args.question)
+    answer = ask(args.question)
     if args.json:
         print(json.dumps(answer.to_json(), ensure_ascii=False, indent=1))
     else:
@@ -166,7 +189,7 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.evaluation import evaluate, read_questions, sweep
+    from bot.evaluation import evaluate, read_questions, side_by_side, sweep
 
     if args.corpus:
         slug = slugify(str(args.corpus.resolve()))[-60:]
@@ -177,11 +200,17 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     answerer = _answerer(settings)
     if args.sweep:
         answerer.config = replace(answerer.config, abstain_threshold=0.0)
-    report = evaluate(answerer, read_questions(args.questions), documents)
+    questions = read_questions(args.questions)
+    report = evaluate(answerer, questions, documents)
+    generated_ask = None if args.sweep else generated_asker(settings, answerer)
+    generated = evaluate(answerer, questions, documents, generated_ask) if generated_ask else None
     if args.sweep:
         print("\n".join(sweep(report.rows, [round(0.3 + 0.02 * i, 2) for i in range(16)])))
     elif args.json:
-        print(json.dumps(report.to_json(), ensure_ascii=False, indent=1))
+        data = {"extractive": report.to_json(), "generated": generated.to_json()} if generated else report.to_json()
+        print(json.dumps(data, ensure_ascii=False, indent=1))
+    elif generated:
+        print(side_by_side(report.lines(), generated.lines()))
     else:
         print("\n".join(report.lines()))
     if args.min_accuracy is not None and report.accuracy < args.min_accuracy:

@@ -77,6 +77,14 @@ class EvalReport:
         ]
 
 
+def side_by_side(extractive: list[str], generated: list[str]) -> str:
+    """Two reports' lines in columns: metric, extractive value, generated value."""
+    rows = [f"{'':20}{'extractive':36}generated"]
+    for left, right in zip(extractive, generated, strict=True):
+        rows.append(f"{left[:20]}{left[20:]:36}{right[20:]}")
+    return "\n".join(rows)
+
+
 def fold(text: str) -> str:
     """Case-, accent- and quote-style-insensitive form for answer matching."""
     decomposed = unicodedata.normalize("NFKD", text.lower().translate(_QUOTE_STYLES))

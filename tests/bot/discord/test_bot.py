@@ -286,7 +286,9 @@ async def test_bot_process_serves_a_discord_compatible_server(fake_discord: Fake
     reader = fake_discord.add_member(guild, "reader")
     process = await _bot_process(fake_discord, fake_discord.token, tmp_path, seed_settings.index_dir)
     try:
-        await fake_discord.wait_for(lambda: None in fake_discord.commands, timeout=60)
+        await fake_discord.wait_for(lambda: None in fake_discord.commands and fake_discord.gateway.live_sessions(),
+                                    timeout=60)
+        await asyncio.sleep(0.5)  # GUILD_CREATE reaches the client's cache
         record = await fake_discord.invoke_command(channel, reader, "ask", {"question": "Who did Raisi meet?"})
         await fake_discord.wait_for(lambda: record.edits, timeout=20)
         assert "Maduro" in embed_of(record.edits[-1])["description"]
@@ -294,3 +296,21 @@ async def test_bot_process_serves_a_discord_compatible_server(fake_discord: Fake
         process.terminate()
         _, err = await asyncio.wait_for(process.communicate(), timeout=30)
     assert fake_discord.token not in err.decode()
+
+
+async def test_generated_answer_streams_into_the_message_then_is_verified(newsroom: StartBot) -> None:
+    from tests.fakes.openai_server import FakeOpenAIServer, Reply
+
+    async with FakeOpenAIServer() as server:
+        server.script(Reply(chunks=["Raisi met Nicolás Maduro in Caracas [1]. ", "It was the first ",
+                                    "stop of his tour [1]. He flew in on 9 May [1]."], chunk_delay=0.4))
+        room = await newsroom(llm_base_url=server.base_url, llm_model="test")
+        record = await room.fake.invoke_command(room.channel, room.reader, "ask",
+                                                {"question": "Who did Ebrahim Raisi meet in Venezuela?"})
+        await room.fake.wait_for(lambda: record.edits and record.edits[-1]["embeds"], timeout=15)
+    streamed = [e["content"] for e in record.edits if not e["embeds"]]
+    assert streamed and streamed[0] == "Raisi met Nicolás Maduro in Caracas. [1]"
+    embed = embed_of(record.edits[-1])
+    assert embed["description"] == "Raisi met Nicolás Maduro in Caracas. [1] It was the first stop of his tour. [1]"
+    assert embed["footer"]["text"].startswith("generated · ") and not record.edits[-1]["content"]
+    assert "Nicolás Maduro" in embed["fields"][0]["value"]
