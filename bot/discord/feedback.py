@@ -8,6 +8,7 @@ import json
 import logging
 import secrets
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ class FeedbackStore:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()  # one statement at a time, and never one during close()
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self._migrate()
@@ -68,30 +70,34 @@ class FeedbackStore:
     def user_hash(self, user_id: int) -> str:
         return hashlib.blake2b(str(user_id).encode(), key=self._salt, digest_size=16).hexdigest()
 
+    def _execute(self, sql: str, parameters: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self.db.execute(sql, parameters).fetchall()
+
     def save_answer(self, message_id: int, answer: Answer, guild_id: int | None, channel_id: int | None) -> None:
         citation_ids = json.dumps([c.chunk_id for c in answer.citations])
-        self.db.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (message_id, answer.question, answer.answer, citation_ids, int(answer.abstained),
-                         guild_id, channel_id, time.time()))
+        self._execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                      (message_id, answer.question, answer.answer, citation_ids, int(answer.abstained),
+                       guild_id, channel_id, time.time()))
 
     def record_vote(self, message_id: int, user_id: int, vote: int, guild_id: int | None,
                     channel_id: int | None) -> bool:
         """Store (or change) a user's vote on an answer; False when the answer is unknown."""
-        row = self.db.execute("SELECT question, answer, citation_ids FROM answers WHERE message_id = ?",
-                              (message_id,)).fetchone()
-        if row is None:
+        rows = self._execute("SELECT question, answer, citation_ids FROM answers WHERE message_id = ?",
+                             (message_id,))
+        if not rows:
             return False
-        self.db.execute("INSERT OR REPLACE INTO votes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (message_id, self.user_hash(user_id), vote, *row, guild_id, channel_id, time.time()))
+        self._execute("INSERT OR REPLACE INTO votes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (message_id, self.user_hash(user_id), vote, *rows[0], guild_id, channel_id, time.time()))
         return True
 
     def counts(self) -> FeedbackCounts:
-        up, down = self.db.execute(
-            "SELECT COALESCE(SUM(vote = 1), 0), COALESCE(SUM(vote = -1), 0) FROM votes").fetchone()
+        [(up, down)] = self._execute("SELECT COALESCE(SUM(vote = 1), 0), COALESCE(SUM(vote = -1), 0) FROM votes")
         return FeedbackCounts(up, down)
 
     def close(self) -> None:
-        self.db.close()
+        with self._lock:
+            self.db.close()
 
 
 class FeedbackView(discord.ui.View):
