@@ -43,6 +43,8 @@ _QUANTITY = re.compile(
     re.IGNORECASE,
 )
 _CLAUSE_BREAK = re.compile(r"(?<=[,;:—–])\s+|\s+(?=[—–]\s)")
+_ANAPHORA = re.compile(r"^[“\"']?(?:\S+[”\"']?\s+){0,6}?(he|she|they|it|this|these|that|those|his|her|their)\b"
+                      r"|^(the result|as a result|however|but|also)\b", re.I)
 _FOLLOW_UP_START = re.compile(r"^\s*(and|but|also|then|so|what about|how about|and what about)\b", re.I)
 _PRONOUN = re.compile(r"\b(he|she|they|it|him|her|them|his|hers|their|its|there|that|this|those)\b", re.I)
 
@@ -53,6 +55,7 @@ class AnswerConfig:
     max_sentences: int = 3
     abstain_threshold: float = 0.45
     companion_ratio: float = 0.9
+    neighbour_ratio: float = 0.6
     soft_match_floor: float = 0.45
     soft_match_full: float = 0.8
     suggestions: int = 3
@@ -126,6 +129,7 @@ class Candidate:
     chunk: Hit
     score: float = 0.0
     coverage: float = 0.0
+    kind: float = 0.0
     covered: frozenset[str] = frozenset()
 
 
@@ -269,8 +273,8 @@ class Answerer:
         text = self._text(candidate)
         similarity = float(self.snapshot.sentence_vectors[candidate.row] @ question_vector)
         candidate.coverage, candidate.covered = self._coverage(text, query, word_vectors)
-        kind = _kind_score(text, query)
-        candidate.score = 0.5 * candidate.coverage + 0.3 * max(similarity, 0.0) + 0.2 * kind
+        candidate.kind = _kind_score(text, query)
+        candidate.score = 0.5 * candidate.coverage + 0.3 * max(similarity, 0.0) + 0.2 * candidate.kind
 
     def _coverage(self, text: str, query: Query,
                   word_vectors: dict[str, np.ndarray]) -> tuple[float, frozenset[str]]:
@@ -320,23 +324,37 @@ class Answerer:
         return Answer(question, " ".join(parts), False, citations)
 
     def _choose(self, ranked: list[Candidate]) -> list[Candidate]:
-        """The best sentence, plus close runners-up that add words the best one lacks."""
+        """The best sentence, plus close runners-up or neighbours that add what the best one lacks."""
         best = ranked[0]
         chosen = [best]
-        covered = set(best.covered)
-        length = best.end - best.start
+        by_row = {c.row: c for c in ranked}
+        neighbours = [by_row[r] for r in (best.row - 1, best.row + 1)
+                      if r in by_row and by_row[r].doc_id == best.doc_id]
         for candidate in ranked[1:]:
             if len(chosen) >= self.config.max_sentences:
                 break
-            if candidate.score < self.config.companion_ratio * best.score:
-                break
-            length += candidate.end - candidate.start + 5
-            if length > self.config.max_chars:
-                break
-            if candidate.covered - covered:
+            if self._length(chosen) + candidate.end - candidate.start + 5 > self.config.max_chars:
+                continue
+            if self._completes(candidate, chosen, candidate in neighbours):
                 chosen.append(candidate)
-                covered |= candidate.covered
         return chosen
+
+    def _completes(self, candidate: Candidate, chosen: list[Candidate], neighbour: bool) -> bool:
+        """Whether a sentence adds what the chosen ones lack: the antecedent of the best one's opening
+        pronoun, question words, or (next to the best one) the kind of answer wanted."""
+        best = chosen[0]
+        if neighbour and candidate.row == best.row - 1 and _ANAPHORA.match(self._text(best)):
+            return True
+        ratio = self.config.neighbour_ratio if neighbour else self.config.companion_ratio
+        if candidate.score < ratio * best.score:
+            return False
+        if candidate.covered - set().union(*(c.covered for c in chosen)):
+            return True
+        return neighbour and max(c.kind for c in chosen) == 0.0 and candidate.kind == 1.0
+
+    @staticmethod
+    def _length(chosen: list[Candidate]) -> int:
+        return sum(c.end - c.start + 5 for c in chosen)
 
     def _fit(self, candidate: Candidate, query: Query, budget: int) -> tuple[int, int]:
         """The sentence's span, or its best run of clauses when the sentence is over budget."""
