@@ -314,3 +314,33 @@ async def test_generated_answer_streams_into_the_message_then_is_verified(newsro
     assert embed["description"] == "Raisi met Nicolás Maduro in Caracas. [1] It was the first stop of his tour. [1]"
     assert embed["footer"]["text"].startswith("generated · ") and not record.edits[-1]["content"]
     assert "Nicolás Maduro" in embed["fields"][0]["value"]
+
+
+async def test_channel_allow_list(newsroom: StartBot) -> None:
+    room = await newsroom(allowed_channel_ids=[1])
+    record = await room.fake.invoke_command(room.channel, room.reader, "ask", {"question": "Who did Raisi meet?"})
+    await room.fake.wait_for(lambda: record.acknowledged, timeout=10)
+    assert record.ephemeral and "only answer in the channels" in record.original["content"]
+    await room.fake.user_message(room.channel, room.reader, f"<@{room.fake.bot_user.id}> Who did Raisi meet?")
+    await room.fake.wait_for(lambda: room.fake.sent_messages(room.channel), timeout=10)
+    assert "only answer in the channels" in room.fake.sent_messages(room.channel)[0]["content"]
+
+
+async def test_failures_become_a_friendly_reply_with_an_error_id(newsroom: StartBot, caplog) -> None:
+    room = await newsroom()
+
+    async def broken_ask(*args, **kwargs):
+        raise RuntimeError("index exploded")
+
+    room.bot.service.ask = broken_ask
+    record = await room.fake.invoke_command(room.channel, room.reader, "ask", {"question": "Who did Raisi meet?"})
+    await room.fake.wait_for(lambda: record.followups or record.edits, timeout=10)
+    text = (record.followups or record.edits)[-1]["content"]
+    error_id = text.split("`")[1]
+    assert text == f"Sorry, something went wrong (error id `{error_id}`)."
+    logged = [r for r in caplog.records if error_id in r.getMessage()]
+    assert logged and "index exploded" in str(logged[0].exc_info[1].__cause__ or logged[0].exc_info[1])
+    assert room.fake.token not in caplog.text
+    await room.fake.user_message(room.channel, room.reader, f"<@{room.fake.bot_user.id}> Who did Raisi meet?")
+    await room.fake.wait_for(lambda: any("error id" in (m.get("content") or "")
+                                         for m in room.fake.sent_messages()), timeout=10)
