@@ -228,7 +228,7 @@ class Answerer:
         unknown_vectors = dict(zip(unknown, vectors[len(queries):], strict=True))
         embed_ms = (time.perf_counter() - started) * 1000 / len(queries)
         answers = []
-        for (question, _), query, vector in zip(questions, queries, vectors, strict=False):
+        for (question, _), query, vector in zip(questions, queries, vectors[: len(queries)], strict=True):
             answers.append(self._answer(question, query, vector, unknown_vectors, embed_ms))
         return answers
 
