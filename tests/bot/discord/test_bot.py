@@ -344,3 +344,11 @@ async def test_failures_become_a_friendly_reply_with_an_error_id(newsroom: Start
     await room.fake.user_message(room.channel, room.reader, f"<@{room.fake.bot_user.id}> Who did Raisi meet?")
     await room.fake.wait_for(lambda: any("error id" in (m.get("content") or "")
                                          for m in room.fake.sent_messages()), timeout=10)
+
+
+def test_missing_token_exits_with_status_2(seed_settings, capsys) -> None:
+    from bot.discord.app import run_bot
+
+    assert run_bot(seed_settings.model_copy(update={"discord_token": None})) == 2
+    assert capsys.readouterr().err.strip() == (
+        "footnote: FOOTNOTE_DISCORD_TOKEN is not set (see README: Discord set-up)")
