@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1)
     dense_weight: float = Field(1.0, ge=0)
     bm25_weight: float = Field(1.0, ge=0)
-    abstain_threshold: float = Field(0.45, description="minimum evidence score to answer")
+    abstain_threshold: float = Field(0.44, description="minimum evidence score to answer")
     max_answer_chars: int = Field(400, ge=80, le=4000)
     max_answer_sentences: int = Field(3, ge=1, le=10)
 
