@@ -1,0 +1,1 @@
+"""Footnote benchmarks: `python -m benchmarks [--quick]` prints tables and writes var/bench/latest.json."""

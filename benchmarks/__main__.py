@@ -1,0 +1,82 @@
+"""`python -m benchmarks [--quick]`: every section in one run, a table per section, var/bench/latest.json."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from importlib import metadata
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# torch and faiss each bundle their own libgomp: spinning idle threads of one starve the other on 2 cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from benchmarks import build, concurrency, memory, peer, query, report, scale
+from benchmarks.common import ROOT, WORK, Context, log
+from benchmarks.corpora import seed_corpus, squad_corpus, synthetic_corpus
+from index.embedding import Embedder
+
+SECTIONS = (("build", build), ("query", query), ("concurrency", concurrency), ("peer", peer),
+            ("scale", scale), ("memory", memory))
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small corpora and indexes: a smoke run")
+    parser.add_argument("--scale-rows", type=int, help="vectors in the HNSW scale index (default 300,000)")
+    return parser.parse_args()
+
+
+def _context(args: argparse.Namespace) -> Context:
+    work = WORK / ("quick" if args.quick else "full")
+    embedder = Embedder()
+    embedder.encode(["warm up the encoder"] * 8)
+    ctx = Context(embedder, args.quick, work, args.scale_rows or (10_000 if args.quick else 300_000))
+    corpora = [seed_corpus(), squad_corpus(work / "corpora", 20 if args.quick else None),
+               synthetic_corpus(work / "corpora", 60 if args.quick else 1000, questions=64)]
+    ctx.corpora = {c.name: c for c in corpora}
+    return ctx
+
+
+def _meta(ctx: Context, seconds: float) -> dict:
+    import torch
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    versions = {name: metadata.version(name) for name in
+                ("torch", "sentence-transformers", "faiss-cpu", "bm25s", "langchain-community")}
+    return {"when": datetime.now(UTC).isoformat(timespec="seconds"), "quick": ctx.quick,
+            "wall_seconds": round(seconds, 1), "load_average_at_end": os.getloadavg(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "commit": commit.stdout.strip(), "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "versions": versions,
+            "corpora": {n: {"documents": c.documents, "questions": len(c.questions), "path": str(c.path)}
+                        for n, c in ctx.corpora.items()}}
+
+
+def main() -> int:
+    args = _arguments()
+    started = time.perf_counter()
+    ctx = _context(args)
+    log("corpora ready: " + ", ".join(f"{n} ({c.documents} docs)" for n, c in ctx.corpora.items()))
+    sections = []
+    for name, module in SECTIONS:
+        section = module.run(ctx)
+        ctx.results[name] = section.details
+        sections.append(section)
+    seconds = time.perf_counter() - started
+    print(report.render(sections))
+    print(f"\n{report.summary(sections)}; wall time {seconds:.0f} s")
+    path = WORK / ("quick.json" if args.quick else "latest.json")
+    report.write_json(path, sections, _meta(ctx, seconds))
+    print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""In-process `Answerer.ask` latency per corpus, split into embed, search and compose."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from benchmarks.common import Context, log, percentiles
+from benchmarks.corpora import Corpus
+from benchmarks.memory import spawn
+from benchmarks.report import Section, Target
+from bot.answer import Answerer
+from bot.service import load_answerer
+
+TARGETS = {"p50": Target("<", 20.0), "p95": Target("<", 50.0)}
+JUDGED = "synthetic"
+MIN_SAMPLES = 100
+OPENMP_SAMPLES = 30
+WARM_UP = 5
+
+
+def questions_for(corpus: Corpus, minimum: int) -> list[str]:
+    """The corpus' questions, repeated until there are at least `minimum`."""
+    texts = [q.question for q in corpus.questions]
+    return texts * -(-minimum // len(texts))
+
+
+def time_answers(answerer: Answerer, questions: list[str]) -> dict[str, list[float]]:
+    """Wall milliseconds of each `ask`, and the parts the answer reports."""
+    samples: dict[str, list[float]] = {"wall": [], "embed": [], "search": [], "compose": []}
+    for question in questions[:WARM_UP]:
+        answerer.ask(question)
+    for question in questions:
+        started = time.perf_counter()
+        answer = answerer.ask(question)
+        samples["wall"].append((time.perf_counter() - started) * 1000)
+        for part in ("embed", "search", "compose"):
+            samples[part].append(answer.timings_ms[part])
+    return samples
+
+
+def default_openmp(ctx: Context, section: Section) -> None:
+    """The judged corpus answered in a child process left to OpenMP's default (spinning) wait policy."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    corpus = ctx.corpora[JUDGED]
+    stats = spawn("latency", str(corpus.path), str(ctx.settings[JUDGED].index_dir),
+                  questions_for(corpus, OPENMP_SAMPLES)[:OPENMP_SAMPLES], env=env)
+    section.add(f"{JUDGED}, child with OpenMP's default wait policy: p50", stats["wall"]["p50"], "ms")
+    section.add(f"{JUDGED}, child with OpenMP's default wait policy: p95", stats["wall"]["p95"], "ms")
+    section.details["default_openmp_wait_policy"] = stats
+    log(f"default OpenMP wait policy: p50 {stats['wall']['p50']} ms")
+
+
+def run(ctx: Context) -> Section:
+    section = Section("Query latency (in-process Answerer.ask)")
+    for name, corpus in ctx.corpora.items():
+        answerer = load_answerer(ctx.settings[name], ctx.embedder)
+        stats = {part: percentiles(values) for part, values in
+                 time_answers(answerer, questions_for(corpus, MIN_SAMPLES)).items()}
+        label = f"{name} ({corpus.documents:,} docs, {len(answerer.snapshot.chunks):,} chunks)"
+        for p in ("p50", "p95", "p99"):
+            section.add(f"{label}: {p}", stats["wall"][p], "ms", TARGETS.get(p) if name == JUDGED else None)
+        for part in ("embed", "search", "compose"):
+            section.add(f"{label}: {part} p95", stats[part]["p95"], "ms")
+        section.details[name] = stats
+        log(f"queried {name}: p50 {stats['wall']['p50']} ms, p95 {stats['wall']['p95']} ms")
+    default_openmp(ctx, section)
+    section.notes.append(f"targets judged at {JUDGED} (1,000 articles); samples repeat questions to ≥ {MIN_SAMPLES}")
+    section.notes.append(f"in-process figures use OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} (set by the "
+                         "benchmarks unless already set); the child rows show the product's default")
+    return section
