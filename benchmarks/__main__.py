@@ -11,12 +11,7 @@ import time
 from datetime import UTC, datetime
 from importlib import metadata
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# torch and faiss each bundle their own libgomp: spinning idle threads of one starve the other on 2 cores.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
+import index  # noqa: F401  (process defaults: offline, OMP_WAIT_POLICY=PASSIVE, before torch loads)
 from benchmarks import build, concurrency, memory, peer, query, report, scale
 from benchmarks.common import ROOT, WORK, Context, log
 from benchmarks.corpora import seed_corpus, squad_corpus, synthetic_corpus

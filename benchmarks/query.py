@@ -40,15 +40,16 @@ def time_answers(answerer: Answerer, questions: list[str]) -> dict[str, list[flo
 
 
 def default_openmp(ctx: Context, section: Section) -> None:
-    """The judged corpus answered in a child process left to OpenMP's default (spinning) wait policy."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    """The judged corpus answered in a child process with OpenMP's spinning (ACTIVE) wait policy, which is
+    the OpenMP default that `index` overrides; shows what the override buys."""
+    env = {**os.environ, "OMP_WAIT_POLICY": "ACTIVE"}
     corpus = ctx.corpora[JUDGED]
     stats = spawn("latency", str(corpus.path), str(ctx.settings[JUDGED].index_dir),
                   questions_for(corpus, OPENMP_SAMPLES)[:OPENMP_SAMPLES], env=env)
-    section.add(f"{JUDGED}, child with OpenMP's default wait policy: p50", stats["wall"]["p50"], "ms")
-    section.add(f"{JUDGED}, child with OpenMP's default wait policy: p95", stats["wall"]["p95"], "ms")
+    section.add(f"{JUDGED}, child with OMP_WAIT_POLICY=ACTIVE: p50", stats["wall"]["p50"], "ms")
+    section.add(f"{JUDGED}, child with OMP_WAIT_POLICY=ACTIVE: p95", stats["wall"]["p95"], "ms")
     section.details["default_openmp_wait_policy"] = stats
-    log(f"default OpenMP wait policy: p50 {stats['wall']['p50']} ms")
+    log(f"OMP_WAIT_POLICY=ACTIVE: p50 {stats['wall']['p50']} ms")
 
 
 def run(ctx: Context) -> Section:
@@ -66,6 +67,6 @@ def run(ctx: Context) -> Section:
         log(f"queried {name}: p50 {stats['wall']['p50']} ms, p95 {stats['wall']['p95']} ms")
     default_openmp(ctx, section)
     section.notes.append(f"targets judged at {JUDGED} (1,000 articles); samples repeat questions to ≥ {MIN_SAMPLES}")
-    section.notes.append(f"in-process figures use OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} (set by the "
-                         "benchmarks unless already set); the child rows show the product's default")
+    section.notes.append(f"in-process figures use OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} (the product's "
+                         "default, set by `index`); the child rows show OpenMP's own spinning default")
     return section

@@ -119,6 +119,16 @@ class Query:
     kind: str | None
 
 
+@dataclass(frozen=True)
+class QuestionTerms:
+    """A question's content words, their stems, IDF × turn weights and embeddings (one row each)."""
+
+    words: list[str]
+    stems: list[str]
+    weights: np.ndarray
+    vectors: np.ndarray
+
+
 @dataclass
 class Candidate:
     row: int
@@ -193,6 +203,7 @@ class Answerer:
         self.config = config or AnswerConfig()
         self.analyzer = Analyzer()
         self.retriever = HybridRetriever(snapshot, search or SearchConfig(), self.analyzer)
+        self._terms_cache: dict[int, tuple[set[str], np.ndarray]] = {}
 
     def ask(self, question: str, history: list[Turn] | None = None) -> Answer:
         """Answer one question (optionally a follow-up of `history`)."""
@@ -238,9 +249,9 @@ class Answerer:
         hits = self.retriever.search(query.text, vector)
         t1 = time.perf_counter()
         candidates = self._candidates(hits)
-        word_vectors = self._word_vectors(query, unknown_vectors)
+        terms = self._question_terms(query, unknown_vectors)
         for candidate in candidates:
-            self._score(candidate, query, vector, word_vectors)
+            self._score(candidate, query, vector, terms)
         candidates.sort(key=lambda c: -c.score)
         answer = self._compose(question, query, candidates)
         answer.confidence = candidates[0].score if candidates else 0.0
@@ -263,45 +274,48 @@ class Answerer:
                 candidates.append(Candidate(row, self.snapshot.doc_ids[doc_row], start, end, paragraph, hit))
         return candidates
 
-    def _word_vectors(self, query: Query, unknown: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _question_terms(self, query: Query, unknown: dict[str, np.ndarray]) -> QuestionTerms:
+        """The query's words with their stems, IDF weights and embeddings, computed once per question."""
         vocabulary = self.snapshot.vocabulary
-        return {w: unknown[w] if w in unknown else self.snapshot.vocabulary_vectors[vocabulary[w]]
-                for w in query.words}
+        words = list(query.words)
+        stems = [self.analyzer.stem(w) for w in words]
+        weights = np.array([self.snapshot.lexical.idf(stem) * query.words[w] for w, stem in zip(words, stems,
+                                                                                              strict=True)])
+        vectors = np.zeros((len(words), self.embedder.dimension), dtype=np.float32)
+        for row, word in enumerate(words):
+            vectors[row] = unknown[word] if word in unknown else self.snapshot.vocabulary_vectors[vocabulary[word]]
+        return QuestionTerms(words, stems, weights, vectors)
 
-    def _score(self, candidate: Candidate, query: Query, question_vector: np.ndarray,
-               word_vectors: dict[str, np.ndarray]) -> None:
+    def _score(self, candidate: Candidate, query: Query, question_vector: np.ndarray, terms: QuestionTerms) -> None:
         text = self._text(candidate)
         similarity = float(self.snapshot.sentence_vectors[candidate.row] @ question_vector)
-        candidate.coverage, candidate.covered = self._coverage(text, query, word_vectors)
+        candidate.coverage, candidate.covered = self._coverage(candidate.row, text, terms)
         candidate.kind = _kind_score(text, query)
         candidate.score = 0.5 * candidate.coverage + 0.3 * max(similarity, 0.0) + 0.2 * candidate.kind
 
-    def _coverage(self, text: str, query: Query,
-                  word_vectors: dict[str, np.ndarray]) -> tuple[float, frozenset[str]]:
+    def _coverage(self, row: int, text: str, terms: QuestionTerms) -> tuple[float, frozenset[str]]:
         """IDF-weighted share of the question's words that the sentence contains (exactly or softly)."""
-        if not query.words:
+        total = float(terms.weights.sum())
+        if not terms.words or total <= 0:
             return 0.0, frozenset()
-        stems = set(self.analyzer.terms(text))
-        sentence_words = [w for w in content_words(text) if w in self.snapshot.vocabulary]
-        total = matched = 0.0
-        covered = set()
-        for word, weight in query.words.items():
-            idf = self.snapshot.lexical.idf(self.analyzer.stem(word)) * weight
-            total += idf
-            if self.analyzer.stem(word) in stems:
-                matched += idf
-                covered.add(word)
-            else:
-                matched += idf * self._soft_match(word_vectors[word], sentence_words)
-        return matched / total if total else 0.0, frozenset(covered)
+        stems, word_rows = self._sentence_terms(row, text)
+        exact = np.array([stem in stems for stem in terms.stems])
+        credit = exact.astype(np.float64)
+        if not exact.all() and len(word_rows):
+            best = (self.snapshot.vocabulary_vectors[word_rows] @ terms.vectors[~exact].T).max(axis=0)
+            floor, full = self.config.soft_match_floor, self.config.soft_match_full
+            credit[~exact] = np.clip((best - floor) / (full - floor), 0.0, 1.0) * 0.8
+        covered = frozenset(w for w, hit in zip(terms.words, exact, strict=True) if hit)
+        return float(credit @ terms.weights) / total, covered
 
-    def _soft_match(self, word_vector: np.ndarray, sentence_words: list[str]) -> float:
-        if not sentence_words:
-            return 0.0
-        rows = [self.snapshot.vocabulary[w] for w in sentence_words]
-        best = float(np.max(self.snapshot.vocabulary_vectors[rows] @ word_vector))
-        floor, full = self.config.soft_match_floor, self.config.soft_match_full
-        return float(np.clip((best - floor) / (full - floor), 0.0, 1.0)) * 0.8
+    def _sentence_terms(self, row: int, text: str) -> tuple[set[str], np.ndarray]:
+        """A sentence's stems and the vocabulary rows of its words (cached: sentences never change)."""
+        cached = self._terms_cache.get(row)
+        if cached is None:
+            vocabulary = self.snapshot.vocabulary
+            rows = np.array([vocabulary[w] for w in content_words(text) if w in vocabulary], dtype=np.int64)
+            cached = self._terms_cache[row] = (set(self.analyzer.terms(text)), rows)
+        return cached
 
     def _text(self, candidate: Candidate) -> str:
         return self.snapshot.documents[candidate.doc_id].text[candidate.start : candidate.end]

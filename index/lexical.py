@@ -29,6 +29,8 @@ STOPWORDS = frozenset(
 
 def fold_accents(text: str) -> str:
     """'Bolívar' -> 'Bolivar', so that questions typed without accents still match."""
+    if text.isascii():
+        return text
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
