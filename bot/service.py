@@ -20,7 +20,7 @@ from pathlib import Path
 from bot.answer import Answer, AnswerConfig, Answerer, Turn
 from bot.config import Settings
 from bot.generation import DeltaCallback, LLMClient, generate_answer
-from index.builder import BuildError, BuildInProgress, BuildProgress, BuildReport, IndexBuilder
+from index.builder import BuildInProgress, BuildProgress, BuildReport, IndexBuilder
 from index.chunking import ChunkingConfig
 from index.embedding import Embedder
 from index.search import SearchConfig
@@ -190,5 +190,3 @@ class QAService:
             uptime_seconds=time.monotonic() - self._started,
         )
 
-
-__all__ = ["BuildError", "BuildInProgress", "QAService", "ServiceStats"]
