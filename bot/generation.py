@@ -16,6 +16,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 
 import httpx
@@ -246,12 +247,13 @@ class LLMClient:
                        history: Sequence[Turn] = ()) -> Verified:
         """Stream an answer, reporting its verified complete sentences as they arrive, then verify it all."""
         text = shown = ""
-        async for delta in self.stream(build_messages(question, passages, history)):
-            text += delta
-            if on_delta and (preview := _preview(text, passages)) != shown:
-                shown = preview
-                if inspect.isawaitable(called := on_delta(preview)):
-                    await called
+        async with aclosing(self.stream(build_messages(question, passages, history))) as deltas:
+            async for delta in deltas:
+                text += delta
+                if on_delta and (preview := _preview(text, passages)) != shown:
+                    shown = preview
+                    if inspect.isawaitable(called := on_delta(preview)):
+                        await called
         return verify(text, passages)
 
     async def stream(self, messages: list[dict]) -> AsyncIterator[str]:
