@@ -159,6 +159,9 @@ def generated_asker(settings: Settings, answerer) -> Callable[[str], Answer] | N
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    if args.question is None and not args.jsonl:
+        print("footnote ask: give a question, or --jsonl to read questions from stdin", file=sys.stderr)
+        return EXIT_CONFIG
     answerer = _answerer(settings)
     ask = generated_asker(settings, answerer) or answerer.ask
     if args.jsonl:
@@ -173,9 +176,6 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
                 continue
             print(json.dumps(ask(question).to_json(qid), ensure_ascii=False), flush=True)
         return 0
-    if args.question is None:
-        print("footnote ask: give a question, or --jsonl to read questions from stdin", file=sys.stderr)
-        return EXIT_CONFIG
     answer = ask(args.question)
     if args.json:
         print(json.dumps(answer.to_json(), ensure_ascii=False, indent=1))
