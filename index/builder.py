@@ -234,10 +234,12 @@ def _parts_by_document(snapshot: Snapshot) -> dict[str, DocumentParts]:
     for row, chunk in enumerate(snapshot.chunks):
         chunk_rows.setdefault(chunk.doc_id, []).append(row)
     all_chunk_vectors = snapshot.vectors.reconstruct(np.arange(len(snapshot.chunks)))
+    # sentence rows are stored document by document, so each document's rows are one contiguous range
+    bounds = np.searchsorted(snapshot.sentences[:, 0], np.arange(len(snapshot.doc_ids) + 1))
     parts = {}
     for doc_row, doc_id in enumerate(snapshot.doc_ids):
-        sentence_rows = np.flatnonzero(snapshot.sentences[:, 0] == doc_row)
-        base = int(sentence_rows[0]) if len(sentence_rows) else 0
+        sentence_rows = np.arange(bounds[doc_row], bounds[doc_row + 1])
+        base = int(bounds[doc_row])
         rows = chunk_rows.get(doc_id, [])
         parts[doc_id] = DocumentParts(
             document=snapshot.documents[doc_id],
