@@ -108,15 +108,16 @@ class TerminalProgress:
 
 
 def _embedder(settings: Settings):
-    return _shared_embedder(settings.embed_model, settings.embed_batch_size)
+    return _shared_embedder(settings.embed_model, settings.embed_batch_size, settings.embed_batch_tokens,
+                            settings.embed_precision)
 
 
 @cache
-def _shared_embedder(model: Path | None, batch_size: int):
+def _shared_embedder(model: Path | None, batch_size: int, batch_tokens: int, precision: str):
     """One model per process, whatever settings copy asks for it."""
     from index.embedding import Embedder
 
-    return Embedder(model, batch_size=batch_size)
+    return Embedder(model, batch_size=batch_size, batch_tokens=batch_tokens, precision=precision)
 
 
 def build_index(settings: Settings, full: bool = False, corpus: Path | None = None,

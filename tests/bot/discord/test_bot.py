@@ -13,6 +13,7 @@ import pytest
 
 from bot.discord.app import FootnoteBot
 from bot.discord.feedback import VOTE_DOWN_ID, VOTE_UP_ID
+from index.embedding import Embedder
 from tests.bot.discord.conftest import StartBot, copy_seed
 from tests.conftest import ROOT
 from tests.discord_fake import FakeDiscord, PermissionRefused
@@ -117,8 +118,9 @@ async def test_plain_messages_elsewhere_are_ignored(newsroom: StartBot) -> None:
     assert room.fake.sent_messages() == [] and room.fake.pings() == []
 
 
-async def test_admin_reindex_shows_progress_and_questions_keep_being_answered(newsroom: StartBot,
-                                                                              tmp_path: Path) -> None:
+async def test_admin_reindex_shows_progress_and_questions_keep_being_answered(
+        newsroom: StartBot, tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embedder, "batch_size", 2)  # many small batches: the build lasts a few seconds
     corpus = copy_seed(tmp_path / "corpus")
     write_articles(corpus, 120)
     room = await newsroom(corpus=corpus)
