@@ -53,7 +53,7 @@ _PRONOUN = re.compile(r"\b(he|she|they|it|him|her|them|his|hers|their|its|there|
 class AnswerConfig:
     max_chars: int = 400
     max_sentences: int = 3
-    abstain_threshold: float = 0.44
+    abstain_threshold: float = 0.40
     companion_ratio: float = 0.9
     neighbour_ratio: float = 0.6
     soft_match_floor: float = 0.45

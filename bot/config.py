@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -20,7 +20,10 @@ class Settings(BaseSettings):
     corpus_dir: Path = Path("corpus")
     index_dir: Path = Path("var/index")
     embed_model: Path | None = Field(None, description="local sentence-transformers folder")
-    embed_batch_size: int = Field(64, ge=1, le=4096)
+    embed_batch_size: int = Field(1024, ge=1, le=65536, description="most texts in one encoder batch")
+    embed_batch_tokens: int = Field(8192, ge=256, description="most padded tokens in one encoder batch")
+    embed_precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="auto: bfloat16 where the CPU has AMX, float32 elsewhere")
     chunk_words: int = Field(120, ge=10, le=2000)
     chunk_overlap_sentences: int = Field(1, ge=0, le=10)
     hnsw_threshold: int = Field(200_000, ge=1)
@@ -33,7 +36,7 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1)
     dense_weight: float = Field(1.0, ge=0)
     bm25_weight: float = Field(1.0, ge=0)
-    abstain_threshold: float = Field(0.44, description="minimum evidence score to answer")
+    abstain_threshold: float = Field(0.40, description="minimum evidence score to answer")
     max_answer_chars: int = Field(400, ge=80, le=4000)
     max_answer_sentences: int = Field(3, ge=1, le=10)
 

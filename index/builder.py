@@ -15,7 +15,7 @@ import numpy as np
 
 from index.chunking import Chunk, Chunker, ChunkingConfig, Sentence
 from index.documents import DEFAULT_MAX_FILE_BYTES, Document, Problem, load_corpus
-from index.embedding import Embedder
+from index.embedding import Embedder, SpanSums, pooled_vectors
 from index.lexical import Analyzer, LexicalIndex, content_words
 from index.store import (
     FaissVectorStore,
@@ -64,6 +64,11 @@ class BuildReport:
         return (f"indexed {self.documents} documents, {self.chunks} chunks "
                 f"({self.new} new, {self.reused} reused, {self.removed} removed{skipped}) "
                 f"in {self.seconds:.1f} s")
+
+
+SENTENCE_VECTORS = "chunk-pooled"
+"""Sentence vectors are mean-pooled from their tokens inside the chunk pass; snapshots made otherwise are
+re-embedded in full rather than mixed."""
 
 
 @dataclass
@@ -135,7 +140,7 @@ class IndexBuilder:
         except SnapshotError:
             return None
         same_chunking = snapshot.manifest.chunking == asdict(self.chunking)
-        return snapshot if same_chunking else None
+        return snapshot if same_chunking and snapshot.manifest.sentence_vectors == SENTENCE_VECTORS else None
 
     def _document_parts(self, documents: list[Document], previous: Snapshot | None,
                         progress: ProgressCallback | None) -> list[DocumentParts]:
@@ -156,21 +161,32 @@ class IndexBuilder:
         return parts
 
     def _embed_missing(self, parts: list[DocumentParts], progress: ProgressCallback | None) -> int:
-        """Embed the chunks and sentences of new or changed documents in one batched pass."""
+        """Embed the chunks of new or changed documents in one batched pass; each sentence's vector is
+        pooled from its tokens inside the chunks that hold it (one encoder pass serves both)."""
         pending = [p for p in parts if p.chunk_vectors is None]
         texts: list[str] = []
+        spans: list[list[tuple[int, int]]] = []
+        owners: list[int] = []  # for every span, its sentence's row among the pending sentences
+        first_row = 0
         for part in pending:
-            text = part.document.text
-            texts += [text[c.start : c.end] for c in part.chunks]
-            texts += [text[s.start : s.end] for s in part.sentences]
+            for chunk in part.chunks:
+                texts.append(part.document.text[chunk.start : chunk.end])
+                sentences = [part.sentences[i] for i in chunk.sentence_range]
+                spans.append([(s.start - chunk.start, s.end - chunk.start) for s in sentences])
+                owners += [first_row + i for i in chunk.sentence_range]
+            first_row += len(part.sentences)
         on_batch = (lambda done, total: progress(BuildProgress("embedding", done, total))) if progress else None
-        vectors = self.embedder.encode(texts, progress=on_batch)
-        row = 0
+        vectors, span_sums = self.embedder.encode_with_spans(texts, spans, progress=on_batch)
+        sentence_sums = SpanSums(np.zeros((first_row, self.embedder.dimension), np.float32), np.zeros(first_row))
+        np.add.at(sentence_sums.sums, owners, span_sums.sums)
+        np.add.at(sentence_sums.counts, owners, span_sums.counts)
+        sentence_vectors = pooled_vectors(sentence_sums)
+        chunk_row = sentence_row = 0
         for part in pending:
-            part.chunk_vectors = vectors[row : row + len(part.chunks)]
-            row += len(part.chunks)
-            part.sentence_vectors = vectors[row : row + len(part.sentences)]
-            row += len(part.sentences)
+            part.chunk_vectors = vectors[chunk_row : chunk_row + len(part.chunks)]
+            part.sentence_vectors = sentence_vectors[sentence_row : sentence_row + len(part.sentences)]
+            chunk_row += len(part.chunks)
+            sentence_row += len(part.sentences)
         return len(texts)
 
     def _vocabulary(self, parts: list[DocumentParts],
@@ -207,7 +223,8 @@ class IndexBuilder:
                     "vocabulary": len(vocabulary[0])},
             built_at=datetime.now(UTC).isoformat(timespec="seconds"), indexed_at=indexed_at,
             build_seconds=round(time.perf_counter() - started, 3), vector_index=vectors.kind,
-            libraries=_library_versions(),
+            libraries=_library_versions(), sentence_vectors=SENTENCE_VECTORS,
+            precision="bfloat16" if self.embedder.bfloat16 else "float32",
         )
         write_snapshot(folder, manifest, [p.document for p in parts], chunks,
                        np.array(sentence_rows, dtype=np.int64).reshape(-1, 4),

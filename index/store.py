@@ -122,6 +122,8 @@ class Manifest:
     vector_index: str
     libraries: dict[str, str] = field(default_factory=dict)
     indexed_at: dict[str, str] = field(default_factory=dict)
+    sentence_vectors: str = "standalone"  # how sentence vectors were made; "chunk-pooled" since pooling
+    precision: str = "float32"
     schema_version: int = SCHEMA_VERSION
 
     @classmethod

@@ -52,26 +52,25 @@ def test_incremental_build_re_embeds_only_the_changed_document(tmp_path: Path, e
     builder = make_builder(make_settings(tmp_path, corpus), embedder)
     builder.build(corpus)
     calls: list[int] = []
-    original = embedder.encode
+    original = embedder.encode_with_spans
 
-    def counting_encode(texts, progress=None):
+    def counting_encode(texts, spans, progress=None):
         calls.append(len(texts))
-        return original(texts, progress)
+        return original(texts, spans, progress)
 
-    embedder.encode = counting_encode
+    embedder.encode_with_spans = counting_encode
     try:
         changed = corpus / "article-002.md"
         changed.write_text(changed.read_text().replace("Monday", "Friday"), encoding="utf-8")
         (corpus / "article-003.md").unlink()
         report = builder.build(corpus)
     finally:
-        del embedder.encode
+        del embedder.encode_with_spans
     snapshot = builder.store.load(embedder.name, embedder.dimension)
     changed_doc = snapshot.documents["article-002"]
-    changed_texts = sum(1 for c in snapshot.chunks if c.doc_id == "article-002") + sum(
-        1 for row in range(len(snapshot.sentences)) if snapshot.doc_ids[snapshot.sentences[row][0]] == "article-002")
+    changed_chunks = sum(1 for c in snapshot.chunks if c.doc_id == "article-002")
     new_words = 1  # "friday" is the only word the corpus had not seen
-    assert calls == [changed_texts, new_words]
+    assert calls == [changed_chunks, new_words]  # sentences are pooled from the chunk pass
     assert (report.new, report.reused, report.removed, report.documents) == (1, 2, 1, 3)
     assert "Friday" in changed_doc.text and "article-003" not in snapshot.documents
     assert report.summary().startswith("indexed 3 documents,") and "(1 new, 2 reused, 1 removed)" in report.summary()
@@ -150,8 +149,9 @@ def test_kill_9_during_a_build_leaves_the_old_snapshot_serving(tmp_path: Path, e
     write_articles(corpus, 2)
     settings = make_settings(tmp_path, corpus)
     old = make_builder(settings, embedder).build(corpus)
-    write_articles(corpus, 150, sentences=8)  # long enough to be killed mid-embedding
-    env = {**os.environ, "FOOTNOTE_CORPUS_DIR": str(corpus), "FOOTNOTE_INDEX_DIR": str(settings.index_dir)}
+    write_articles(corpus, 150, sentences=8)
+    env = {**os.environ, "FOOTNOTE_CORPUS_DIR": str(corpus), "FOOTNOTE_INDEX_DIR": str(settings.index_dir),
+           "FOOTNOTE_EMBED_BATCH_SIZE": "2"}  # many small batches: still embedding when killed
     for delay in (0.0, 1.0):
         build = _cli("index", "--full", env=env)
         _wait_for_stage(build, "embedding")
