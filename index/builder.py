@@ -66,6 +66,9 @@ class BuildReport:
                 f"in {self.seconds:.1f} s")
 
 
+SPLIT_GROUP = 64
+"""Documents split per token-counting call (one call per document costs more than the counting)."""
+
 SENTENCE_VECTORS = "chunk-pooled"
 """Sentence vectors are mean-pooled from their tokens inside the chunk pass; snapshots made otherwise are
 re-embedded in full rather than mixed."""
@@ -144,21 +147,24 @@ class IndexBuilder:
 
     def _document_parts(self, documents: list[Document], previous: Snapshot | None,
                         progress: ProgressCallback | None) -> list[DocumentParts]:
+        """Each document's sentences and chunks: reused when unchanged, else split in groups."""
         reusable = _parts_by_document(previous) if previous else {}
-        parts = []
-        for number, document in enumerate(documents, start=1):
+        parts: list[DocumentParts | None] = []
+        for document in documents:
             old = reusable.get(document.doc_id)
-            if old is not None and old.document.sha256 == document.sha256:
-                old.document = document
-                old.reused = True
-                parts.append(old)
-            else:
-                sentences = self.chunker.sentences(document.text)
-                chunks = self.chunker.chunk(document.doc_id, document.text, sentences)
-                parts.append(DocumentParts(document, sentences, chunks))
+            unchanged = old is not None and old.document.sha256 == document.sha256
+            if unchanged:
+                old.document, old.reused = document, True
+            parts.append(old if unchanged else None)
+        fresh = [row for row, part in enumerate(parts) if part is None]
+        for first in range(0, len(fresh), SPLIT_GROUP):
+            rows = fresh[first : first + SPLIT_GROUP]
+            splits = self.chunker.split_many([(documents[row].doc_id, documents[row].text) for row in rows])
+            for row, (sentences, chunks) in zip(rows, splits, strict=True):
+                parts[row] = DocumentParts(documents[row], sentences, chunks)
             if progress:
-                progress(BuildProgress("documents", number, len(documents)))
-        return parts
+                progress(BuildProgress("documents", first + len(rows), len(fresh)))
+        return [part for part in parts if part is not None]
 
     def _embed_missing(self, parts: list[DocumentParts], progress: ProgressCallback | None) -> int:
         """Embed the chunks of new or changed documents in one batched pass; each sentence's vector is

@@ -61,6 +61,11 @@ def split_sentences(text: str) -> list[Sentence]:
     return sentences
 
 
+TOKEN_MARGIN = 16
+"""A window whose summed sentence tokens come this close to the limit is tokenized whole to check it fits
+(joining sentences at whitespace rarely changes WordPiece counts, but other tokenizers may differ)."""
+
+
 class Chunker:
     """Cuts a document into windows of whole sentences that fit the embedder's sequence length."""
 
@@ -68,17 +73,34 @@ class Chunker:
         self.count_tokens = count_tokens
         self.config = config or ChunkingConfig()
 
-    def sentences(self, text: str) -> list[Sentence]:
-        """Sentences of `text`; any sentence over the token limit is split at word boundaries."""
-        sentences = split_sentences(text)
-        counts = self.count_tokens([text[s.start : s.end] for s in sentences])
+    def split(self, doc_id: str, text: str) -> tuple[list[Sentence], list[Chunk]]:
+        """The document's sentences (any over the token limit split at word boundaries) and its chunks."""
+        return self.split_many([(doc_id, text)])[0]
+
+    def split_many(self, documents: Sequence[tuple[str, str]]) -> list[tuple[list[Sentence], list[Chunk]]]:
+        """`split` for several (doc_id, text) documents, with one token-counting call for all sentences."""
+        found = [split_sentences(text) for _, text in documents]
+        counts = iter(self.count_tokens([text[s.start : s.end] for (_, text), ss in zip(documents, found,
+                                                                                         strict=True) for s in ss]))
+        results = []
+        for (doc_id, text), sentences in zip(documents, found, strict=True):
+            kept, kept_counts = self._fit_sentences(text, sentences, [next(counts) for _ in sentences])
+            results.append((kept, self._chunk(doc_id, text, kept, kept_counts)))
+        return results
+
+    def _fit_sentences(self, text: str, sentences: list[Sentence],
+                       counts: list[int]) -> tuple[list[Sentence], list[int]]:
         result: list[Sentence] = []
+        result_counts: list[int] = []
         for sentence, tokens in zip(sentences, counts, strict=True):
             if tokens <= self.config.max_tokens:
                 result.append(sentence)
+                result_counts.append(tokens)
             else:
-                result.extend(self._split_long(text, sentence))
-        return result
+                pieces = self._split_long(text, sentence)
+                result.extend(pieces)
+                result_counts.extend(self.count_tokens([text[p.start : p.end] for p in pieces]))
+        return result, result_counts
 
     def _split_long(self, text: str, sentence: Sentence) -> list[Sentence]:
         words = [m.span() for m in _WORD.finditer(text, sentence.start, sentence.end)]
@@ -101,16 +123,16 @@ class Chunker:
                 low = middle
         return low
 
-    def chunk(self, doc_id: str, text: str, sentences: list[Sentence]) -> list[Chunk]:
+    def _chunk(self, doc_id: str, text: str, sentences: list[Sentence], token_counts: list[int]) -> list[Chunk]:
         """Windows of about `target_words` words, overlapping by whole sentences, within max_tokens."""
-        token_counts = self.count_tokens([text[s.start : s.end] for s in sentences])
         word_counts = [len(_WORD.findall(text, s.start, s.end)) for s in sentences]
         chunks: list[Chunk] = []
         first = 0
         while first < len(sentences):
-            last = self._window_end(first, word_counts, token_counts)
-            while last > first and self._too_long(text, sentences[first].start, sentences[last].end):
-                last -= 1
+            last, estimate = self._window_end(first, word_counts, token_counts)
+            if estimate > self.config.max_tokens - TOKEN_MARGIN:  # near the limit: count the window itself
+                while last > first and self._too_long(text, sentences[first].start, sentences[last].end):
+                    last -= 1
             chunks.append(Chunk(f"{doc_id}#{len(chunks)}", doc_id, sentences[first].start,
                                 sentences[last].end, first, last))
             if last == len(sentences) - 1:
@@ -118,14 +140,15 @@ class Chunker:
             first = max(first + 1, last + 1 - self.config.overlap_sentences)
         return chunks
 
-    def _window_end(self, first: int, words: list[int], tokens: list[int]) -> int:
+    def _window_end(self, first: int, words: list[int], tokens: list[int]) -> tuple[int, int]:
+        """The window's last sentence and its estimated tokens (the sentences' own, special tokens once)."""
         last, total_words, total_tokens = first, words[first], tokens[first]
         while last + 1 < len(words):
             more_words, more_tokens = total_words + words[last + 1], total_tokens + tokens[last + 1] - 2
             if more_words > self.config.target_words or more_tokens > self.config.max_tokens:
                 break
             last, total_words, total_tokens = last + 1, more_words, more_tokens
-        return last
+        return last, total_tokens
 
     def _too_long(self, text: str, start: int, end: int) -> bool:
         return self.count_tokens([text[start:end]])[0] > self.config.max_tokens

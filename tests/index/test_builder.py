@@ -84,7 +84,7 @@ def test_full_build_re_embeds_everything_and_progress_is_reported(tmp_path: Path
     events: list[BuildProgress] = []
     report = builder.build(corpus, full=True, progress=events.append)
     assert (report.new, report.reused) == (3, 0)
-    assert [e.done for e in events if e.stage == "documents"] == [1, 2, 3]
+    assert [(e.done, e.total) for e in events if e.stage == "documents"] == [(3, 3)]  # one group of documents
     embedding = [e for e in events if e.stage == "embedding"]
     assert embedding and embedding[-1].done == embedding[-1].total
 

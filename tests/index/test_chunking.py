@@ -37,8 +37,7 @@ def test_abbreviations_and_decimals_do_not_end_sentences() -> None:
 def test_seed_chunks_round_trip_fit_and_overlap(embedder: Embedder) -> None:
     text = seed_text()
     chunker = Chunker(embedder.count_tokens, ChunkingConfig(max_tokens=embedder.max_seq_length))
-    sentences = chunker.sentences(text)
-    chunks = chunker.chunk("seed", text, sentences)
+    sentences, chunks = chunker.split("seed", text)
     assert [c.chunk_id for c in chunks] == [f"seed#{n}" for n in range(len(chunks))]
     assert chunks[0].start == 0 and chunks[-1].end == len(text)
     for before, after in pairwise(chunks):
@@ -55,9 +54,8 @@ def test_chunks_of_long_words_never_exceed_the_limit(embedder: Embedder) -> None
     sentence = " ".join(f"Xylophonization{n}q" for n in range(200)) + "."
     text = normalise_text(f"{sentence} A short one. {sentence}")
     chunker = Chunker(embedder.count_tokens, ChunkingConfig(max_tokens=embedder.max_seq_length))
-    sentences = chunker.sentences(text)
+    sentences, chunks = chunker.split("long", text)
     assert len(sentences) > 3
-    chunks = chunker.chunk("long", text, sentences)
     covered = "".join(text[s.start : s.end] for s in sentences).replace(" ", "")
     assert covered == text.replace(" ", "")
     for chunk in chunks:
@@ -75,8 +73,7 @@ _article = st.lists(_paragraph, min_size=1, max_size=5).map("\n\n".join)
 def test_generated_text_round_trips(embedder: Embedder, raw: str, target: int, overlap: int, limit: int) -> None:
     text = normalise_text(raw)
     chunker = Chunker(embedder.count_tokens, ChunkingConfig(target, overlap, limit))
-    sentences = chunker.sentences(text)
-    chunks = chunker.chunk("doc", text, sentences)
+    sentences, chunks = chunker.split("doc", text)
     assert sentences and chunks
     for sentence in sentences:
         piece = text[sentence.start : sentence.end]
