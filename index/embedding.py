@@ -103,7 +103,7 @@ class Embedder:
     def encode_with_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]] | None,
                           progress: BatchProgress | None = None) -> tuple[np.ndarray, SpanSums]:
         """Embed `texts` and, in the same pass, sum the token embeddings inside each text's character
-        `spans` (late pooling: a sentence's vector in the context of its chunk)."""
+        `spans` (disjoint, in text order; late pooling: a sentence's vector in the context of its chunk)."""
         span_lists = spans if spans is not None else [()] * len(texts)
         starts = np.cumsum([0] + [len(s) for s in span_lists])
         span_sums = SpanSums(np.zeros((int(starts[-1]), self.dimension), np.float32), np.zeros(int(starts[-1])))
@@ -168,13 +168,17 @@ class Embedder:
     @staticmethod
     def _pool_spans(tokens: np.ndarray, offsets: list[Span], spans: Sequence[Span], first: int,
                     span_sums: SpanSums) -> None:
-        token_starts = np.array([s for s, _ in offsets])
-        token_ends = np.array([e for _, e in offsets])
-        real = token_ends > token_starts  # special and padding tokens have empty offsets
-        for number, (start, end) in enumerate(spans):
-            inside = real & (token_starts < end) & (token_ends > start)
-            span_sums.sums[first + number] += tokens[: len(offsets)][inside].sum(axis=0)
-            span_sums.counts[first + number] += int(inside.sum())
+        """Add each token's embedding to the span holding it (spans are disjoint and in text order)."""
+        if not spans:
+            return
+        token_starts, token_ends = np.asarray(offsets).T
+        span_starts, span_ends = np.asarray(spans).T
+        owner = np.minimum(np.searchsorted(span_ends, token_starts, side="right"), len(spans) - 1)
+        # special and padding tokens have empty offsets
+        inside = (token_ends > token_starts) & (token_starts < span_ends[owner]) & (token_ends > span_starts[owner])
+        membership = (owner[None, :] == np.arange(len(spans))[:, None]) & inside[None, :]
+        span_sums.sums[first : first + len(spans)] += membership.astype(np.float32) @ tokens[: len(offsets)]
+        span_sums.counts[first : first + len(spans)] += membership.sum(axis=1)
 
     @staticmethod
     @contextmanager
