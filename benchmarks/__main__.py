@@ -24,7 +24,7 @@ SECTIONS = (("build", build), ("query", query), ("concurrency", concurrency), ("
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small corpora and indexes: a smoke run")
-    parser.add_argument("--scale-rows", type=int, help="vectors in the HNSW scale index (default 300,000)")
+    parser.add_argument("--scale-rows", type=int, help="vectors in the HNSW scale index (default 1,000,000)")
     return parser.parse_args()
 
 
@@ -32,7 +32,7 @@ def _context(args: argparse.Namespace) -> Context:
     work = WORK / ("quick" if args.quick else "full")
     embedder = Embedder()
     embedder.encode(["warm up the encoder"] * 8)
-    ctx = Context(embedder, args.quick, work, args.scale_rows or (10_000 if args.quick else 300_000))
+    ctx = Context(embedder, args.quick, work, args.scale_rows or (10_000 if args.quick else 1_000_000))
     corpora = [seed_corpus(), squad_corpus(work / "corpora", 20 if args.quick else None),
                synthetic_corpus(work / "corpora", 60 if args.quick else 1000, questions=64)]
     ctx.corpora = {c.name: c for c in corpora}
