@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -75,6 +76,18 @@ re-embedded in full rather than mixed."""
 
 
 @dataclass
+class ChunkInputs:
+    """What the encoder needs for the chunks still to embed, prepared by the text worker."""
+
+    pending: list[DocumentParts]
+    texts: list[str] = field(default_factory=list)
+    spans: list[list[tuple[int, int]]] = field(default_factory=list)
+    owners: list[int] = field(default_factory=list)  # for every span, its sentence's row among pending ones
+    sentences: int = 0
+    tokens: object = None
+
+
+@dataclass
 class DocumentParts:
     """One document's sentences and chunks (document-local rows) and their vectors."""
 
@@ -109,14 +122,21 @@ class IndexBuilder:
         with self._lock():
             self.store.remove_abandoned_builds()
             previous = None if full else self._previous_snapshot()
-            parts = self._document_parts(loaded.documents, previous, progress)
-            embedded = self._embed_missing(parts, progress)
-            vocabulary, vocabulary_vectors, new_words = self._vocabulary(parts, previous)
-            embedded += new_words
+            # Text work runs in a second thread while the encoder works in this one (the encoder leaves
+            # the GIL and some CPU free): documents are split and chunks tokenized during the
+            # vocabulary's encoding, and BM25 is built during the chunks'.
+            with ThreadPoolExecutor(1, thread_name_prefix="footnote-build-text") as text_worker:
+                preparing = text_worker.submit(self._prepare, loaded.documents, previous, progress)
+                vocabulary, vocabulary_vectors, new_words = self._vocabulary(loaded.documents, previous)
+                parts, inputs = preparing.result()
+                lexical = text_worker.submit(self._lexical_index, parts)
+                embedded = self._embed_missing(inputs, progress) + new_words
+                lexical_index = lexical.result()
             snapshot_id = new_snapshot_id()
             folder = self.store.new_build_folder(snapshot_id)
             indexed_at = _indexed_at(parts, previous)
-            manifest = self._write(folder, snapshot_id, parts, (vocabulary, vocabulary_vectors), indexed_at, started)
+            manifest = self._write(folder, snapshot_id, parts, (vocabulary, vocabulary_vectors), lexical_index,
+                                   indexed_at, started)
             path = self.store.publish(folder)
         reused = sum(p.reused for p in parts)
         removed = len(set(previous.documents) - {d.doc_id for d in loaded.documents}) if previous else 0
@@ -166,40 +186,44 @@ class IndexBuilder:
                 progress(BuildProgress("documents", first + len(rows), len(fresh)))
         return [part for part in parts if part is not None]
 
-    def _embed_missing(self, parts: list[DocumentParts], progress: ProgressCallback | None) -> int:
+    def _prepare(self, documents: list[Document], previous: Snapshot | None,
+                 progress: ProgressCallback | None) -> tuple[list[DocumentParts], ChunkInputs]:
+        """Split the documents and tokenize the chunks still to embed (text work, for the worker thread)."""
+        parts = self._document_parts(documents, previous, progress)
+        inputs = ChunkInputs([p for p in parts if p.chunk_vectors is None])
+        for part in inputs.pending:
+            for chunk in part.chunks:
+                inputs.texts.append(part.document.text[chunk.start : chunk.end])
+                sentences = [part.sentences[i] for i in chunk.sentence_range]
+                inputs.spans.append([(s.start - chunk.start, s.end - chunk.start) for s in sentences])
+                inputs.owners += [inputs.sentences + i for i in chunk.sentence_range]
+            inputs.sentences += len(part.sentences)
+        inputs.tokens = self.embedder.tokenize(inputs.texts, offsets=True)
+        return parts, inputs
+
+    def _embed_missing(self, inputs: ChunkInputs, progress: ProgressCallback | None) -> int:
         """Embed the chunks of new or changed documents in one batched pass; each sentence's vector is
         pooled from its tokens inside the chunks that hold it (one encoder pass serves both)."""
-        pending = [p for p in parts if p.chunk_vectors is None]
-        texts: list[str] = []
-        spans: list[list[tuple[int, int]]] = []
-        owners: list[int] = []  # for every span, its sentence's row among the pending sentences
-        first_row = 0
-        for part in pending:
-            for chunk in part.chunks:
-                texts.append(part.document.text[chunk.start : chunk.end])
-                sentences = [part.sentences[i] for i in chunk.sentence_range]
-                spans.append([(s.start - chunk.start, s.end - chunk.start) for s in sentences])
-                owners += [first_row + i for i in chunk.sentence_range]
-            first_row += len(part.sentences)
         on_batch = (lambda done, total: progress(BuildProgress("embedding", done, total))) if progress else None
-        vectors, span_sums = self.embedder.encode_with_spans(texts, spans, progress=on_batch)
-        sentence_sums = SpanSums(np.zeros((first_row, self.embedder.dimension), np.float32), np.zeros(first_row))
-        np.add.at(sentence_sums.sums, owners, span_sums.sums)
-        np.add.at(sentence_sums.counts, owners, span_sums.counts)
+        vectors, span_sums = self.embedder.encode_with_spans(inputs.texts, inputs.spans, on_batch, inputs.tokens)
+        sentence_sums = SpanSums(np.zeros((inputs.sentences, self.embedder.dimension), np.float32),
+                                 np.zeros(inputs.sentences))
+        np.add.at(sentence_sums.sums, inputs.owners, span_sums.sums)
+        np.add.at(sentence_sums.counts, inputs.owners, span_sums.counts)
         sentence_vectors = pooled_vectors(sentence_sums)
         chunk_row = sentence_row = 0
-        for part in pending:
+        for part in inputs.pending:
             part.chunk_vectors = vectors[chunk_row : chunk_row + len(part.chunks)]
             part.sentence_vectors = sentence_vectors[sentence_row : sentence_row + len(part.sentences)]
             chunk_row += len(part.chunks)
             sentence_row += len(part.sentences)
-        return len(texts)
+        return len(inputs.texts)
 
-    def _vocabulary(self, parts: list[DocumentParts],
+    def _vocabulary(self, documents: list[Document],
                     previous: Snapshot | None) -> tuple[list[str], np.ndarray, int]:
         """Every content word of the corpus with its embedding (for soft term matching at query time),
         and how many words had to be embedded anew."""
-        words = sorted({w for p in parts for w in content_words(p.document.text)})
+        words = sorted({w for d in documents for w in content_words(d.text)})
         known = previous.vocabulary if previous else {}
         new_words = [w for w in words if w not in known]
         new_vectors = dict(zip(new_words, self.embedder.encode(new_words), strict=True))
@@ -208,8 +232,14 @@ class IndexBuilder:
             vectors[row] = new_vectors[word] if word in new_vectors else previous.vocabulary_vectors[known[word]]
         return words, vectors, len(new_words)
 
+    def _lexical_index(self, parts: list[DocumentParts]) -> LexicalIndex:
+        """BM25 over every chunk, in snapshot row order."""
+        return LexicalIndex.build(self.analyzer.terms_many(
+            [p.document.text[c.start : c.end] for p in parts for c in p.chunks]))
+
     def _write(self, folder: Path, snapshot_id: str, parts: list[DocumentParts],
-               vocabulary: tuple[list[str], np.ndarray], indexed_at: dict[str, str], started: float) -> Manifest:
+               vocabulary: tuple[list[str], np.ndarray], lexical: LexicalIndex, indexed_at: dict[str, str],
+               started: float) -> Manifest:
         chunks, sentence_rows = [], []
         for doc_row, part in enumerate(parts):
             base = len(sentence_rows)
@@ -219,8 +249,6 @@ class IndexBuilder:
         dimension = self.embedder.dimension
         chunk_vectors = _stack([p.chunk_vectors for p in parts], dimension)
         vectors = FaissVectorStore.build(chunk_vectors, self.hnsw_threshold)
-        texts = {p.document.doc_id: p.document.text for p in parts}
-        lexical = LexicalIndex.build(self.analyzer.terms_many([texts[c.doc_id][c.start : c.end] for c in chunks]))
         manifest = Manifest(
             snapshot_id=snapshot_id, model=self.embedder.name, dimension=dimension,
             max_seq_length=self.embedder.max_seq_length, chunking=asdict(self.chunking),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -93,6 +94,7 @@ class Embedder:
 
             self.model.to(torch.bfloat16)
         self.encode_calls = 0
+        self._tokenizer_lock = threading.Lock()  # a call sets truncation on the shared Rust tokenizer
         self.on_batch: BatchListener | None = None
         """Called after every encoder batch with its texts and seconds (benchmarks, profiling)."""
 
@@ -100,10 +102,20 @@ class Embedder:
         """Embed `texts`; `progress(done, total)` is called after each batch."""
         return self.encode_with_spans(texts, None, progress)[0]
 
+    def tokenize(self, texts: Sequence[str], offsets: bool = False):
+        """The model's input ids (and character offsets) of `texts`, truncated to max_seq_length; safe to
+        call from another thread while this embedder encodes."""
+        if not texts:
+            return {"input_ids": [], "attention_mask": [], "offset_mapping": []}
+        with self._tokenizer_lock:
+            return self.tokenizer(list(texts), truncation=True, max_length=self.max_seq_length,
+                                  return_offsets_mapping=offsets, verbose=False)
+
     def encode_with_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]] | None,
-                          progress: BatchProgress | None = None) -> tuple[np.ndarray, SpanSums]:
+                          progress: BatchProgress | None = None, tokens=None) -> tuple[np.ndarray, SpanSums]:
         """Embed `texts` and, in the same pass, sum the token embeddings inside each text's character
-        `spans` (disjoint, in text order; late pooling: a sentence's vector in the context of its chunk)."""
+        `spans` (disjoint, in text order; late pooling: a sentence's vector in the context of its chunk).
+        `tokens` may hold `tokenize(texts, offsets=bool(spans))`, made ahead of time."""
         span_lists = spans if spans is not None else [()] * len(texts)
         starts = np.cumsum([0] + [len(s) for s in span_lists])
         span_sums = SpanSums(np.zeros((int(starts[-1]), self.dimension), np.float32), np.zeros(int(starts[-1])))
@@ -111,8 +123,7 @@ class Embedder:
         if not texts:
             return vectors, span_sums
         self.encode_calls += 1
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_seq_length,
-                                 return_offsets_mapping=bool(spans), verbose=False)
+        encoded = tokens if tokens is not None else self.tokenize(texts, offsets=bool(spans))
         batches = self._batches([len(ids) for ids in encoded["input_ids"]])
         for number, rows in enumerate(batches, start=1):
             started = time.perf_counter()
@@ -200,8 +211,9 @@ class Embedder:
         """Tokens the model would see for each text, special tokens included, before truncation."""
         if not texts:
             return []
-        encoded = self.tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
-        return [len(ids) for ids in encoded]
+        with self._tokenizer_lock:
+            encoded = self.tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)
+        return [len(ids) for ids in encoded["input_ids"]]
 
 
 def pooled_vectors(span_sums: SpanSums) -> np.ndarray:

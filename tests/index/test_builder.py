@@ -54,9 +54,9 @@ def test_incremental_build_re_embeds_only_the_changed_document(tmp_path: Path, e
     calls: list[int] = []
     original = embedder.encode_with_spans
 
-    def counting_encode(texts, spans, progress=None):
+    def counting_encode(texts, spans, progress=None, tokens=None):
         calls.append(len(texts))
-        return original(texts, spans, progress)
+        return original(texts, spans, progress, tokens)
 
     embedder.encode_with_spans = counting_encode
     try:

@@ -80,3 +80,7 @@ def test_bfloat16_vectors_stay_close_to_float32(embedder: Embedder) -> None:
     full = Embedder(precision="float32")
     assert not full.bfloat16
     assert (embedder.encode(TEXTS) * full.encode(TEXTS)).sum(axis=1).min() > 0.999
+
+
+def test_tokenize_accepts_no_texts(embedder: Embedder) -> None:
+    assert embedder.tokenize([], offsets=True)["input_ids"] == []
