@@ -16,7 +16,7 @@ import numpy as np
 
 from index.chunking import Chunk, Chunker, ChunkingConfig, Sentence
 from index.documents import DEFAULT_MAX_FILE_BYTES, Document, Problem, load_corpus
-from index.embedding import Embedder, SpanSums, pooled_vectors
+from index.embedding import Embedder, SpanSums, TextTokens, pooled_vectors
 from index.lexical import Analyzer, LexicalIndex, content_words
 from index.store import (
     FaissVectorStore,
@@ -97,6 +97,7 @@ class DocumentParts:
     sentence_vectors: np.ndarray | None = None
     chunk_vectors: np.ndarray | None = None
     reused: bool = False
+    tokens: TextTokens | None = None  # the document's tokens, while its chunks wait to be embedded
 
 
 class IndexBuilder:
@@ -107,7 +108,8 @@ class IndexBuilder:
         self.embedder = embedder
         self.store = store
         self.chunking = chunking or ChunkingConfig(max_tokens=embedder.max_seq_length)
-        self.chunker = Chunker(embedder.count_tokens, self.chunking)
+        self.chunker = Chunker(embedder.count_tokens, self.chunking, embedder.tokenize_texts,
+                               embedder.special_tokens)
         self.analyzer = Analyzer()
         self.hnsw_threshold = hnsw_threshold
         self.max_file_bytes = max_file_bytes
@@ -180,8 +182,8 @@ class IndexBuilder:
         for first in range(0, len(fresh), SPLIT_GROUP):
             rows = fresh[first : first + SPLIT_GROUP]
             splits = self.chunker.split_many([(documents[row].doc_id, documents[row].text) for row in rows])
-            for row, (sentences, chunks) in zip(rows, splits, strict=True):
-                parts[row] = DocumentParts(documents[row], sentences, chunks)
+            for row, split in zip(rows, splits, strict=True):
+                parts[row] = DocumentParts(documents[row], split.sentences, split.chunks, tokens=split.tokens)
             if progress:
                 progress(BuildProgress("documents", first + len(rows), len(fresh)))
         return [part for part in parts if part is not None]
@@ -191,14 +193,18 @@ class IndexBuilder:
         """Split the documents and tokenize the chunks still to embed (text work, for the worker thread)."""
         parts = self._document_parts(documents, previous, progress)
         inputs = ChunkInputs([p for p in parts if p.chunk_vectors is None])
+        slices = []
         for part in inputs.pending:
+            token_starts = part.tokens.offsets[:, 0]
             for chunk in part.chunks:
                 inputs.texts.append(part.document.text[chunk.start : chunk.end])
                 sentences = [part.sentences[i] for i in chunk.sentence_range]
                 inputs.spans.append([(s.start - chunk.start, s.end - chunk.start) for s in sentences])
                 inputs.owners += [inputs.sentences + i for i in chunk.sentence_range]
+                first, end = np.searchsorted(token_starts, [chunk.start, chunk.end])
+                slices.append((part.tokens, int(first), int(end), chunk.start))
             inputs.sentences += len(part.sentences)
-        inputs.tokens = self.embedder.tokenize(inputs.texts, offsets=True)
+        inputs.tokens = self.embedder.inputs_from_slices(slices)
         return parts, inputs
 
     def _embed_missing(self, inputs: ChunkInputs, progress: ProgressCallback | None) -> int:
@@ -215,6 +221,7 @@ class IndexBuilder:
         for part in inputs.pending:
             part.chunk_vectors = vectors[chunk_row : chunk_row + len(part.chunks)]
             part.sentence_vectors = sentence_vectors[sentence_row : sentence_row + len(part.sentences)]
+            part.tokens = None
             chunk_row += len(part.chunks)
             sentence_row += len(part.sentences)
         return len(inputs.texts)

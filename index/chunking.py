@@ -10,10 +10,14 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import nupunkt
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 """Counts the tokens of each text as the embedder sees it (special tokens included)."""
+
+TextTokenizer = Callable[[Sequence[str]], list]
+"""Tokenizes whole texts: for each, an object whose `offsets` has one (start, end) row per token."""
 
 _WORD = re.compile(r"\S+")
 
@@ -66,27 +70,55 @@ TOKEN_MARGIN = 16
 (joining sentences at whitespace rarely changes WordPiece counts, but other tokenizers may differ)."""
 
 
-class Chunker:
-    """Cuts a document into windows of whole sentences that fit the embedder's sequence length."""
+@dataclass
+class DocumentSplit:
+    sentences: list[Sentence]
+    chunks: list[Chunk]
+    tokens: object = None  # the whole document's tokens, when the chunker tokenizes documents
 
-    def __init__(self, count_tokens: TokenCounter, config: ChunkingConfig | None = None) -> None:
+
+class Chunker:
+    """Cuts a document into windows of whole sentences that fit the embedder's sequence length.
+
+    With `tokenize` (and the number of special tokens the model adds), each document is tokenized once
+    and sentence lengths are read off its token offsets; the tokens are kept for the encoder."""
+
+    def __init__(self, count_tokens: TokenCounter, config: ChunkingConfig | None = None,
+                 tokenize: TextTokenizer | None = None, special_tokens: int = 2) -> None:
         self.count_tokens = count_tokens
         self.config = config or ChunkingConfig()
+        self.tokenize = tokenize
+        self.special_tokens = special_tokens
 
     def split(self, doc_id: str, text: str) -> tuple[list[Sentence], list[Chunk]]:
         """The document's sentences (any over the token limit split at word boundaries) and its chunks."""
-        return self.split_many([(doc_id, text)])[0]
+        split = self.split_many([(doc_id, text)])[0]
+        return split.sentences, split.chunks
 
-    def split_many(self, documents: Sequence[tuple[str, str]]) -> list[tuple[list[Sentence], list[Chunk]]]:
-        """`split` for several (doc_id, text) documents, with one token-counting call for all sentences."""
+    def split_many(self, documents: Sequence[tuple[str, str]]) -> list[DocumentSplit]:
+        """`split` for several (doc_id, text) documents, tokenized in one call."""
         found = [split_sentences(text) for _, text in documents]
-        counts = iter(self.count_tokens([text[s.start : s.end] for (_, text), ss in zip(documents, found,
-                                                                                         strict=True) for s in ss]))
+        if self.tokenize:
+            tokens = self.tokenize([text for _, text in documents])
+            counts = [self._counts_from_offsets(t.offsets, s) for t, s in zip(tokens, found, strict=True)]
+        else:
+            tokens = [None] * len(documents)
+            flat = iter(self.count_tokens([text[s.start : s.end] for (_, text), ss in zip(documents, found,
+                                                                                           strict=True) for s in ss]))
+            counts = [[next(flat) for _ in sentences] for sentences in found]
         results = []
-        for (doc_id, text), sentences in zip(documents, found, strict=True):
-            kept, kept_counts = self._fit_sentences(text, sentences, [next(counts) for _ in sentences])
-            results.append((kept, self._chunk(doc_id, text, kept, kept_counts)))
+        for (doc_id, text), sentences, sentence_counts, document_tokens in zip(documents, found, counts, tokens,
+                                                                               strict=True):
+            kept, kept_counts = self._fit_sentences(text, sentences, sentence_counts)
+            results.append(DocumentSplit(kept, self._chunk(doc_id, text, kept, kept_counts), document_tokens))
         return results
+
+    def _counts_from_offsets(self, offsets: np.ndarray, sentences: list[Sentence]) -> list[int]:
+        """Each sentence's tokens: those of the document starting inside it, plus the special tokens."""
+        token_starts = offsets[:, 0] if len(offsets) else np.zeros(0, dtype=np.int64)
+        firsts = np.searchsorted(token_starts, [s.start for s in sentences])
+        ends = np.searchsorted(token_starts, [s.end for s in sentences])
+        return (ends - firsts + self.special_tokens).tolist()
 
     def _fit_sentences(self, text: str, sentences: list[Sentence],
                        counts: list[int]) -> tuple[list[Sentence], list[int]]:

@@ -56,6 +56,14 @@ class SpanSums:
     counts: np.ndarray
 
 
+@dataclass
+class TextTokens:
+    """A text's token ids and character offsets (one row per token), without special tokens."""
+
+    ids: np.ndarray
+    offsets: np.ndarray
+
+
 class Embedder:
     """Normalised float32 sentence embeddings and token counts from one local model.
 
@@ -88,6 +96,8 @@ class Embedder:
         self.name = path.name if model_path else "all-MiniLM-L6-v2"
         self.max_seq_length = int(self.model.max_seq_length)
         self.dimension = int(self.model.get_embedding_dimension())
+        self._prefix, self._suffix = _special_tokens(self.tokenizer)
+        self._input_names = set(self.tokenizer.model_input_names)
         self.bfloat16 = precision == "bfloat16" or (precision == "auto" and cpu_has_amx())
         if self.bfloat16:
             import torch
@@ -110,6 +120,39 @@ class Embedder:
         with self._tokenizer_lock:
             return self.tokenizer(list(texts), truncation=True, max_length=self.max_seq_length,
                                   return_offsets_mapping=offsets, verbose=False)
+
+    def tokenize_texts(self, texts: Sequence[str]) -> list[TextTokens]:
+        """Whole texts tokenized without truncation or special tokens, to be cut into pieces later."""
+        if not texts:
+            return []
+        with self._tokenizer_lock:
+            backend = self.tokenizer.backend_tokenizer
+            backend.no_truncation()  # the tokenizer's wrapper sets its own truncation again on each call
+            encodings = backend.encode_batch(list(texts), add_special_tokens=False)
+        return [TextTokens(np.asarray(e.ids, dtype=np.int64), np.asarray(e.offsets, dtype=np.int64).reshape(-1, 2))
+                for e in encodings]
+
+    @property
+    def special_tokens(self) -> int:
+        """How many special tokens the model adds around every text."""
+        return len(self._prefix) + len(self._suffix)
+
+    def inputs_from_slices(self, slices: Sequence[tuple[TextTokens, int, int, int]]) -> dict[str, list]:
+        """Model inputs (as `tokenize(..., offsets=True)` gives them) of pieces cut from tokenized texts:
+        (tokens, first token, end token, first character of the piece); offsets become relative to the
+        piece. Equal to tokenizing the piece itself when pieces start and end at whitespace and the
+        tokenizer splits words there (WordPiece, as in MiniLM)."""
+        inputs: dict[str, list] = {"input_ids": [], "attention_mask": [], "offset_mapping": []}
+        for tokens, first, end, start in slices:
+            ids = np.concatenate([self._prefix, tokens.ids[first:end], self._suffix])
+            offsets = np.zeros((len(ids), 2), dtype=np.int64)
+            offsets[len(self._prefix) : len(ids) - len(self._suffix)] = tokens.offsets[first:end] - start
+            inputs["input_ids"].append(ids)
+            inputs["attention_mask"].append(np.ones(len(ids), dtype=np.int64))
+            inputs["offset_mapping"].append(offsets)
+        if "token_type_ids" in self._input_names:
+            inputs["token_type_ids"] = [np.zeros(len(ids), dtype=np.int64) for ids in inputs["input_ids"]]
+        return inputs
 
     def encode_with_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]] | None,
                           progress: BatchProgress | None = None, tokens=None) -> tuple[np.ndarray, SpanSums]:
@@ -214,6 +257,15 @@ class Embedder:
         with self._tokenizer_lock:
             encoded = self.tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]
+
+
+def _special_tokens(tokenizer) -> tuple[np.ndarray, np.ndarray]:
+    """The ids the tokenizer puts before and after every text's own tokens."""
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    wrapped = tokenizer("a", add_special_tokens=True)["input_ids"]
+    position = next(i for i in range(len(wrapped)) if wrapped[i : i + len(plain)] == plain)
+    return (np.asarray(wrapped[:position], dtype=np.int64),
+            np.asarray(wrapped[position + len(plain) :], dtype=np.int64))
 
 
 def pooled_vectors(span_sums: SpanSums) -> np.ndarray:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from itertools import pairwise
 
+import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,7 +38,8 @@ def test_abbreviations_and_decimals_do_not_end_sentences() -> None:
 
 def test_seed_chunks_round_trip_fit_and_overlap(embedder: Embedder) -> None:
     text = seed_text()
-    chunker = Chunker(embedder.count_tokens, ChunkingConfig(max_tokens=embedder.max_seq_length))
+    chunker = Chunker(embedder.count_tokens, ChunkingConfig(max_tokens=embedder.max_seq_length),
+                      embedder.tokenize_texts, embedder.special_tokens)
     sentences, chunks = chunker.split("seed", text)
     assert [c.chunk_id for c in chunks] == [f"seed#{n}" for n in range(len(chunks))]
     assert chunks[0].start == 0 and chunks[-1].end == len(text)
@@ -72,7 +75,8 @@ _article = st.lists(_paragraph, min_size=1, max_size=5).map("\n\n".join)
 @given(raw=_article, target=st.integers(5, 150), overlap=st.integers(0, 2), limit=st.integers(24, 256))
 def test_generated_text_round_trips(embedder: Embedder, raw: str, target: int, overlap: int, limit: int) -> None:
     text = normalise_text(raw)
-    chunker = Chunker(embedder.count_tokens, ChunkingConfig(target, overlap, limit))
+    chunker = Chunker(embedder.count_tokens, ChunkingConfig(target, overlap, limit), embedder.tokenize_texts,
+                      embedder.special_tokens)
     sentences, chunks = chunker.split("doc", text)
     assert sentences and chunks
     for sentence in sentences:
@@ -84,3 +88,27 @@ def test_generated_text_round_trips(embedder: Embedder, raw: str, target: int, o
         assert text[chunk.start : chunk.end].startswith(text[sentences[chunk.first_sentence].start :
                                                              sentences[chunk.first_sentence].end])
         assert embedder.count_tokens([text[chunk.start : chunk.end]])[0] <= limit
+
+
+TRICKY = normalise_text(
+    "Raisi (62) met Nicolás Maduro—again—in Caracas.It was his first visit; “Welcome!” said Maduro. "
+    "They signed 25 agreements worth $3.5bn on 12/06/2023... Next: Managua, then Havana 🇨🇺. "
+    "Ünïcödé wörds, e-mail@example.com and C++ stay intact.\n\nA new paragraph follows here.")
+
+
+@pytest.mark.parametrize("text", [seed_text(), TRICKY], ids=["seed", "tricky"])
+def test_chunk_inputs_cut_from_the_document_tokens_equal_tokenizing_each_chunk(embedder: Embedder,
+                                                                             text: str) -> None:
+    chunker = Chunker(embedder.count_tokens, ChunkingConfig(target_words=12, max_tokens=embedder.max_seq_length),
+                      embedder.tokenize_texts, embedder.special_tokens)
+    split = chunker.split_many([("doc", text)])[0]
+    starts = split.tokens.offsets[:, 0]
+    slices = [(split.tokens, *np.searchsorted(starts, [c.start, c.end]), c.start) for c in split.chunks]
+    ours = embedder.inputs_from_slices(slices)
+    theirs = embedder.tokenize([text[c.start : c.end] for c in split.chunks], offsets=True)
+    assert len(split.chunks) > 2
+    for row in range(len(split.chunks)):
+        assert ours["input_ids"][row].tolist() == theirs["input_ids"][row]
+        assert ours["offset_mapping"][row].tolist() == [list(o) for o in theirs["offset_mapping"][row]]
+    counted = embedder.count_tokens([text[s.start : s.end] for s in split.sentences])
+    assert chunker._counts_from_offsets(split.tokens.offsets, split.sentences) == counted
