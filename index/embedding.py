@@ -74,6 +74,7 @@ class Embedder:
     def __init__(self, model_path: Path | str | None = None, batch_size: int = 1024, batch_tokens: int = 8192,
                  precision: Precision = "auto") -> None:
         from sentence_transformers import SentenceTransformer
+        from tokenizers import Tokenizer
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
@@ -104,7 +105,10 @@ class Embedder:
 
             self.model.to(torch.bfloat16)
         self.encode_calls = 0
-        self._tokenizer_lock = threading.Lock()  # a call sets truncation on the shared Rust tokenizer
+        self._tokenizer_lock = threading.Lock()  # each call sets truncation on the wrapper's Rust tokenizer
+        self._whole_texts = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
+        self._whole_texts.no_truncation()  # a private copy: never truncates, whoever else tokenizes
+        self._whole_texts.no_padding()
         self.on_batch: BatchListener | None = None
         """Called after every encoder batch with its texts and seconds (benchmarks, profiling)."""
 
@@ -125,10 +129,7 @@ class Embedder:
         """Whole texts tokenized without truncation or special tokens, to be cut into pieces later."""
         if not texts:
             return []
-        with self._tokenizer_lock:
-            backend = self.tokenizer.backend_tokenizer
-            backend.no_truncation()  # the tokenizer's wrapper sets its own truncation again on each call
-            encodings = backend.encode_batch(list(texts), add_special_tokens=False)
+        encodings = self._whole_texts.encode_batch(list(texts), add_special_tokens=False)
         return [TextTokens(np.asarray(e.ids, dtype=np.int64), np.asarray(e.offsets, dtype=np.int64).reshape(-1, 2))
                 for e in encodings]
 
@@ -254,9 +255,7 @@ class Embedder:
         """Tokens the model would see for each text, special tokens included, before truncation."""
         if not texts:
             return []
-        with self._tokenizer_lock:
-            encoded = self.tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)
-        return [len(ids) for ids in encoded["input_ids"]]
+        return [len(e.ids) for e in self._whole_texts.encode_batch(list(texts), add_special_tokens=True)]
 
 
 def _special_tokens(tokenizer) -> tuple[np.ndarray, np.ndarray]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -84,3 +86,16 @@ def test_bfloat16_vectors_stay_close_to_float32(embedder: Embedder) -> None:
 
 def test_tokenize_accepts_no_texts(embedder: Embedder) -> None:
     assert embedder.tokenize([], offsets=True)["input_ids"] == []
+
+
+def test_whole_text_tokens_are_never_truncated_by_another_threads_encode(embedder: Embedder) -> None:
+    """sentence-transformers sets truncation on its tokenizer for every encode; document tokens must not see it."""
+    long_text = " ".join(["Caracas"] * 400)
+    lengths: list[int] = []
+    worker = threading.Thread(target=lambda: lengths.extend(
+        len(tokens.ids) for _ in range(100) for tokens in embedder.tokenize_texts([long_text] * 8)))
+    worker.start()
+    while worker.is_alive():
+        embedder.model.encode([long_text, TEXTS[0]])
+    worker.join()
+    assert lengths == [400] * 800 and embedder.count_tokens([long_text]) == [402]
