@@ -144,7 +144,9 @@ class Embedder:
         piece. Equal to tokenizing the piece itself when pieces start and end at whitespace and the
         tokenizer splits words there (WordPiece, as in MiniLM)."""
         inputs: dict[str, list] = {"input_ids": [], "attention_mask": [], "offset_mapping": []}
+        room = self.max_seq_length - self.special_tokens
         for tokens, first, end, start in slices:
+            end = min(end, first + room)  # truncated as the tokenizer would truncate the piece itself
             ids = np.concatenate([self._prefix, tokens.ids[first:end], self._suffix])
             offsets = np.zeros((len(ids), 2), dtype=np.int64)
             offsets[len(self._prefix) : len(ids) - len(self._suffix)] = tokens.offsets[first:end] - start

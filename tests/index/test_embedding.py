@@ -99,3 +99,13 @@ def test_whole_text_tokens_are_never_truncated_by_another_threads_encode(embedde
         embedder.model.encode([long_text, TEXTS[0]])
     worker.join()
     assert lengths == [400] * 800 and embedder.count_tokens([long_text]) == [402]
+
+
+def test_inputs_cut_from_a_long_text_are_truncated_like_the_tokenizer_truncates(embedder: Embedder) -> None:
+    text = " ".join(f"word{n}" for n in range(400))
+    tokens = embedder.tokenize_texts([text])[0]
+    ours = embedder.inputs_from_slices([(tokens, 0, len(tokens.ids), 0)])
+    theirs = embedder.tokenize([text], offsets=True)
+    assert len(tokens.ids) > embedder.max_seq_length
+    assert ours["input_ids"][0].tolist() == theirs["input_ids"][0]
+    assert ours["offset_mapping"][0].tolist() == [list(o) for o in theirs["offset_mapping"][0]]
