@@ -68,7 +68,7 @@ class BuildReport:
 
 
 SPLIT_GROUP = 64
-"""Documents split per token-counting call (one call per document costs more than the counting)."""
+"""Documents split per tokenizer call (one call per document costs more than the tokenizing)."""
 
 SENTENCE_VECTORS = "chunk-pooled"
 """Sentence vectors are mean-pooled from their tokens inside the chunk pass; snapshots made otherwise are
@@ -84,7 +84,7 @@ class ChunkInputs:
     spans: list[list[tuple[int, int]]] = field(default_factory=list)
     owners: list[int] = field(default_factory=list)  # for every span, its sentence's row among pending ones
     sentences: int = 0
-    tokens: object = None
+    tokens: dict[str, list] | None = None  # the chunks' model inputs, cut from their documents' tokens
 
 
 @dataclass
@@ -108,8 +108,7 @@ class IndexBuilder:
         self.embedder = embedder
         self.store = store
         self.chunking = chunking or ChunkingConfig(max_tokens=embedder.max_seq_length)
-        self.chunker = Chunker(embedder.count_tokens, self.chunking, embedder.tokenize_texts,
-                               embedder.special_tokens)
+        self.chunker = Chunker(embedder.tokenize_texts, embedder.special_tokens, self.chunking)
         self.analyzer = Analyzer()
         self.hnsw_threshold = hnsw_threshold
         self.max_file_bytes = max_file_bytes

@@ -9,15 +9,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import nupunkt
 
-TokenCounter = Callable[[Sequence[str]], list[int]]
-"""Counts the tokens of each text as the embedder sees it (special tokens included)."""
+if TYPE_CHECKING:
+    from index.embedding import TextTokens
 
-TextTokenizer = Callable[[Sequence[str]], list]
-"""Tokenizes whole texts: for each, an object whose `offsets` has one (start, end) row per token."""
+TextTokenizer = Callable[[Sequence[str]], list["TextTokens"]]
+"""Tokenizes whole texts as the embedder does, without special tokens (`Embedder.tokenize_texts`)."""
 
 _WORD = re.compile(r"\S+")
 
@@ -74,21 +75,19 @@ TOKEN_MARGIN = 16
 class DocumentSplit:
     sentences: list[Sentence]
     chunks: list[Chunk]
-    tokens: object = None  # the whole document's tokens, when the chunker tokenizes documents
+    tokens: TextTokens  # the whole document's tokens, kept for the encoder
 
 
 class Chunker:
     """Cuts a document into windows of whole sentences that fit the embedder's sequence length.
 
-    With `tokenize` (and the number of special tokens the model adds), each document is tokenized once
-    and sentence lengths are read off its token offsets; the tokens are kept for the encoder."""
+    Each document is tokenized once; sentence lengths are read off its token offsets, plus the
+    `special_tokens` the model adds around every text."""
 
-    def __init__(self, count_tokens: TokenCounter, config: ChunkingConfig | None = None,
-                 tokenize: TextTokenizer | None = None, special_tokens: int = 2) -> None:
-        self.count_tokens = count_tokens
-        self.config = config or ChunkingConfig()
+    def __init__(self, tokenize: TextTokenizer, special_tokens: int, config: ChunkingConfig | None = None) -> None:
         self.tokenize = tokenize
         self.special_tokens = special_tokens
+        self.config = config or ChunkingConfig()
 
     def split(self, doc_id: str, text: str) -> tuple[list[Sentence], list[Chunk]]:
         """The document's sentences (any over the token limit split at word boundaries) and its chunks."""
@@ -97,28 +96,24 @@ class Chunker:
 
     def split_many(self, documents: Sequence[tuple[str, str]]) -> list[DocumentSplit]:
         """`split` for several (doc_id, text) documents, tokenized in one call."""
-        found = [split_sentences(text) for _, text in documents]
-        if self.tokenize:
-            tokens = self.tokenize([text for _, text in documents])
-            counts = [self._counts_from_offsets(t.offsets, s) for t, s in zip(tokens, found, strict=True)]
-        else:
-            tokens = [None] * len(documents)
-            flat = iter(self.count_tokens([text[s.start : s.end] for (_, text), ss in zip(documents, found,
-                                                                                           strict=True) for s in ss]))
-            counts = [[next(flat) for _ in sentences] for sentences in found]
+        tokens = self.tokenize([text for _, text in documents])
         results = []
-        for (doc_id, text), sentences, sentence_counts, document_tokens in zip(documents, found, counts, tokens,
-                                                                               strict=True):
-            kept, kept_counts = self._fit_sentences(text, sentences, sentence_counts)
-            results.append(DocumentSplit(kept, self._chunk(doc_id, text, kept, kept_counts), document_tokens))
+        for (doc_id, text), document_tokens in zip(documents, tokens, strict=True):
+            sentences = split_sentences(text)
+            kept, counts = self._fit_sentences(text, sentences, self._counts_from_offsets(document_tokens.offsets,
+                                                                                          sentences))
+            results.append(DocumentSplit(kept, self._chunk(doc_id, text, kept, counts), document_tokens))
         return results
 
     def _counts_from_offsets(self, offsets: np.ndarray, sentences: list[Sentence]) -> list[int]:
         """Each sentence's tokens: those of the document starting inside it, plus the special tokens."""
-        token_starts = offsets[:, 0] if len(offsets) else np.zeros(0, dtype=np.int64)
+        token_starts = offsets[:, 0]
         firsts = np.searchsorted(token_starts, [s.start for s in sentences])
         ends = np.searchsorted(token_starts, [s.end for s in sentences])
         return (ends - firsts + self.special_tokens).tolist()
+
+    def _count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(tokens.ids) + self.special_tokens for tokens in self.tokenize(texts)]
 
     def _fit_sentences(self, text: str, sentences: list[Sentence],
                        counts: list[int]) -> tuple[list[Sentence], list[int]]:
@@ -131,7 +126,7 @@ class Chunker:
             else:
                 pieces = self._split_long(text, sentence)
                 result.extend(pieces)
-                result_counts.extend(self.count_tokens([text[p.start : p.end] for p in pieces]))
+                result_counts.extend(self._count_tokens([text[p.start : p.end] for p in pieces]))
         return result, result_counts
 
     def _split_long(self, text: str, sentence: Sentence) -> list[Sentence]:
@@ -176,11 +171,12 @@ class Chunker:
         """The window's last sentence and its estimated tokens (the sentences' own, special tokens once)."""
         last, total_words, total_tokens = first, words[first], tokens[first]
         while last + 1 < len(words):
-            more_words, more_tokens = total_words + words[last + 1], total_tokens + tokens[last + 1] - 2
+            more_words = total_words + words[last + 1]
+            more_tokens = total_tokens + tokens[last + 1] - self.special_tokens
             if more_words > self.config.target_words or more_tokens > self.config.max_tokens:
                 break
             last, total_words, total_tokens = last + 1, more_words, more_tokens
         return last, total_tokens
 
     def _too_long(self, text: str, start: int, end: int) -> bool:
-        return self.count_tokens([text[start:end]])[0] > self.config.max_tokens
+        return self._count_tokens([text[start:end]])[0] > self.config.max_tokens

@@ -38,8 +38,8 @@ def test_abbreviations_and_decimals_do_not_end_sentences() -> None:
 
 def test_seed_chunks_round_trip_fit_and_overlap(embedder: Embedder) -> None:
     text = seed_text()
-    chunker = Chunker(embedder.count_tokens, ChunkingConfig(max_tokens=embedder.max_seq_length),
-                      embedder.tokenize_texts, embedder.special_tokens)
+    chunker = Chunker(embedder.tokenize_texts, embedder.special_tokens,
+                      ChunkingConfig(max_tokens=embedder.max_seq_length))
     sentences, chunks = chunker.split("seed", text)
     assert [c.chunk_id for c in chunks] == [f"seed#{n}" for n in range(len(chunks))]
     assert chunks[0].start == 0 and chunks[-1].end == len(text)
@@ -56,7 +56,8 @@ def test_chunks_of_long_words_never_exceed_the_limit(embedder: Embedder) -> None
     """200-word sentences of rare words (many word pieces each) must be split, never truncated."""
     sentence = " ".join(f"Xylophonization{n}q" for n in range(200)) + "."
     text = normalise_text(f"{sentence} A short one. {sentence}")
-    chunker = Chunker(embedder.count_tokens, ChunkingConfig(max_tokens=embedder.max_seq_length))
+    chunker = Chunker(embedder.tokenize_texts, embedder.special_tokens,
+                      ChunkingConfig(max_tokens=embedder.max_seq_length))
     sentences, chunks = chunker.split("long", text)
     assert len(sentences) > 3
     covered = "".join(text[s.start : s.end] for s in sentences).replace(" ", "")
@@ -75,8 +76,7 @@ _article = st.lists(_paragraph, min_size=1, max_size=5).map("\n\n".join)
 @given(raw=_article, target=st.integers(5, 150), overlap=st.integers(0, 2), limit=st.integers(24, 256))
 def test_generated_text_round_trips(embedder: Embedder, raw: str, target: int, overlap: int, limit: int) -> None:
     text = normalise_text(raw)
-    chunker = Chunker(embedder.count_tokens, ChunkingConfig(target, overlap, limit), embedder.tokenize_texts,
-                      embedder.special_tokens)
+    chunker = Chunker(embedder.tokenize_texts, embedder.special_tokens, ChunkingConfig(target, overlap, limit))
     sentences, chunks = chunker.split("doc", text)
     assert sentences and chunks
     for sentence in sentences:
@@ -99,8 +99,8 @@ TRICKY = normalise_text(
 @pytest.mark.parametrize("text", [seed_text(), TRICKY], ids=["seed", "tricky"])
 def test_chunk_inputs_cut_from_the_document_tokens_equal_tokenizing_each_chunk(embedder: Embedder,
                                                                              text: str) -> None:
-    chunker = Chunker(embedder.count_tokens, ChunkingConfig(target_words=12, max_tokens=embedder.max_seq_length),
-                      embedder.tokenize_texts, embedder.special_tokens)
+    chunker = Chunker(embedder.tokenize_texts, embedder.special_tokens,
+                      ChunkingConfig(target_words=12, max_tokens=embedder.max_seq_length))
     split = chunker.split_many([("doc", text)])[0]
     starts = split.tokens.offsets[:, 0]
     slices = [(split.tokens, *np.searchsorted(starts, [c.start, c.end]), c.start) for c in split.chunks]
