@@ -9,7 +9,6 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ from index.store import SnapshotError, SnapshotStore
 
 if TYPE_CHECKING:
     from bot.answer import Answer
+    from index.embedding import Embedder
 
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
@@ -107,24 +107,24 @@ class TerminalProgress:
             bar.close()
 
 
-def _embedder(settings: Settings):
-    return _shared_embedder(settings.embed_model, settings.embed_batch_size, settings.embed_batch_tokens,
-                            settings.embed_precision)
+_EMBEDDERS: dict[tuple, Embedder] = {}
 
 
-@cache
-def _shared_embedder(model: Path | None, batch_size: int, batch_tokens: int, precision: str):
-    """One model per process, whatever settings copy asks for it."""
-    from index.embedding import Embedder
+def _shared_embedder(settings: Settings) -> Embedder:
+    """One model per process and embedding configuration, whatever settings copy asks for it."""
+    from bot.service import make_embedder
 
-    return Embedder(model, batch_size=batch_size, batch_tokens=batch_tokens, precision=precision)
+    key = (settings.embed_model, settings.embed_batch_size, settings.embed_batch_tokens, settings.embed_precision)
+    if key not in _EMBEDDERS:
+        _EMBEDDERS[key] = make_embedder(settings)
+    return _EMBEDDERS[key]
 
 
 def build_index(settings: Settings, full: bool = False, corpus: Path | None = None,
                 progress=None) -> BuildReport:
     from bot.service import make_builder
 
-    builder = make_builder(settings, _embedder(settings))
+    builder = make_builder(settings, _shared_embedder(settings))
     report = builder.build(corpus or settings.corpus_dir, full=full, progress=progress)
     for problem in report.problems:
         print(f"skipped {problem}", file=sys.stderr)
@@ -140,7 +140,7 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
 def _answerer(settings: Settings):
     from bot.service import load_answerer
 
-    return load_answerer(settings, _embedder(settings))
+    return load_answerer(settings, _shared_embedder(settings))
 
 
 def generated_asker(settings: Settings, answerer) -> Callable[[str], Answer] | None:
