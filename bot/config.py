@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from index.embedding import Precision
 
 IdList = Annotated[list[int], NoDecode]
 
@@ -22,7 +24,7 @@ class Settings(BaseSettings):
     embed_model: Path | None = Field(None, description="local sentence-transformers folder")
     embed_batch_size: int = Field(1024, ge=1, le=65536, description="most texts in one encoder batch")
     embed_batch_tokens: int = Field(8192, ge=256, description="most padded tokens in one encoder batch")
-    embed_precision: Literal["auto", "float32", "bfloat16"] = Field(
+    embed_precision: Precision = Field(
         "auto", description="auto: bfloat16 where the CPU has AMX, float32 elsewhere")
     chunk_words: int = Field(120, ge=10, le=2000)
     chunk_overlap_sentences: int = Field(1, ge=0, le=10)
