@@ -30,7 +30,7 @@ def test_vectors_match_sentence_transformers_encode(embedder: Embedder) -> None:
 
 def test_batches_stay_within_the_token_budget_and_batch_size(embedder: Embedder) -> None:
     lengths = [3] * 500 + [40] * 300 + [250] * 70
-    batches = Embedder._batches(embedder, lengths)
+    batches = embedder._batches(lengths)
     assert sorted(row for batch in batches for row in batch) == list(range(len(lengths)))
     for batch in batches:
         widest = max(lengths[row] for row in batch)
