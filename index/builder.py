@@ -59,9 +59,12 @@ class BuildReport:
     seconds: float
     embedded_texts: int
     problems: list[Problem] = field(default_factory=list)
+    unchanged: bool = False  # the current snapshot already held exactly these documents: nothing was written
 
     def summary(self) -> str:
         skipped = f", {len(self.problems)} skipped" if self.problems else ""
+        if self.unchanged:
+            return f"index up to date: {self.documents} documents, {self.chunks} chunks{skipped}"
         return (f"indexed {self.documents} documents, {self.chunks} chunks "
                 f"({self.new} new, {self.reused} reused, {self.removed} removed{skipped}) "
                 f"in {self.seconds:.1f} s")
@@ -123,6 +126,12 @@ class IndexBuilder:
         with self._lock():
             self.store.remove_abandoned_builds()
             previous = None if full else self._previous_snapshot()
+            if previous is not None and self._up_to_date(previous, loaded.documents):
+                count = len(loaded.documents)
+                return BuildReport(snapshot_id=previous.snapshot_id, path=previous.path, documents=count,
+                                   chunks=len(previous.chunks), new=0, reused=count, removed=0,
+                                   seconds=time.perf_counter() - started, embedded_texts=0,
+                                   problems=loaded.problems, unchanged=True)
             # Text work runs in a second thread while the encoder works in this one (the encoder leaves
             # the GIL and some CPU free): documents are split and chunks tokenized during the
             # vocabulary's encoding, and BM25 is built during the chunks'.
@@ -165,6 +174,13 @@ class IndexBuilder:
             return None
         same_chunking = snapshot.manifest.chunking == asdict(self.chunking)
         return snapshot if same_chunking and snapshot.manifest.sentence_vectors == SENTENCE_VECTORS else None
+
+    def _up_to_date(self, previous: Snapshot, documents: list[Document]) -> bool:
+        """Whether `previous` holds exactly these documents, in this order, with the vector index a build
+        would make now (so publishing a copy of it would change nothing)."""
+        kind = "hnsw" if len(previous.chunks) > self.hnsw_threshold else "flat"
+        return (list(previous.manifest.documents.items()) == [(d.doc_id, d.sha256) for d in documents]
+                and previous.manifest.vector_index == kind)
 
     def _document_parts(self, documents: list[Document], previous: Snapshot | None,
                         progress: ProgressCallback | None) -> list[DocumentParts]:

@@ -76,6 +76,20 @@ def test_incremental_build_re_embeds_only_the_changed_document(tmp_path: Path, e
     assert report.summary().startswith("indexed 3 documents,") and "(1 new, 2 reused, 1 removed)" in report.summary()
 
 
+def test_build_of_an_unchanged_corpus_writes_nothing(tmp_path: Path, embedder: Embedder) -> None:
+    corpus = tmp_path / "corpus"
+    write_articles(corpus, 2)
+    builder = make_builder(make_settings(tmp_path, corpus), embedder)
+    first = builder.build(corpus)
+    again = builder.build(corpus)
+    assert again.unchanged and again.snapshot_id == first.snapshot_id and again.embedded_texts == 0
+    assert again.summary() == f"index up to date: 2 documents, {first.chunks} chunks"
+    assert [p.name for p in (tmp_path / "index").glob("snap-*")] == [first.path.name]
+    (corpus / "article-001.md").write_text("---\ntitle: Story 1\n---\nA new text about rain.\n", encoding="utf-8")
+    changed = builder.build(corpus)
+    assert not changed.unchanged and changed.snapshot_id != first.snapshot_id and changed.new == 1
+
+
 def test_full_build_re_embeds_everything_and_progress_is_reported(tmp_path: Path, embedder: Embedder) -> None:
     corpus = tmp_path / "corpus"
     write_articles(corpus, 3)
