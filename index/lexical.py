@@ -45,6 +45,13 @@ class Analyzer:
         words = _TOKEN.findall(fold_accents(text.lower()))
         return self._stemmer.stemWords([w for w in words if w not in STOPWORDS])
 
+    def positioned_terms(self, text: str) -> list[tuple[int, str]]:
+        """(character offset, stem) of each term of `text`, in order (offsets index `text` itself)."""
+        words = ((m.start(), m.group(0).lower()) for m in _TOKEN.finditer(text))
+        found = [(offset, word) for offset, word in words if word not in STOPWORDS]
+        stems = self._stemmer.stemWords([fold_accents(word) for _, word in found])
+        return [(offset, stem) for (offset, _), stem in zip(found, stems, strict=True)]
+
     def terms_many(self, texts: Sequence[str]) -> list[list[str]]:
         return [self.terms(text) for text in texts]
 
@@ -86,6 +93,14 @@ class LexicalIndex:
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+
+    def chunks_with(self, term: str) -> np.ndarray:
+        """Rows of the chunks that hold `term` (its posting list; empty for an unknown term)."""
+        token = self.bm25.vocab_dict.get(term)
+        if token is None:
+            return np.zeros(0, dtype=np.int64)
+        indptr = self.bm25.scores["indptr"]
+        return np.asarray(self.bm25.scores["indices"][indptr[token] : indptr[token + 1]], dtype=np.int64)
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

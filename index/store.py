@@ -25,8 +25,9 @@ import numpy as np
 from index.chunking import Chunk
 from index.documents import Document
 from index.lexical import LexicalIndex
+from index.spans import Span, spans_from_rows
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 POINTER = "CURRENT"
 SNAPSHOT_PREFIX = "snap-"
 BUILD_PREFIX = ".build-"
@@ -124,6 +125,7 @@ class Manifest:
     indexed_at: dict[str, str] = field(default_factory=dict)
     sentence_vectors: str = "standalone"  # how sentence vectors were made; "chunk-pooled" since pooling
     precision: str = "float32"
+    span_finder: int = 0  # the index.spans version that found the stored answer spans
     schema_version: int = SCHEMA_VERSION
 
     @classmethod
@@ -152,6 +154,8 @@ class Snapshot:
     vocabulary: dict[str, int]
     vocabulary_vectors: np.ndarray
     doc_ids: list[str] = field(default_factory=list)
+    spans: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int32))  # sentence row, start, end, kind
+    span_bounds: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))  # sentence row -> first span
 
     @property
     def snapshot_id(self) -> str:
@@ -165,9 +169,13 @@ class Snapshot:
         doc_row, start, end, _ = self.sentences[row]
         return self.documents[self.doc_ids[doc_row]].text[start:end]
 
+    def sentence_spans(self, row: int, text: str) -> list[Span]:
+        """The names, numbers and dates of sentence `row` (whose text is `text`), found at build time."""
+        return spans_from_rows(text, self.spans[self.span_bounds[row] : self.span_bounds[row + 1]])
+
 
 def write_snapshot(folder: Path, manifest: Manifest, documents: list[Document], chunks: list[Chunk],
-                   sentences: np.ndarray, sentence_vectors: np.ndarray, vectors: FaissVectorStore,
+                   sentences: np.ndarray, sentence_vectors: np.ndarray, spans: np.ndarray, vectors: FaissVectorStore,
                    lexical: LexicalIndex, vocabulary: list[str], vocabulary_vectors: np.ndarray) -> None:
     """Write every file of a snapshot into `folder` and fsync them; the manifest goes last."""
     folder.mkdir(parents=True)
@@ -177,6 +185,7 @@ def write_snapshot(folder: Path, manifest: Manifest, documents: list[Document], 
          "first_sentence": c.first_sentence, "last_sentence": c.last_sentence} for c in chunks))
     np.save(folder / "sentences.npy", sentences.astype(np.int64))
     np.save(folder / "sentence_vectors.npy", sentence_vectors.astype(np.float32))
+    np.save(folder / "sentence_spans.npy", spans.astype(np.int32))
     vectors.save(folder / "vectors.faiss")
     lexical.save(folder / "bm25")
     (folder / "vocabulary.json").write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
@@ -265,13 +274,17 @@ def load_snapshot(path: Path, model: str, dimension: int, ef_search: int = 128) 
         )
     documents = [Document(**row) for row in _read_jsonl(path / "documents.jsonl")]
     vocabulary = json.loads((path / "vocabulary.json").read_text(encoding="utf-8"))
+    sentences = np.load(path / "sentences.npy")  # small, and read row by row: in memory, not mapped
+    spans = np.load(path / "sentence_spans.npy")
     return Snapshot(
         path=path,
         manifest=manifest,
         documents={d.doc_id: d for d in documents},
         doc_ids=[d.doc_id for d in documents],
         chunks=[Chunk(**row) for row in _read_jsonl(path / "chunks.jsonl")],
-        sentences=np.load(path / "sentences.npy", mmap_mode="r"),
+        sentences=sentences,
+        spans=spans,
+        span_bounds=np.searchsorted(spans[:, 0], np.arange(len(sentences) + 1)),
         sentence_vectors=np.load(path / "sentence_vectors.npy", mmap_mode="r"),
         vectors=FaissVectorStore.load(path / "vectors.faiss", ef_search),
         lexical=LexicalIndex.load(path / "bm25"),

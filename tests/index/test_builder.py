@@ -15,7 +15,8 @@ import pytest
 from bot.service import make_builder
 from index.builder import BuildError, BuildProgress
 from index.embedding import Embedder
-from index.store import SnapshotError, SnapshotStore
+from index.spans import KINDS, SPAN_FINDER_VERSION, span_rows
+from index.store import SCHEMA_VERSION, SnapshotError, SnapshotStore
 from tests.conftest import ROOT, SEED_CORPUS, make_settings
 
 TOPICS = ["oil exports", "a shipping lane", "a mining permit", "farm subsidies", "a rail link", "port fees"]
@@ -76,6 +77,28 @@ def test_incremental_build_re_embeds_only_the_changed_document(tmp_path: Path, e
     assert report.summary().startswith("indexed 3 documents,") and "(1 new, 2 reused, 1 removed)" in report.summary()
 
 
+def test_snapshot_stores_each_sentences_answer_spans_and_reuses_them(tmp_path: Path, embedder: Embedder) -> None:
+    corpus = tmp_path / "corpus"
+    write_articles(corpus, 3)
+    builder = make_builder(make_settings(tmp_path, corpus), embedder)
+    builder.build(corpus)
+    (corpus / "article-000.md").write_text("---\ntitle: Story 0\n---\nMayor Ana Silva opened the Lantern Bridge "
+                                           "on May 4. It cost $410 million.\n", encoding="utf-8")
+    builder.build(corpus)
+    snapshot = builder.store.load(embedder.name, embedder.dimension)
+    assert snapshot.manifest.span_finder == SPAN_FINDER_VERSION
+    for doc_row, doc_id in enumerate(snapshot.doc_ids):
+        text = snapshot.documents[doc_id].text
+        rows = [r for r in range(len(snapshot.sentences)) if snapshot.sentences[r][0] == doc_row]
+        expected = span_rows(text, [(int(snapshot.sentences[r][1]), int(snapshot.sentences[r][2])) for r in rows])
+        stored = [snapshot.sentence_spans(r, snapshot.sentence_text(r)) for r in rows]
+        found = [(r - rows[0], s.start, s.end, KINDS.index(s.kind))
+                 for r, spans in zip(rows, stored, strict=True) for s in spans]
+        assert found == [tuple(map(int, row)) for row in expected]
+    first = snapshot.sentence_spans(0, snapshot.sentence_text(0))
+    assert [(s.kind, s.text) for s in first] == [("name", "Ana Silva"), ("name", "Lantern Bridge"), ("date", "May 4")]
+
+
 def test_build_of_an_unchanged_corpus_writes_nothing(tmp_path: Path, embedder: Embedder) -> None:
     corpus = tmp_path / "corpus"
     write_articles(corpus, 2)
@@ -122,7 +145,7 @@ def test_manifest_mismatch_is_refused(seed_settings) -> None:
 def test_schema_mismatch_is_refused(tmp_path: Path, embedder: Embedder) -> None:
     report = make_builder(make_settings(tmp_path), embedder).build(SEED_CORPUS)
     manifest = report.path / "manifest.json"
-    manifest.write_text(manifest.read_text().replace('"schema_version": 1', '"schema_version": 99'))
+    manifest.write_text(manifest.read_text().replace(f'"schema_version": {SCHEMA_VERSION}', '"schema_version": 99'))
     with pytest.raises(SnapshotError, match="schema version 99"):
         SnapshotStore(tmp_path / "index").load(embedder.name, embedder.dimension)
 
