@@ -27,8 +27,11 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
+EVAL := ../shared/eval
 eval: $(STAMP)
-	$(PY) -m bot eval ../shared/eval/dev_questions.jsonl
+	$(PY) -m bot eval $(EVAL)/news_2023h1/questions.jsonl --split heldout --min-precision 0.8 --min-abstention 0.9
+	$(PY) -m bot eval $(EVAL)/dev_questions.jsonl --min-precision 0.85 --min-abstention 1.0
+	$(PY) -m bot eval $(EVAL)/squad2_sample/questions.jsonl --min-precision 0.85
 
 index: $(STAMP)
 	$(PY) -m bot index

@@ -1,74 +1,60 @@
-"""Extractive answers: pick the corpus sentences that answer a question and footnote each one.
+"""Extractive answers: find the corpus sentences that answer a question, footnote them, or abstain.
 
-No reader model ships offline, so the answer is made of the articles' own sentences. Each candidate
-sentence (from the retrieved chunks) is scored on
-- coverage: how much of the question's salient vocabulary (IDF-weighted) it contains, exactly (stems)
-  or softly (embedding similarity of single words, precomputed for the corpus vocabulary);
-- similarity: cosine between the question and the sentence embeddings;
-- answer kind: whether it holds the kind of thing a who / when / where / how-much question wants
-  (a name, a date or day, a place, an amount) that the question itself does not already say.
-The best one to three sentences, in article order, make the answer; weak evidence means abstaining.
+No reader model ships offline, so an answer is made of the articles' own sentences:
+1. retrieval (dense + BM25 over chunks) brings the sentences of the best chunks (`SentenceFinder`);
+2. each sentence gets the signals of `bot.features` and a learned probability that it holds the answer;
+   a sentence that is itself a question, or adds nothing the question lacks, never answers;
+3. the best sentence, with its article's next most likely ones (one passage of one article), is the answer,
+   led by the exact span that answers (a name, number or date) when a third model is sure of it;
+4. a second model turns the answer's signals into `confidence`, the calibrated probability that it is right;
+   below the threshold chosen on tuning data Footnote abstains and lists the closest passages.
+The models and thresholds are one JSON file (`bot/scorer.py`, trained by `eval/train_scorer.py`).
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from bot.features import FEATURES, SPAN_FEATURES, Candidate, FeatureExtractor, QuestionTerms, span_support
+from bot.question import Question, Turn, analyse
+from bot.scorer import AnswerModel, LinearModel, load_model
 from index.documents import normalise_text
 from index.embedding import Embedder
-from index.lexical import Analyzer, content_words
-from index.search import Hit, HybridRetriever, SearchConfig
+from index.lexical import Analyzer
+from index.search import HybridRetriever, SearchConfig
+from index.spans import Span
 from index.store import Snapshot
 
 ABSTAIN_TEXT = "The indexed articles don't say."
-QUESTION_WORDS = frozenset(
-    "who whom whose what which when where why how many much did does do is are was were has have had "
-    "article articles mentioned mention say says said according tell kind type sort name named called "
-    "describe described happen happened".split()
-)
-_CAPITALISED = re.compile(r"\b[A-Z][\w’'\-]*[a-z][\w’'\-]*|\b[A-Z]{2,}\b")
-_DATE = re.compile(
-    r"\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|january|february|march|april|may|june|"
-    r"july|august|september|october|november|december|today|yesterday|tomorrow|tonight|week|month|year|"
-    r"decade|century|(?:1[5-9]|20)\d\d(?:s)?)\b",
-    re.IGNORECASE,
-)
-_QUANTITY = re.compile(
-    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|hundred|thousand|"
-    r"million|billion|trillion|dozen|percent|half|quarter|several|multimillion)\b|[$€£%]",
-    re.IGNORECASE,
+CONFIDENCE_FEATURES = (
+    "top_logit", "margin_logit", "runner_up_logit", "agreement", "document_share", "shown_any", "entropy",
+    "top_coverage_doc", "top_coverage_context", "top_dense", "top_wanted", "top_type_fit", "top_span_near",
+    "top_doc_best_context", "best_dense", "best_coverage_doc", "kind_known", "sentences", "articles",
 )
 _CLAUSE_BREAK = re.compile(r"(?<=[,;:—–])\s+|\s+(?=[—–]\s)")
 _ANAPHORA = re.compile(r"^[“\"']?(?:\S+[”\"']?\s+){0,6}?(he|she|they|it|this|these|that|those|his|her|their)\b"
-                      r"|^(the result|as a result|however|but|also)\b", re.I)
-_FOLLOW_UP_START = re.compile(r"^\s*(and|but|also|then|so|what about|how about|and what about)\b", re.I)
-_PRONOUN = re.compile(r"\b(he|she|they|it|him|her|them|his|hers|their|its|there|that|this|those)\b", re.I)
+                       r"|^(the result|as a result|however|but|also)\b", re.I)
+
+__all__ = ["ABSTAIN_TEXT", "Answer", "AnswerConfig", "Answerer", "Citation", "QuestionRejected", "ShortAnswer",
+           "Turn", "clean_question"]
 
 
 @dataclass(frozen=True)
 class AnswerConfig:
     max_chars: int = 400
     max_sentences: int = 3
-    abstain_threshold: float = 0.40
-    companion_ratio: float = 0.9
-    neighbour_ratio: float = 0.6
+    abstain_threshold: float | None = None  # None: the model's calibrated threshold
+    companion_ratio: float = 0.3
     soft_match_floor: float = 0.45
     soft_match_full: float = 0.8
     suggestions: int = 3
     max_question_chars: int = 500
     evidence: int = 8
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One earlier exchange of a conversation (for follow-up questions)."""
-
-    question: str
-    answer: str = ""
 
 
 @dataclass
@@ -83,6 +69,22 @@ class Citation:
     chunk_id: str
     score: float
     paragraph: int = 0
+    published: str = ""
+
+    def label(self) -> str:
+        """`[n] Title — 2023-01-05 — paragraph k` (the date when the article has one)."""
+        dated = f" — {self.published[:10]}" if self.published else ""
+        return f"[{self.n}] {self.title}{dated} — paragraph {self.paragraph}"
+
+
+@dataclass
+class ShortAnswer:
+    """The exact words that answer (a name, number or date) inside the quote of citation `n`."""
+
+    text: str
+    start: int
+    end: int
+    n: int
 
 
 @dataclass
@@ -97,10 +99,12 @@ class Answer:
     refusal: str | None = None
     confidence: float = 0.0
     removed: list[dict] = field(default_factory=list)
+    short_answer: ShortAnswer | None = None
     evidence: list[Citation] = field(default_factory=list, repr=False)
 
     def to_json(self, qid: str | None = None) -> dict:
         data = {"qid": qid, "question": self.question, "answer": self.answer, "abstained": self.abstained,
+                "short_answer": asdict(self.short_answer) if self.short_answer else None,
                 "citations": [asdict(c) for c in self.citations],
                 "suggestions": [asdict(c) for c in self.suggestions],
                 "timings_ms": self.timings_ms, "mode": self.mode, "confidence": round(self.confidence, 4),
@@ -108,39 +112,6 @@ class Answer:
         if self.refusal:
             data["refusal"] = self.refusal
         return data
-
-
-@dataclass(frozen=True)
-class Query:
-    """What the answerer looks for: the retrieval text, weighted question words and the answer kind."""
-
-    text: str
-    words: dict[str, float]
-    kind: str | None
-
-
-@dataclass(frozen=True)
-class QuestionTerms:
-    """A question's content words, their stems, IDF × turn weights and embeddings (one row each)."""
-
-    words: list[str]
-    stems: list[str]
-    weights: np.ndarray
-    vectors: np.ndarray
-
-
-@dataclass
-class Candidate:
-    row: int
-    doc_id: str
-    start: int
-    end: int
-    paragraph: int
-    chunk: Hit
-    score: float = 0.0
-    coverage: float = 0.0
-    kind: float = 0.0
-    covered: frozenset[str] = frozenset()
 
 
 class QuestionRejected(ValueError):
@@ -159,42 +130,32 @@ def clean_question(raw: str, max_chars: int) -> str:
     return question
 
 
-def answer_kind(question: str) -> str | None:
-    """The kind of answer a question wants: person, date, quantity, place, or None."""
-    q = question.lower()
-    if re.search(r"\b(how (much|many|long|old|far|big|large)|what (percentage|number|amount|share))\b", q):
-        return "quantity"
-    if re.search(r"\b(when|what (day|year|date|time|month)|which (day|year|month))\b", q):
-        return "date"
-    if re.search(r"\b(where|what (country|city|place)|which (country|city|place))\b", q):
-        return "place"
-    if re.search(r"\b(who|whom|whose)\b", q):
-        return "person"
-    return None
+@dataclass
+class Draft:
+    """What an answer would show before the abstention decision: candidate indices best first, the
+    eligible ones, the chosen ones (best first), the confidence signals and the confidence."""
+
+    ranked: list[int]
+    eligible: list[int]
+    chosen: list[int]
+    signals: np.ndarray | None
+    confidence: float
 
 
-def build_query(question: str, history: list[Turn] | None = None) -> Query:
-    """Rewrite a follow-up ("and on Wednesday?") with the previous question as context."""
-    words = dict.fromkeys(w for w in content_words(question) if w not in QUESTION_WORDS)
-    weights = {w: 1.0 for w in words}
-    kind = answer_kind(question)
-    previous = history[-1].question if history else ""
-    if previous and is_follow_up(question, len(weights)):
-        for word in content_words(previous):
-            if word not in QUESTION_WORDS:
-                weights.setdefault(word, 0.6)
-        kind = kind or answer_kind(previous)
-        return Query(f"{previous} {question}", weights, kind)
-    return Query(question, weights, kind)
+@dataclass
+class Examined:
+    """A question with its candidate sentences and their features (what the models read)."""
+
+    text: str
+    question: Question
+    candidates: list[Candidate]
+    features: np.ndarray
+    timings_ms: dict[str, float]
+    terms: QuestionTerms
 
 
-def is_follow_up(question: str, content_word_count: int) -> bool:
-    return bool(_FOLLOW_UP_START.search(question)) or content_word_count <= 1 or (
-        content_word_count <= 3 and bool(_PRONOUN.search(question)))
-
-
-class Answerer:
-    """Answers questions from one snapshot; the embedder is shared and loaded once."""
+class SentenceFinder:
+    """Retrieval and candidate features for one snapshot; the embedder is shared and loaded once."""
 
     def __init__(self, snapshot: Snapshot, embedder: Embedder, search: SearchConfig | None = None,
                  config: AnswerConfig | None = None) -> None:
@@ -203,13 +164,81 @@ class Answerer:
         self.config = config or AnswerConfig()
         self.analyzer = Analyzer()
         self.retriever = HybridRetriever(snapshot, search or SearchConfig(), self.analyzer)
-        self._terms_cache: dict[int, tuple[set[str], np.ndarray]] = {}
+        self.extractor = FeatureExtractor(snapshot, self.analyzer, self.config.soft_match_floor,
+                                          self.config.soft_match_full)
 
-    def ask(self, question: str, history: list[Turn] | None = None) -> Answer:
-        """Answer one question (optionally a follow-up of `history`)."""
-        return self.ask_many([(question, history or [])])[0]
+    def examine_many(self, questions: list[tuple[str, list[Turn]]]) -> list[Examined]:
+        """Candidates and features for clean questions, with one embedding call for all of them."""
+        if not questions:
+            return []
+        started = time.perf_counter()
+        analysed = [analyse(q, h) for q, h in questions]
+        unknown = sorted({w for q in analysed for w in q.words if w not in self.snapshot.vocabulary})
+        vectors = self.embedder.encode([q.text for q in analysed] + unknown)
+        unknown_vectors = dict(zip(unknown, vectors[len(analysed):], strict=True))
+        embed_ms = (time.perf_counter() - started) * 1000 / len(analysed)
+        return [self._examine(text, question, vector, unknown_vectors, embed_ms)
+                for (text, _), question, vector in zip(questions, analysed, vectors[: len(analysed)], strict=True)]
 
-    def ask_many(self, questions: list[tuple[str, list[Turn]]]) -> list[Answer]:
+    def _examine(self, text: str, question: Question, vector: np.ndarray, unknown: dict[str, np.ndarray],
+                 embed_ms: float) -> Examined:
+        t0 = time.perf_counter()
+        hits = self.retriever.search(question.text, vector)
+        t1 = time.perf_counter()
+        candidates = self.extractor.candidates(hits)
+        terms = self._terms(question, unknown)
+        features = self.extractor.features(question, vector, terms, candidates)
+        timings = {"embed": embed_ms, "search": (t1 - t0) * 1000, "features": (time.perf_counter() - t1) * 1000}
+        return Examined(text, question, candidates, features, timings, terms)
+
+    def _terms(self, question: Question, unknown: dict[str, np.ndarray]) -> QuestionTerms:
+        """The question's words with their stems, IDF weights and embeddings."""
+        vocabulary = self.snapshot.vocabulary
+        words = list(question.words)
+        stems = [self.analyzer.stem(w) for w in words]
+        weights = np.array([self.snapshot.lexical.idf(stem) * question.words[w]
+                            for w, stem in zip(words, stems, strict=True)])
+        vectors = np.zeros((len(words), self.embedder.dimension), dtype=np.float32)
+        for row, word in enumerate(words):
+            vectors[row] = unknown[word] if word in unknown else self.snapshot.vocabulary_vectors[vocabulary[word]]
+        return QuestionTerms(words, stems, weights, vectors)
+
+    def ranked_documents(self, question: str) -> list[str]:
+        """Document ids in retrieval order, best first (for retrieval metrics)."""
+        query = analyse(question)
+        hits = self.retriever.search(query.text, self.embedder.encode([query.text])[0],
+                                     k=self.retriever.config.candidates)
+        return list(dict.fromkeys(hit.chunk.doc_id for hit in hits))
+
+
+class Answerer:
+    """Answers questions from one snapshot with the learned answer model."""
+
+    def __init__(self, finder: SentenceFinder, model: AnswerModel | None = None) -> None:
+        self.finder = finder
+        self.config = finder.config
+        self.model = model or load_model(FEATURES, CONFIDENCE_FEATURES, SPAN_FEATURES)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.finder.snapshot
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.finder.embedder
+
+    @property
+    def threshold(self) -> float:
+        """The confidence below which the answerer abstains (configured, else the model's calibrated one)."""
+        configured = self.config.abstain_threshold
+        return self.model.abstain_below if configured is None else configured
+
+    def ask(self, question: str, history: list[Turn] | None = None, threshold: float | None = None) -> Answer:
+        """Answer one question (optionally a follow-up of `history`); `threshold` overrides the abstention
+        threshold (0 answers whenever any sentence may answer, as `eval` does)."""
+        return self.ask_many([(question, history or [])], threshold)[0]
+
+    def ask_many(self, questions: list[tuple[str, list[Turn]]], threshold: float | None = None) -> list[Answer]:
         """Answer several questions with one embedding call (the service's micro-batches)."""
         answers: list[Answer | None] = [None] * len(questions)
         valid = []
@@ -218,172 +247,118 @@ class Answerer:
                 valid.append((position, clean_question(question, self.config.max_question_chars), history))
             except QuestionRejected as exc:
                 answers[position] = Answer(question, str(exc), True, [], refusal=str(exc))
-        for (position, _, _), answer in zip(valid, self._answer_valid([(q, h) for _, q, h in valid]), strict=True):
-            answers[position] = answer
+        examined = self.finder.examine_many([(q, h) for _, q, h in valid])
+        for (position, _, _), item in zip(valid, examined, strict=True):
+            answers[position] = self.answer(item, threshold)
         return [a for a in answers if a is not None]
 
     def ranked_documents(self, question: str) -> list[str]:
-        """Document ids in retrieval order, best first (for retrieval metrics)."""
-        query = build_query(question)
-        hits = self.retriever.search(query.text, self.embedder.encode([query.text])[0],
-                                     k=self.retriever.config.candidates)
-        return list(dict.fromkeys(hit.chunk.doc_id for hit in hits))
+        return self.finder.ranked_documents(question)
 
-    def _answer_valid(self, questions: list[tuple[str, list[Turn]]]) -> list[Answer]:
-        if not questions:
-            return []
+    def answer(self, examined: Examined, threshold: float | None = None) -> Answer:
+        """Score an examined question's candidates, compose the answer and decide whether to show it."""
         started = time.perf_counter()
-        queries = [build_query(q, h) for q, h in questions]
-        unknown = sorted({w for q in queries for w in q.words if w not in self.snapshot.vocabulary})
-        vectors = self.embedder.encode([q.text for q in queries] + unknown)
-        unknown_vectors = dict(zip(unknown, vectors[len(queries):], strict=True))
-        embed_ms = (time.perf_counter() - started) * 1000 / len(queries)
-        answers = []
-        for (question, _), query, vector in zip(questions, queries, vectors[: len(queries)], strict=True):
-            answers.append(self._answer(question, query, vector, unknown_vectors, embed_ms))
-        return answers
-
-    def _answer(self, question: str, query: Query, vector: np.ndarray,
-                unknown_vectors: dict[str, np.ndarray], embed_ms: float) -> Answer:
-        t0 = time.perf_counter()
-        hits = self.retriever.search(query.text, vector)
-        t1 = time.perf_counter()
-        candidates = self._candidates(hits)
-        terms = self._question_terms(query, unknown_vectors)
-        for candidate in candidates:
-            self._score(candidate, query, vector, terms)
-        candidates.sort(key=lambda c: -c.score)
-        answer = self._compose(question, query, candidates)
-        answer.confidence = candidates[0].score if candidates else 0.0
-        answer.evidence = [self._citation(n, c, c.start, c.end)
-                           for n, c in enumerate(candidates[: self.config.evidence], start=1)]
-        t2 = time.perf_counter()
-        search_ms, compose_ms = (t1 - t0) * 1000, (t2 - t1) * 1000
-        answer.timings_ms = {"embed": round(embed_ms, 2), "search": round(search_ms, 2),
-                             "compose": round(compose_ms, 2), "total": round(embed_ms + search_ms + compose_ms, 2)}
+        draft = self.draft(examined)
+        if not draft.chosen or draft.confidence < (self.threshold if threshold is None else threshold):
+            answer = self._abstain(examined, draft)
+        else:
+            answer = self._compose(examined, draft)
+        candidates = examined.candidates
+        answer.evidence = [self._citation(n, candidates[i], candidates[i].start, candidates[i].end)
+                           for n, i in enumerate(draft.ranked[: self.config.evidence], start=1)]
+        timings = examined.timings_ms
+        compose_ms = timings["features"] + (time.perf_counter() - started) * 1000
+        answer.timings_ms = {"embed": round(timings["embed"], 2), "search": round(timings["search"], 2),
+                             "compose": round(compose_ms, 2),
+                             "total": round(timings["embed"] + timings["search"] + compose_ms, 2)}
         return answer
 
-    def _candidates(self, hits: list[Hit]) -> list[Candidate]:
-        seen, candidates = set(), []
-        for hit in hits:
-            for row in hit.chunk.sentence_range:
-                if row in seen:
-                    continue
-                seen.add(row)
-                doc_row, start, end, paragraph = (int(x) for x in self.snapshot.sentences[row])
-                candidates.append(Candidate(row, self.snapshot.doc_ids[doc_row], start, end, paragraph, hit))
-        return candidates
+    def draft(self, examined: Examined) -> Draft:
+        """The candidates' probabilities, the sentences an answer would show and its confidence."""
+        candidates = examined.candidates
+        if candidates:
+            probabilities = self.model.sentence.probability(examined.features)
+            for candidate, probability in zip(candidates, probabilities, strict=True):
+                candidate.probability = float(probability)
+        ranked = sorted(range(len(candidates)), key=lambda i: -candidates[i].probability)
+        eligible = [i for i in ranked if is_eligible(candidates[i], examined.features[i])]
+        if not eligible:
+            return Draft(ranked, eligible, [], None, 0.0)
+        chosen = self._choose(examined, eligible)
+        signals = confidence_features(examined, chosen, eligible)
+        confidence = float(self.model.confidence.probability(signals[None, :])[0])
+        return Draft(ranked, eligible, chosen, signals, confidence)
 
-    def _question_terms(self, query: Query, unknown: dict[str, np.ndarray]) -> QuestionTerms:
-        """The query's words with their stems, IDF weights and embeddings, computed once per question."""
-        vocabulary = self.snapshot.vocabulary
-        words = list(query.words)
-        stems = [self.analyzer.stem(w) for w in words]
-        weights = np.array([self.snapshot.lexical.idf(stem) * query.words[w] for w, stem in zip(words, stems,
-                                                                                              strict=True)])
-        vectors = np.zeros((len(words), self.embedder.dimension), dtype=np.float32)
-        for row, word in enumerate(words):
-            vectors[row] = unknown[word] if word in unknown else self.snapshot.vocabulary_vectors[vocabulary[word]]
-        return QuestionTerms(words, stems, weights, vectors)
-
-    def _score(self, candidate: Candidate, query: Query, question_vector: np.ndarray, terms: QuestionTerms) -> None:
-        text = self._text(candidate)
-        similarity = float(self.snapshot.sentence_vectors[candidate.row] @ question_vector)
-        candidate.coverage, candidate.covered = self._coverage(candidate.row, text, terms)
-        candidate.kind = _kind_score(text, query)
-        candidate.score = 0.5 * candidate.coverage + 0.3 * max(similarity, 0.0) + 0.2 * candidate.kind
-
-    def _coverage(self, row: int, text: str, terms: QuestionTerms) -> tuple[float, frozenset[str]]:
-        """IDF-weighted share of the question's words that the sentence contains (exactly or softly)."""
-        total = float(terms.weights.sum())
-        if not terms.words or total <= 0:
-            return 0.0, frozenset()
-        stems, word_rows = self._sentence_terms(row, text)
-        exact = np.array([stem in stems for stem in terms.stems])
-        credit = exact.astype(np.float64)
-        if not exact.all() and len(word_rows):
-            best = (self.snapshot.vocabulary_vectors[word_rows] @ terms.vectors[~exact].T).max(axis=0)
-            floor, full = self.config.soft_match_floor, self.config.soft_match_full
-            credit[~exact] = np.clip((best - floor) / (full - floor), 0.0, 1.0) * 0.8
-        covered = frozenset(w for w, hit in zip(terms.words, exact, strict=True) if hit)
-        return float(credit @ terms.weights) / total, covered
-
-    def _sentence_terms(self, row: int, text: str) -> tuple[set[str], np.ndarray]:
-        """A sentence's stems and the vocabulary rows of its words (cached: sentences never change)."""
-        cached = self._terms_cache.get(row)
-        if cached is None:
-            vocabulary = self.snapshot.vocabulary
-            rows = np.array([vocabulary[w] for w in content_words(text) if w in vocabulary], dtype=np.int64)
-            cached = self._terms_cache[row] = (set(self.analyzer.terms(text)), rows)
-        return cached
-
-    def _text(self, candidate: Candidate) -> str:
-        return self.snapshot.documents[candidate.doc_id].text[candidate.start : candidate.end]
-
-    def _compose(self, question: str, query: Query, ranked: list[Candidate]) -> Answer:
-        if not ranked or ranked[0].score < self.config.abstain_threshold:
-            return self._abstain(question, ranked)
-        chosen = self._choose(ranked)
-        chosen.sort(key=lambda c: (c.doc_id, c.start))
-        citations, parts = [], []
+    def _compose(self, examined: Examined, draft: Draft) -> Answer:
+        candidates, chosen = examined.candidates, draft.chosen
+        short = self.best_span(examined, chosen)
+        citations, parts, short_answer = [], [], None
         budget = self.config.max_chars
-        for n, candidate in enumerate(chosen, start=1):
-            start, end = self._fit(candidate, query, budget - len(f" [{n}]") - 1)
-            quote = self.snapshot.documents[candidate.doc_id].text[start:end]
+        for n, i in enumerate(_reading_order(candidates, chosen), start=1):
+            candidate = candidates[i]
+            keep = short[1] if short and short[0] == i else None
+            start, end = self._fit(candidate, examined.question, budget - len(f" [{n}]") - 1, keep)
+            if keep and start <= candidate.start + keep.start and candidate.start + keep.end <= end:
+                short_answer = ShortAnswer(keep.text, candidate.start + keep.start, candidate.start + keep.end, n)
             prefix = "…" if start > candidate.start else ""
             suffix = "…" if end < candidate.end else ""
+            quote = self.snapshot.documents[candidate.doc_id].text[start:end]
             parts.append(f"{prefix}{quote}{suffix} [{n}]")
             budget -= len(parts[-1]) + 1
             citations.append(self._citation(n, candidate, start, end))
-        return Answer(question, " ".join(parts), False, citations)
+        return Answer(examined.text, " ".join(parts), False, citations, confidence=draft.confidence,
+                      short_answer=short_answer)
 
-    def _choose(self, ranked: list[Candidate]) -> list[Candidate]:
-        """The best sentence, plus close runners-up or neighbours that add what the best one lacks."""
-        best = ranked[0]
-        chosen = [best]
-        by_row = {c.row: c for c in ranked}
-        neighbours = [by_row[r] for r in (best.row - 1, best.row + 1)
-                      if r in by_row and by_row[r].doc_id == best.doc_id]
-        for candidate in ranked[1:]:
-            if len(chosen) >= self.config.max_sentences:
+    def best_span(self, examined: Examined, chosen: list[int]) -> tuple[int, Span] | None:
+        """The shown sentence (candidate index) and span that most likely name the answer, when the question
+        wants a name, number or date and the span model is sure enough (`short_answer_from`)."""
+        scored = scored_spans(self.finder.extractor, self.model.span, examined, chosen)
+        if not scored or examined.question.kind is None:
+            return None
+        probability, index, span = max(scored, key=lambda item: item[0])
+        return (index, span) if probability >= self.model.short_answer_from else None
+
+    def _choose(self, examined: Examined, eligible: list[int]) -> list[int]:
+        """The best sentence, the sentence before it when it opens on a pronoun, and the article's next best
+        sentences while they are likely enough (`companion_ratio` of the best) and the answer stays short:
+        one passage of one article, never a mix of articles."""
+        candidates = examined.candidates
+        best = candidates[eligible[0]]
+        chosen = [eligible[0]]
+        by_row = {c.row: i for i, c in enumerate(candidates)}
+        before = by_row.get(best.row - 1)
+        if before is not None and candidates[before].doc_row == best.doc_row and _ANAPHORA.match(best.text):
+            chosen.append(before)
+        for i in eligible[1:]:
+            candidate = candidates[i]
+            if len(chosen) >= self.config.max_sentences or (
+                    candidate.probability < self.config.companion_ratio * best.probability):
                 break
-            if self._length(chosen) + candidate.end - candidate.start + 5 > self.config.max_chars:
-                continue
-            if self._completes(candidate, chosen, candidate in neighbours):
-                chosen.append(candidate)
+            fits = self._length(examined, chosen) + len(candidate.text) + 5 <= self.config.max_chars
+            if candidate.doc_row == best.doc_row and fits and i not in chosen:
+                chosen.append(i)
         return chosen
 
-    def _completes(self, candidate: Candidate, chosen: list[Candidate], neighbour: bool) -> bool:
-        """Whether a sentence adds what the chosen ones lack: the antecedent of the best one's opening
-        pronoun, question words, or (next to the best one) the kind of answer wanted."""
-        best = chosen[0]
-        if neighbour and candidate.row == best.row - 1 and _ANAPHORA.match(self._text(best)):
-            return True
-        ratio = self.config.neighbour_ratio if neighbour else self.config.companion_ratio
-        if candidate.score < ratio * best.score:
-            return False
-        if candidate.covered - set().union(*(c.covered for c in chosen)):
-            return True
-        return neighbour and max(c.kind for c in chosen) == 0.0 and candidate.kind == 1.0
-
     @staticmethod
-    def _length(chosen: list[Candidate]) -> int:
-        return sum(c.end - c.start + 5 for c in chosen)
+    def _length(examined: Examined, chosen: list[int]) -> int:
+        return sum(len(examined.candidates[i].text) + 5 for i in chosen)
 
-    def _fit(self, candidate: Candidate, query: Query, budget: int) -> tuple[int, int]:
-        """The sentence's span, or its best run of clauses when the sentence is over budget."""
+    def _fit(self, candidate: Candidate, question: Question, budget: int, keep: Span | None) -> tuple[int, int]:
+        """The sentence's span, or, when it is over budget, its run of clauses that holds the short answer
+        (`keep`) and most question words, the longest of equals."""
         if candidate.end - candidate.start <= budget:
             return candidate.start, candidate.end
-        text = self._text(candidate)
+        text = candidate.text
         cuts = [0, *(m.end() for m in _CLAUSE_BREAK.finditer(text)), len(text)]
-        best, best_score = (0, len(text[:budget].rsplit(" ", 1)[0])), -1.0
-        stems_wanted = {self.analyzer.stem(w) for w in query.words}
+        best, best_score = (0, len(text[:budget].rsplit(" ", 1)[0])), (-1.0, 0)
+        stems_wanted = {self.finder.analyzer.stem(w) for w in question.words}
         for i in range(len(cuts) - 1):
             for j in range(i + 1, len(cuts)):
                 piece = text[cuts[i] : cuts[j]].rstrip(" ,;:—–")
                 if len(piece) + 2 > budget:
                     break
-                score = len(stems_wanted & set(self.analyzer.terms(piece))) + 0.5 * _kind_score(piece, query)
+                kept = keep is not None and cuts[i] <= keep.start and keep.end <= cuts[i] + len(piece)
+                score = (len(stems_wanted & set(self.finder.analyzer.terms(piece))) + 3.0 * kept, len(piece))
                 if score > best_score:
                     best, best_score = (cuts[i], cuts[i] + len(piece)), score
         return candidate.start + best[0], candidate.start + best[1]
@@ -392,24 +367,80 @@ class Answerer:
         document = self.snapshot.documents[candidate.doc_id]
         return Citation(n=n, doc_id=document.doc_id, title=document.title, url=document.url,
                         quote=document.text[start:end], start=start, end=end,
-                        chunk_id=candidate.chunk.chunk.chunk_id, score=round(candidate.score, 4),
-                        paragraph=candidate.paragraph + 1)
+                        chunk_id=candidate.hit.chunk.chunk_id, score=round(candidate.probability, 4),
+                        paragraph=candidate.paragraph + 1, published=document.published)
 
-    def _abstain(self, question: str, ranked: list[Candidate]) -> Answer:
-        suggestions = [self._citation(n, c, c.start, c.end)
-                       for n, c in enumerate(ranked[: self.config.suggestions], start=1)]
-        return Answer(question, ABSTAIN_TEXT, True, [], suggestions)
+    def _abstain(self, examined: Examined, draft: Draft) -> Answer:
+        candidates = examined.candidates
+        suggestions = [self._citation(n, candidates[i], candidates[i].start, candidates[i].end)
+                       for n, i in enumerate(draft.ranked[: self.config.suggestions], start=1)]
+        return Answer(examined.text, ABSTAIN_TEXT, True, [], suggestions, confidence=draft.confidence)
 
 
-def _kind_score(text: str, query: Query) -> float:
-    """1 when the text holds the wanted kind of answer that the question does not already give."""
-    if query.kind is None:
-        return 0.5
-    if query.kind == "date":
-        found = {m.group(0).lower() for m in _DATE.finditer(text)}
-    elif query.kind == "quantity":
-        found = {m.group(0).lower() for m in _QUANTITY.finditer(text)}
-    else:
-        found = {m.group(0).lower() for m in _CAPITALISED.finditer(text, 1)}
-    new = {f for f in found if not any(part in query.words for part in content_words(f))}
-    return 1.0 if new else 0.0
+def _reading_order(candidates: list[Candidate], chosen: list[int]) -> list[int]:
+    """The chosen sentences best first, except that the sentence just before the best one precedes it."""
+    best = chosen[0]
+    before = next((j for j in chosen[1:] if candidates[j].row == candidates[best].row - 1), None)
+    return list(chosen) if before is None else [before, best, *(j for j in chosen[1:] if j != before)]
+
+
+def is_eligible(candidate: Candidate, features: np.ndarray) -> bool:
+    """A sentence may answer unless it is a question or adds no word, name or number the question lacks."""
+    new_words = features[FEATURES.index("new_words")]
+    return "?" not in candidate.text and (new_words > 0 or bool(candidate.answer_spans))
+
+
+def span_rows(extractor: FeatureExtractor, examined: Examined,
+              chosen: list[int]) -> tuple[np.ndarray, list[tuple[int, Span]]]:
+    """SPAN_FEATURES rows of every answer span of the chosen sentences, with each one's (candidate, span)."""
+    support = span_support(examined.candidates, [c.probability for c in examined.candidates])
+    mentions = Counter(span.key for candidate in examined.candidates for span in candidate.answer_spans)
+    rows, spans = [np.zeros((0, len(SPAN_FEATURES)))], []
+    for index in chosen:
+        candidate = examined.candidates[index]
+        rows.append(extractor.span_features(examined.question, examined.terms, candidate, support, mentions))
+        spans += [(index, span) for span in candidate.answer_spans]
+    return np.vstack(rows), spans
+
+
+def scored_spans(extractor: FeatureExtractor, model: LinearModel, examined: Examined,
+                 chosen: list[int]) -> list[tuple[float, int, Span]]:
+    """(probability, candidate index, span) for every answer span of the chosen sentences."""
+    rows, spans = span_rows(extractor, examined, chosen)
+    if not spans:
+        return []
+    return [(float(p), index, span) for p, (index, span) in zip(model.probability(rows), spans, strict=True)]
+
+
+def confidence_features(examined: Examined, chosen: list[int], eligible: list[int]) -> np.ndarray:
+    """Signals of how likely the composed answer is right: the best sentence's logit, its margin over the best
+    sentence naming another answer, the runner-up, how much of the probability mass agrees with its answer
+    span and sits in its article, the chance that a shown sentence answers, how spread the probabilities are,
+    the best sentence's own signals, how on-topic the retrieved articles are at all, and how many there are."""
+    candidates, column = examined.candidates, {name: i for i, name in enumerate(FEATURES)}
+    top = candidates[chosen[0]]
+    features = examined.features[chosen[0]]
+    probabilities = np.array([c.probability for c in candidates])
+    support = span_support(examined.candidates, [c.probability for c in examined.candidates])
+    top_keys = {s.key for s in top.answer_spans}
+    rival = next((candidates[i].probability for i in eligible[1:]
+                  if not top_keys & {s.key for s in candidates[i].answer_spans}), 1e-6)
+    runner_up = np.partition(probabilities, -2)[-2] if len(probabilities) > 1 else 1e-6
+    agreement = max((support.get(key, 0.0) for key in top_keys), default=0.0)
+    document_share = probabilities[[c.doc_row == top.doc_row for c in candidates]].sum() / probabilities.sum()
+    shown_any = 1.0 - float(np.prod([1.0 - candidates[i].probability for i in chosen]))
+    spread = probabilities / probabilities.sum()
+    return np.array([
+        _logit(top.probability), _logit(top.probability) - _logit(rival), _logit(float(runner_up)), agreement,
+        document_share, _logit(shown_any), -float(np.sum(spread * np.log(spread + 1e-12))),
+        features[column["coverage_doc"]], features[column["coverage_context"]], features[column["dense_sentence"]],
+        features[column["wanted_span"]], features[column["type_fit"]], features[column["span_near"]],
+        features[column["doc_best_context"]], examined.features[:, column["dense_sentence"]].max(),
+        examined.features[:, column["coverage_doc"]].max(), features[column["kind_known"]], float(len(chosen)),
+        np.log(len({c.doc_row for c in candidates})),
+    ])
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return float(np.log(p / (1 - p)))

@@ -8,11 +8,11 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config import Settings, SettingsError, load_settings
+from bot.scorer import ModelError
 from index.builder import BuildError, BuildProgress, BuildReport
 from index.documents import load_corpus, slugify
 from index.store import SnapshotError, SnapshotStore
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     try:
         return args.handler(args, settings)
-    except (SnapshotError, BuildError) as exc:
+    except (SnapshotError, BuildError, ModelError) as exc:
         print(f"footnote: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
@@ -67,8 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("questions", type=Path)
     evaluate.add_argument("--corpus", type=Path, help="corpus to index and answer from")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.add_argument("--split", choices=("all", "tune", "heldout"), default="all",
+                          help="a fixed split of a news set (eval/splits.json)")
+    evaluate.add_argument("--no-baseline", action="store_true", help="skip the plain sentence-level baseline")
     evaluate.add_argument("--min-accuracy", type=float, help="exit non-zero below this accuracy (0-1)")
-    evaluate.add_argument("--sweep", action="store_true", help="print outcomes over abstention thresholds")
+    evaluate.add_argument("--min-precision", type=float, help="… below this precision of shown answers")
+    evaluate.add_argument("--min-abstention", type=float, help="… below this abstention on unanswerable questions")
     evaluate.set_defaults(handler=_eval)
 
     run = commands.add_parser("run", help="start the Discord bot (needs FOOTNOTE_DISCORD_TOKEN)")
@@ -143,7 +147,7 @@ def _answerer(settings: Settings):
     return load_answerer(settings, _shared_embedder(settings))
 
 
-def generated_asker(settings: Settings, answerer) -> Callable[[str], Answer] | None:
+def generated_asker(settings: Settings, extractive: Callable[[str], Answer]) -> Callable[[str], Answer] | None:
     """`ask(question)` through the configured LLM (verified, extractive fallback), or None without one."""
     from bot.generation import LLMClient, generate_answer
 
@@ -153,7 +157,7 @@ def generated_asker(settings: Settings, answerer) -> Callable[[str], Answer] | N
     loop = asyncio.new_event_loop()
 
     def ask(question: str) -> Answer:
-        answer = answerer.ask(question)
+        answer = extractive(question)
         return loop.run_until_complete(generate_answer(answer, answer.evidence, client))
 
     return ask
@@ -164,7 +168,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
         print("footnote ask: give a question, or --jsonl to read questions from stdin", file=sys.stderr)
         return EXIT_CONFIG
     answerer = _answerer(settings)
-    ask = generated_asker(settings, answerer) or answerer.ask
+    ask = generated_asker(settings, answerer.ask) or answerer.ask
     if args.jsonl:
         for line in sys.stdin:
             if not line.strip():
@@ -193,35 +197,64 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
     return chat(_answerer(settings))
 
 
-def _eval(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.evaluation import evaluate, read_questions, side_by_side, sweep
+def corpus_settings(settings: Settings, corpus: Path) -> Settings:
+    """Settings that index `corpus` into its own cached folder under var/eval (rebuilt only when it changes)."""
+    slug = slugify(str(corpus.resolve()))[-60:]
+    return settings.model_copy(update={"corpus_dir": corpus, "index_dir": settings.index_dir.parent / "eval" / slug})
 
-    if args.corpus:
-        slug = slugify(str(args.corpus.resolve()))[-60:]
-        settings = settings.model_copy(update={"corpus_dir": args.corpus,
-                                               "index_dir": settings.index_dir.parent / "eval" / slug})
+
+def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.baseline import SentenceBaseline
+    from bot.evaluation import evaluate, read_questions, select_split, side_by_side
+
+    corpus = args.corpus or _bundled_corpus(args.questions)
+    if corpus:
+        settings = corpus_settings(settings, corpus)
+    try:
+        questions = select_split(read_questions(args.questions), args.questions.parent.name, args.split)
+    except (OSError, ValueError) as exc:
+        print(f"footnote eval: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     build_index(settings, corpus=settings.corpus_dir)
     documents = {d.doc_id: d for d in load_corpus(Path(settings.corpus_dir)).documents}
     answerer = _answerer(settings)
-    if args.sweep:
-        answerer.config = replace(answerer.config, abstain_threshold=0.0)
-    questions = read_questions(args.questions)
-    report = evaluate(answerer, questions, documents)
-    generated_ask = None if args.sweep else generated_asker(settings, answerer)
-    generated = evaluate(answerer, questions, documents, generated_ask) if generated_ask else None
-    if args.sweep:
-        print("\n".join(sweep(report.rows, [round(0.3 + 0.02 * i, 2) for i in range(16)])))
-    elif args.json:
-        data = {"extractive": report.to_json(), "generated": generated.to_json()} if generated else report.to_json()
-        print(json.dumps(data, ensure_ascii=False, indent=1))
-    elif generated:
-        print(side_by_side(report.lines(), generated.lines()))
+    reports = [evaluate(lambda q: answerer.ask(q, threshold=0.0), questions, documents, answerer.threshold,
+                        answerer.ranked_documents, label="extractive")]
+    generated_ask = generated_asker(settings, answerer.ask)
+    if generated_ask:
+        reports.append(evaluate(generated_ask, questions, documents, answerer.threshold, label="generated"))
+    if not args.no_baseline:
+        baseline = SentenceBaseline(answerer.snapshot, answerer.embedder)
+        reports.append(evaluate(baseline.ask, questions, documents, answerer.model.baseline_abstain_below,
+                                label="baseline"))
+    if args.json:
+        print(json.dumps({r.label: r.to_json() for r in reports}, ensure_ascii=False, indent=1))
     else:
-        print("\n".join(report.lines()))
-    if args.min_accuracy is not None and report.accuracy < args.min_accuracy:
-        print(f"footnote eval: accuracy {report.accuracy:.3f} is below {args.min_accuracy}", file=sys.stderr)
-        return EXIT_FAILURE
-    return 0
+        print(side_by_side(reports))
+        for report in reports:
+            print(f"\nrisk–coverage ({report.label}, {report.questions} questions)")
+            print("\n".join(report.risk_lines()))
+        print(f"\nreliability ({reports[0].label})")
+        print("\n".join(reports[0].reliability_lines()))
+    return _eval_status(reports[0], args)
+
+
+def _bundled_corpus(questions: Path) -> Path | None:
+    """An evaluation set's own corpus (`corpus.jsonl` beside its questions), if it has one."""
+    corpus = questions.parent / "corpus.jsonl"
+    return corpus if corpus.is_file() else None
+
+
+def _eval_status(report, args: argparse.Namespace) -> int:
+    """EXIT_FAILURE when a figure is below its --min-* bound, naming each one."""
+    failures = [f"{name} {value:.3f} is below {bound}"
+                for name, value, bound in (("accuracy", report.accuracy, args.min_accuracy),
+                                           ("precision", report.precision, args.min_precision),
+                                           ("abstention", report.abstention_recall, args.min_abstention))
+                if bound is not None and (value or 0.0) < bound]
+    for failure in failures:
+        print(f"footnote eval: {failure}", file=sys.stderr)
+    return EXIT_FAILURE if failures else 0
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

@@ -33,12 +33,14 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(20.0, gt=0)
 
     # Retrieval and answers
-    retrieve_k: int = Field(8, ge=1, le=100)
+    retrieve_k: int = Field(12, ge=1, le=100)
     candidates_k: int = Field(30, ge=1, le=1000)
     rrf_k: int = Field(60, ge=1)
     dense_weight: float = Field(1.0, ge=0)
     bm25_weight: float = Field(1.0, ge=0)
-    abstain_threshold: float = Field(0.40, description="minimum evidence score to answer")
+    abstain_threshold: float | None = Field(
+        None, ge=0, le=1, description="minimum confidence to answer; unset: the answer model's calibrated threshold")
+    answer_model: Path | None = Field(None, description="answer model file; unset: the one shipped with Footnote")
     max_answer_chars: int = Field(400, ge=80, le=4000)
     max_answer_sentences: int = Field(3, ge=1, le=10)
 

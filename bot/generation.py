@@ -345,5 +345,5 @@ async def generate_answer(answer: Answer, passages: Sequence[Passage], client: L
                "total": round(answer.timings_ms.get("total", 0.0) + elapsed, 2)}
     if result.mode == "extractive":
         return replace(answer, mode="extractive", removed=result.removed, timings_ms=timings)
-    return replace(answer, answer=result.text, citations=result.citations, mode="generated",
+    return replace(answer, answer=result.text, citations=result.citations, mode="generated", short_answer=None,
                    removed=result.removed, timings_ms=timings)

@@ -17,9 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.answer import Answer, AnswerConfig, Answerer, Turn
+from bot.answer import CONFIDENCE_FEATURES, Answer, AnswerConfig, Answerer, SentenceFinder, Turn
 from bot.config import Settings
+from bot.features import FEATURES, SPAN_FEATURES
 from bot.generation import DeltaCallback, LLMClient, generate_answer
+from bot.scorer import MODEL_PATH, load_model
 from index.builder import BuildInProgress, BuildProgress, BuildReport, IndexBuilder
 from index.chunking import ChunkingConfig
 from index.embedding import Embedder
@@ -58,7 +60,8 @@ def load_answerer(settings: Settings, embedder: Embedder) -> Answerer:
     """The answerer over the current snapshot (SnapshotError when there is none or it is stale)."""
     snapshot = SnapshotStore(settings.index_dir).load(embedder.name, embedder.dimension,
                                                       settings.hnsw_ef_search)
-    return Answerer(snapshot, embedder, search_config(settings), answer_config(settings))
+    model = load_model(FEATURES, CONFIDENCE_FEATURES, SPAN_FEATURES, settings.answer_model or MODEL_PATH)
+    return Answerer(SentenceFinder(snapshot, embedder, search_config(settings), answer_config(settings)), model)
 
 
 @dataclass

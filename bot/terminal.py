@@ -15,7 +15,7 @@ def _paint(text: str, style: str, color: bool) -> str:
 
 
 def format_citation(citation: Citation, color: bool) -> str:
-    head = _paint(f"[{citation.n}] {citation.title} — paragraph {citation.paragraph}", _CYAN, color)
+    head = _paint(citation.label(), _CYAN, color)
     lines = [head, f"    “{citation.quote}”"]
     if citation.url:
         lines.append(_paint(f"    {citation.url}", _DIM, color))
@@ -25,7 +25,8 @@ def format_citation(citation: Citation, color: bool) -> str:
 def format_answer(answer: Answer, color: bool = False) -> str:
     """The answer, then its numbered sources (or the closest passages when it abstained)."""
     style = _YELLOW if answer.abstained else _BOLD
-    parts = [_paint(answer.answer, style, color)]
+    parts = [_paint(answer.short_answer.text, _BOLD, color)] if answer.short_answer else []
+    parts.append(_paint(answer.answer, style if not answer.short_answer else "", color))
     if answer.citations:
         parts += ["", "Sources:", *(format_citation(c, color) for c in answer.citations)]
     elif answer.suggestions:

@@ -18,6 +18,8 @@ from index.embedding import Embedder
 ROOT = Path(__file__).resolve().parents[1]
 SEED_CORPUS = ROOT / "corpus"
 SHARED = ROOT.parent / "shared"
+DATA = ROOT / "tests" / "data"
+NEWS = DATA / "news"
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +44,16 @@ def seed_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) 
 @pytest.fixture(scope="session")
 def seed_answerer(seed_settings: Settings, embedder: Embedder) -> Answerer:
     return load_answerer(seed_settings, embedder)
+
+
+@pytest.fixture(scope="session")
+def news_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
+    """Settings whose index holds the small made-up news corpus of tests/data/news, built once per session."""
+    settings = make_settings(tmp_path_factory.mktemp("news"), NEWS / "corpus.jsonl")
+    make_builder(settings, embedder).build(settings.corpus_dir)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def news_answerer(news_settings: Settings, embedder: Embedder) -> Answerer:
+    return load_answerer(news_settings, embedder)

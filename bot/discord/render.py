@@ -33,8 +33,8 @@ def shorten(text: str, limit: int) -> str:
 
 
 def citation_field(citation: Citation, value_limit: int = FIELD_VALUE_LIMIT) -> tuple[str, str]:
-    """(name, value): `[n] Title — paragraph k` over the quote and the source link."""
-    name = shorten(f"[{citation.n}] {citation.title} — paragraph {citation.paragraph}", FIELD_NAME_LIMIT)
+    """(name, value): the source label over the quote and the source link."""
+    name = shorten(citation.label(), FIELD_NAME_LIMIT)
     link = f"\n{citation.url}" if citation.url and len(citation.url) < value_limit // 2 else ""
     quote = shorten(citation.quote, value_limit - len(link) - 2)
     return name, f"“{quote}”{link}"
@@ -50,9 +50,10 @@ def footer_text(answer: Answer) -> str:
 def answer_embed(answer: Answer) -> discord.Embed:
     """The answer (or the abstention with its closest passages) as one embed within Discord's limits."""
     abstained = answer.abstained
+    short = f"**{discord.utils.escape_markdown(answer.short_answer.text)}**\n" if answer.short_answer else ""
     embed = discord.Embed(
         title=ABSTAIN_TITLE if abstained else shorten(answer.question, TITLE_LIMIT),
-        description=shorten(answer.answer, DESCRIPTION_LIMIT),
+        description=short + shorten(answer.answer, DESCRIPTION_LIMIT - len(short)),
         colour=ABSTAIN_COLOUR if abstained else ANSWER_COLOUR,
     )
     citations = (answer.suggestions if abstained else answer.citations)[:FIELD_COUNT_LIMIT]

@@ -1,71 +1,121 @@
-"""Extractive answers: verifiable citations, limits, abstention, follow-ups and bad input."""
+"""Extractive answers: verifiable citations, answer-bearing sentences, short answers, abstention, follow-ups."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from bot.answer import ABSTAIN_TEXT, Answerer, Turn, answer_kind, build_query
+from bot.answer import ABSTAIN_TEXT, Answerer, Turn
 from bot.evaluation import evaluate, read_questions
+from bot.scorer import MODEL_PATH
 from bot.service import load_answerer, make_builder
 from index.documents import load_corpus
 from index.embedding import Embedder
-from tests.conftest import SEED_CORPUS, SHARED, make_settings
+from tests.conftest import DATA, NEWS, SEED_CORPUS, make_settings
 
 FOOTNOTE_END = re.compile(r"\[\d+\]$")
 
 
 def assert_verifiable(answerer: Answerer, answer) -> None:
-    for citation in [*answer.citations, *answer.suggestions]:
+    for citation in [*answer.citations, *answer.suggestions, *answer.evidence]:
         document = answerer.snapshot.documents[citation.doc_id]
         assert document.text[citation.start : citation.end] == citation.quote
         assert citation.chunk_id.startswith(citation.doc_id + "#")
+    if answer.short_answer:
+        short = answer.short_answer
+        cited = answer.citations[short.n - 1]
+        assert answerer.snapshot.documents[cited.doc_id].text[short.start : short.end] == short.text
+        assert cited.start <= short.start and short.end <= cited.end
 
 
-def test_dev_questions_meet_the_quality_bar(seed_answerer: Answerer) -> None:
+def test_shipped_model_matches_the_features_and_names_its_training_data(seed_answerer: Answerer) -> None:
+    model = seed_answerer.model
+    assert MODEL_PATH.is_file() and 0.0 < model.abstain_below < 1.0
+    sets = {entry["set"] for entry in model.provenance["sentence_and_confidence_models"]}
+    assert "news_2024" in sets and "news_2023h1" not in sets
+    assert all(entry["split"] == "tune" for entry in model.provenance["thresholds"]["sets"])
+
+
+def test_unseen_seed_questions_are_answered_and_unanswerable_ones_abstain(seed_answerer: Answerer) -> None:
+    """Questions written for this test only (never tuned on): open answers, then the default threshold."""
+    questions = read_questions(DATA / "seed_questions.jsonl")
     documents = {d.doc_id: d for d in load_corpus(SEED_CORPUS).documents}
-    report = evaluate(seed_answerer, read_questions(SHARED / "eval" / "dev_questions.jsonl"), documents)
-    assert report.answerable == 12 and report.correct >= 11, report.lines()
-    assert report.abstention_recall == 1.0
-    assert report.citations_verbatim == 1.0
+    report = evaluate(lambda q: seed_answerer.ask(q, threshold=0.0), questions, documents, seed_answerer.threshold)
+    right = sum(row.correct for row in report.rows)
+    assert right >= 7, [(row.qid, row.answer[:80]) for row in report.rows if not row.correct and not row.unanswerable]
+    assert report.citations_verbatim == 1.0 and report.abstention_recall == 1.0
+    answerable = sorted(row.confidence for row in report.rows if not row.unanswerable)
+    assert max(row.confidence for row in report.rows if row.unanswerable) < answerable[len(answerable) // 2]
 
 
 def test_answer_is_short_footnoted_and_cites_verbatim_spans(seed_answerer: Answerer) -> None:
-    answer = seed_answerer.ask("How much has bilateral trade grown since 2021?")
+    answer = seed_answerer.ask("How much has bilateral trade grown since 2021?", threshold=0.0)
     assert not answer.abstained and "$600 million" in answer.answer
     assert len(answer.answer) <= 400
     sentences = [s for s in re.split(r"(?<=\])\s+", answer.answer) if s]
     assert all(FOOTNOTE_END.search(s) for s in sentences)
     assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
     assert len({(c.doc_id, c.start, c.end) for c in answer.citations}) == len(answer.citations)
+    assert len({c.doc_id for c in answer.citations}) == 1  # one passage of one article
     assert_verifiable(seed_answerer, answer)
     assert set(answer.timings_ms) == {"embed", "search", "compose", "total"}
+    assert 0.0 < answer.confidence < 1.0
 
 
 def test_unanswerable_question_abstains_with_closest_passages(seed_answerer: Answerer) -> None:
     answer = seed_answerer.ask("What is the GDP of Nicaragua?")
     assert answer.abstained and answer.answer == ABSTAIN_TEXT and answer.citations == []
-    assert 1 <= len(answer.suggestions) <= 3
+    assert 1 <= len(answer.suggestions) <= 3 and answer.confidence < seed_answerer.threshold
     assert_verifiable(seed_answerer, answer)
+
+
+def test_a_question_sentence_never_answers(news_answerer: Answerer) -> None:
+    """The quiz page repeats the question word for word; the match report answers it."""
+    answer = news_answerer.ask("Which team won the Northern Cup final this week?", threshold=0.0)
+    assert all("?" not in c.quote for c in answer.citations)
+    assert answer.citations[0].doc_id == "northern-cup" and "Riverton Hawks" in answer.answer
+    assert_verifiable(news_answerer, answer)
+
+
+def test_a_sentence_that_only_restates_the_question_never_answers(news_answerer: Answerer) -> None:
+    answer = news_answerer.ask("Which flower will win the grand prize this year?", threshold=0.0)
+    assert "Which flower will win" not in answer.answer
+    assert "Blue Empress" in answer.answer
+
+
+def test_the_newer_article_answers_a_question_about_this_week(news_answerer: Answerer) -> None:
+    answer = news_answerer.ask("Harbor City opened a long-awaited bridge this week. How much did it cost?",
+                               threshold=0.0)
+    assert answer.citations[0].doc_id == "harbor-bridge-2024" and "$410 million" in answer.answer
+    assert answer.citations[0].published == "2024/03/08"
+
+
+def test_short_answer_is_the_exact_span_inside_its_citation(news_answerer: Answerer) -> None:
+    eager = Answerer(news_answerer.finder, replace(news_answerer.model, short_answer_from=0.0))
+    answer = eager.ask("Which runner won the Glacier Marathon in record time?", threshold=0.0)
+    assert answer.short_answer is not None and answer.short_answer.text == "Amos Kipruto"
+    assert_verifiable(eager, answer)
+    assert answer.to_json()["short_answer"] == {"text": "Amos Kipruto", "start": answer.short_answer.start,
+                                                "end": answer.short_answer.end, "n": answer.short_answer.n}
+    assert eager.ask("What happened to the bridge in Harbor City?", threshold=0.0).short_answer is None  # no kind
+
+
+def test_no_short_answer_below_its_threshold(news_answerer: Answerer) -> None:
+    shy = Answerer(news_answerer.finder, replace(news_answerer.model, short_answer_from=1.01))
+    answer = shy.ask("Which runner won the Glacier Marathon in record time?", threshold=0.0)
+    assert answer.short_answer is None and answer.to_json()["short_answer"] is None
 
 
 def test_follow_up_is_answered_in_context(seed_answerer: Answerer) -> None:
     first = "Which country does Raisi visit on Tuesday?"
-    assert "Nicaragua" in seed_answerer.ask(first).answer
-    follow_up = seed_answerer.ask("And on Wednesday?", [Turn(first, "")])
+    assert "Nicaragua" in seed_answerer.ask(first, threshold=0.0).answer
+    follow_up = seed_answerer.ask("And on Wednesday?", [Turn(first, "")], threshold=0.0)
     assert not follow_up.abstained and "Cuba" in follow_up.answer
-    assert build_query("And on Wednesday?", [Turn(first)]).text.startswith(first)
-    assert build_query("Who met Maduro in Caracas?", [Turn(first)]).text == "Who met Maduro in Caracas?"
-
-
-@pytest.mark.parametrize(("question", "kind"), [
-    ("Who did Raisi meet?", "person"), ("When does the tour end?", "date"), ("What day is it?", "date"),
-    ("How much did trade grow?", "quantity"), ("Where did Maduro sign it?", "place"), ("What was signed?", None),
-])
-def test_answer_kind(question: str, kind: str | None) -> None:
-    assert answer_kind(question) == kind
+    stand_alone = seed_answerer.ask("Who is Maduro?", [Turn(first, "")], threshold=0.0)
+    assert stand_alone.answer == seed_answerer.ask("Who is Maduro?", threshold=0.0).answer
 
 
 @pytest.mark.parametrize(("question", "refusal"), [
@@ -80,7 +130,7 @@ def test_bad_questions_are_refused_clearly(seed_answerer: Answerer, question: st
 
 @pytest.mark.parametrize("question", [
     "Who did\x00 Raisi\x1b[31m meet?", "¿Con quién se reunió Raisi en Caracas?", "Райси встретился с кем?",
-    "maduro", "<@123> @everyone what happened?",
+    "maduro", "<@123> @everyone what happened?", "the the the", "2021",
 ])
 def test_odd_questions_get_an_answer_or_an_abstention(seed_answerer: Answerer, question: str) -> None:
     answer = seed_answerer.ask(question)
@@ -97,7 +147,18 @@ def test_over_long_sentence_is_cut_to_a_verbatim_clause(tmp_path: Path, embedder
     settings = make_settings(tmp_path, corpus)
     make_builder(settings, embedder).build(corpus)
     answerer = load_answerer(settings, embedder)
-    answer = answerer.ask("Who signed the treaty?")
+    answer = answerer.ask("Who signed the treaty?", threshold=0.0)
     assert not answer.abstained and len(answer.answer) <= 400
     assert "Amara Okafor" in answer.answer and answer.answer.startswith("…")
     assert_verifiable(answerer, answer)
+
+
+def test_news_set_end_to_end(news_answerer: Answerer) -> None:
+    """Open answers over the made-up news corpus: most right, citations verbatim, unanswerable abstain."""
+    questions = read_questions(NEWS / "questions.jsonl")
+    documents = {d.doc_id: d for d in load_corpus(NEWS / "corpus.jsonl").documents}
+    report = evaluate(lambda q: news_answerer.ask(q, threshold=0.0), questions, documents, news_answerer.threshold,
+                      news_answerer.ranked_documents)
+    assert sum(row.correct for row in report.rows) >= 9, [row.answer[:60] for row in report.rows]
+    assert report.citations_verbatim == 1.0 and report.abstention_recall == 1.0
+    assert report.recall_at_5 == 1.0

@@ -9,7 +9,7 @@ import pytest
 
 from bot import cli
 from bot.service import QAService
-from tests.conftest import SHARED
+from tests.conftest import DATA
 from tests.fakes.openai_server import FakeOpenAIServer, Reply
 
 GOOD = Reply(chunks=["Raisi met Nicolás ", "Maduro in Caracas [1]. It was the first ", "stop of his tour [1]."])
@@ -40,20 +40,21 @@ async def test_eval_reports_both_modes_side_by_side(monkeypatch, seed_settings, 
     monkeypatch.setattr(cli, "_shared_embedder", lambda *_: embedder)
     monkeypatch.setenv("FOOTNOTE_INDEX_DIR", str(seed_settings.index_dir))
     monkeypatch.setenv("FOOTNOTE_CORPUS_DIR", str(seed_settings.corpus_dir))
-    questions = str(SHARED / "eval" / "dev_questions.jsonl")
+    monkeypatch.setenv("FOOTNOTE_ABSTAIN_THRESHOLD", "0.0")
+    questions = str(DATA / "seed_questions.jsonl")
     async with FakeOpenAIServer() as server:
-        server.script(GOOD, *[Reply(chunks=["NOT IN THE ARTICLES"])] * 20)
+        server.script(*[Reply(chunks=["NOT IN THE ARTICLES"])] * 20)
         monkeypatch.setenv("FOOTNOTE_LLM_BASE_URL", server.base_url)
         monkeypatch.setenv("FOOTNOTE_LLM_MODEL", "m")
-        status = await asyncio.to_thread(cli.main, ["eval", questions, "--json"])
+        status = await asyncio.to_thread(cli.main, ["eval", questions, "--json", "--no-baseline"])
         data = json.loads(capsys.readouterr().out)
         answered = sum(not row["abstained"] for row in data["extractive"]["rows"])
-        assert status == 0 and len(server.requests) == answered
+        assert status == 0 and answered >= 10 and len(server.requests) == answered
         status = await asyncio.to_thread(cli.main, ["eval", questions])
     table = capsys.readouterr().out
     assert set(data) == {"extractive", "generated"}
     assert data["generated"]["correct"] == data["extractive"]["correct"]  # fallbacks keep the extractive answer
-    assert table.splitlines()[0].split() == ["extractive", "generated"]
+    assert table.splitlines()[0].split() == ["extractive", "generated", "baseline"]
     assert status == 0
 
 

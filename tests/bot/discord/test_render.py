@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.answer import Answer, Citation
+from bot.answer import Answer, Citation, ShortAnswer
 from bot.discord.render import ABSTAIN_TITLE, answer_embed, citation_field, shorten
 
 
@@ -43,3 +43,14 @@ def test_abstention_looks_different_and_lists_closest_passages() -> None:
     embed = answer_embed(answer)
     assert embed.title == ABSTAIN_TITLE and embed.fields[0].name.startswith("Closest: [1]")
     assert embed.colour != answer_embed(Answer("Who?", "A [1]", False, [citation(1, "A")])).colour
+
+
+def test_short_answer_is_bold_before_the_sentences_and_sources_show_their_date() -> None:
+    dated = Citation(n=1, doc_id="d", title="Bills update", url="", quote="The Buffalo Bills player", start=4,
+                     end=28, chunk_id="d#0", score=0.9, paragraph=2, published="2023/01/05")
+    answer = Answer("Which team?", "The Buffalo Bills player [1]", False, [dated],
+                    short_answer=ShortAnswer("Buffalo *Bills*", 4, 19, 1))
+    embed = answer_embed(answer)
+    assert embed.description == "**Buffalo \\*Bills\\***\nThe Buffalo Bills player [1]"
+    assert embed.fields[0].name == "[1] Bills update — 2023/01/05 — paragraph 2"
+    assert answer_embed(Answer("Which team?", "A [1]", False, [citation(1, "A")])).description == "A [1]"
