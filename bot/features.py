@@ -10,8 +10,9 @@ rows into probabilities. Everything here reads the snapshot; nothing goes throug
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -51,13 +52,23 @@ class QuestionTerms:
     stems: list[str]
     weights: np.ndarray
     vectors: np.ndarray
+    _by_stem: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def share(self, stems: set[str] | frozenset[str], words: frozenset[str] | None = None) -> float:
+    def share(self, stems: Iterable[str], words: frozenset[str] | None = None) -> float:
         """IDF-weighted share of the question's terms (or of those among `words`) found in `stems`."""
-        chosen = [(stem, weight) for word, stem, weight in zip(self.words, self.stems, self.weights, strict=True)
-                  if words is None or word in words]
-        total = sum(weight for _, weight in chosen)
-        return sum(weight for stem, weight in chosen if stem in stems) / total if total > 0 else 0.0
+        weight_of, total = self._weights(words)
+        return sum(weight_of.get(stem, 0.0) for stem in set(stems)) / total if total > 0 else 0.0
+
+    def _weights(self, words: frozenset[str] | None) -> tuple[dict[str, float], float]:
+        """Each stem's summed weight (over the question's words, or those among `words`), and their total."""
+        cached = self._by_stem.get(words)
+        if cached is None:
+            weight_of: dict[str, float] = defaultdict(float)
+            for word, stem, weight in zip(self.words, self.stems, self.weights, strict=True):
+                if words is None or word in words:
+                    weight_of[stem] += float(weight)
+            cached = self._by_stem[words] = (dict(weight_of), sum(weight_of.values()))
+        return cached
 
 
 @dataclass
@@ -81,9 +92,14 @@ class Candidate:
 
 @dataclass(frozen=True)
 class SentenceTerms:
+    """A sentence's stems, the vocabulary rows of its words, its terms in order with their offsets, and its
+    spans (cached per sentence row: snapshots never change)."""
+
     stems: frozenset[str]
     word_rows: np.ndarray
-    positioned: tuple[tuple[int, str], ...]  # (offset in the sentence, stem) of each term, in order
+    offsets: tuple[int, ...]
+    positioned_stems: tuple[str, ...]
+    spans: tuple[Span, ...]
 
 
 class FeatureExtractor:
@@ -119,7 +135,7 @@ class FeatureExtractor:
                 doc_id = self.snapshot.doc_ids[doc_row]
                 text = self.snapshot.documents[doc_id].text[start:end]
                 found.append(Candidate(row, doc_row, doc_id, start, end, paragraph, hit, rank, text,
-                                       self.snapshot.sentence_spans(row, text)))
+                                       list(self.sentence_terms(row, text).spans)))
         return found
 
     def features(self, question: Question, question_vector: np.ndarray, terms: QuestionTerms,
@@ -250,8 +266,8 @@ class FeatureExtractor:
     def _span_near(self, candidate: Candidate, terms: QuestionTerms) -> float:
         """The largest IDF-weighted share of the question's terms within SPAN_WINDOW terms of an answer span
         (the words around the answer are the question's own: "… *90 seconds* to midnight")."""
-        positioned = self.sentence_terms(candidate.row, candidate.text).positioned
-        return max((terms.share(_window(positioned, span, SPAN_WINDOW)) for span in candidate.answer_spans),
+        sentence = self.sentence_terms(candidate.row, candidate.text)
+        return max((terms.share(_window(sentence, span, SPAN_WINDOW)) for span in candidate.answer_spans),
                    default=0.0)
 
     def span_features(self, question: Question, terms: QuestionTerms, candidate: Candidate,
@@ -260,7 +276,7 @@ class FeatureExtractor:
         agrees with it, its sentence's logit, its fit to the wanted kind, the question's words and wh-phrase
         words around it, whether the article's title names it, how often the candidates mention it, and its
         form and place in the sentence."""
-        positioned = self.sentence_terms(candidate.row, candidate.text).positioned
+        sentence = self.sentence_terms(candidate.row, candidate.text)
         type_stems = {self.analyzer.stem(w) for w in question.type_words}
         title = self._folded_titles[candidate.doc_row]
         probability = min(max(candidate.probability, 1e-6), 1 - 1e-6)
@@ -268,8 +284,9 @@ class FeatureExtractor:
         for span in candidate.answer_spans:
             rows.append([
                 support.get(span.key, 0.0), math.log(probability / (1 - probability)), type_fit(span, question.kind),
-                terms.share(_window(positioned, span, SPAN_WINDOW)),
-                float(bool(type_stems & _window(positioned, span, TYPE_WORD_WINDOW))), float(span.key in title),
+                terms.share(_window(sentence, span, SPAN_WINDOW)),
+                float(bool(type_stems.intersection(_window(sentence, span, TYPE_WORD_WINDOW)))),
+                float(span.key in title),
                 math.log1p(mentions.get(span.key, 0)), math.log1p(len(span.text.split())),
                 float(span.kind == "name"), float(span.kind == "number"), float(span.kind == "date"),
                 span.start / max(len(candidate.text), 1),
@@ -307,7 +324,7 @@ class FeatureExtractor:
         return recency, known.astype(float)
 
     def sentence_terms(self, row: int, text: str | None = None) -> SentenceTerms:
-        """A sentence's stems and the vocabulary rows of its words (cached: snapshots never change)."""
+        """A sentence's terms and spans, computed once per row."""
         cached = self._terms.get(row)
         if cached is None:
             if len(self._terms) >= TERMS_CACHE_LIMIT:
@@ -316,16 +333,17 @@ class FeatureExtractor:
                 text = self.snapshot.sentence_text(row)
             vocabulary = self.snapshot.vocabulary
             word_rows = np.array([vocabulary[w] for w in content_words(text) if w in vocabulary], dtype=np.int64)
-            positioned = tuple(self.analyzer.positioned_terms(text))
-            cached = self._terms[row] = SentenceTerms(frozenset(stem for _, stem in positioned), word_rows, positioned)
+            positioned = self.analyzer.positioned_terms(text)
+            stems = tuple(stem for _, stem in positioned)
+            cached = self._terms[row] = SentenceTerms(frozenset(stems), word_rows, tuple(o for o, _ in positioned),
+                                                      stems, tuple(self.snapshot.sentence_spans(row, text)))
         return cached
 
 
 def is_new(span: Span, question: Question) -> bool:
     """Whether a span says something the question does not: a word or a number it lacks."""
-    words = content_words(span.text)
-    if words:
-        return any(w not in question.words for w in words)
+    if span.words:
+        return any(w not in question.words for w in span.words)
     digits = "".join(ch for ch in span.text if ch.isdigit())
     return bool(digits) and digits not in "".join(ch for ch in question.text if ch.isdigit())
 
@@ -350,11 +368,11 @@ def type_fit(span: Span, kind: str | None) -> float:
     return 1.0
 
 
-def _window(positioned: tuple[tuple[int, str], ...], span: Span, width: int) -> set[str]:
+def _window(terms: SentenceTerms, span: Span, width: int) -> list[str]:
     """The stems within `width` terms either side of a span (the span's own terms included)."""
-    before = sum(1 for offset, _ in positioned if offset < span.start)
-    after = sum(1 for offset, _ in positioned if offset < span.end)
-    return {stem for _, stem in positioned[max(0, before - width) : after + width]}
+    before = bisect_left(terms.offsets, span.start)
+    after = bisect_left(terms.offsets, span.end)
+    return list(terms.positioned_stems[max(0, before - width) : after + width])
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from index.lexical import STOPWORDS, fold_accents
+from index.lexical import STOPWORDS, content_words, fold_accents
 
 MONTHS = ("january february march april may june july august september october november december "
           "jan feb mar apr jun jul aug sep sept oct nov dec").split()
@@ -61,19 +61,21 @@ TITLES = frozenset(
 @dataclass(frozen=True)
 class Span:
     """A name, number or date at [start, end) of a sentence; `key` is its text folded for comparison and
-    voting ("The Apollo" and "the apollo" agree)."""
+    voting ("The Apollo" and "the apollo" agree), `words` its content words."""
 
     start: int
     end: int
     kind: str
     text: str
     key: str = field(init=False, repr=False, compare=False)
+    words: tuple[str, ...] = field(init=False, repr=False, compare=False)  # its content words
 
     def __post_init__(self) -> None:
         key = fold_accents(self.text.lower()).replace("’", "'")
         for determiner in _DETERMINERS:
             key = key.removeprefix(determiner)
         object.__setattr__(self, "key", key.removesuffix("'s"))
+        object.__setattr__(self, "words", tuple(content_words(self.text)))
 
 
 SPAN_FINDER_VERSION = 2
