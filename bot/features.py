@@ -19,7 +19,7 @@ from datetime import date
 import numpy as np
 
 from bot.question import Question
-from index.lexical import Analyzer, content_words, fold_accents
+from index.lexical import Analyzer, fold_accents
 from index.search import Hit
 from index.spans import PLACES, Span
 from index.store import Snapshot
@@ -324,19 +324,18 @@ class FeatureExtractor:
         return recency, known.astype(float)
 
     def sentence_terms(self, row: int, text: str | None = None) -> SentenceTerms:
-        """A sentence's terms and spans, computed once per row."""
+        """A sentence's terms and spans as the snapshot stores them, decoded once per row."""
         cached = self._terms.get(row)
         if cached is None:
             if len(self._terms) >= TERMS_CACHE_LIMIT:
                 self._terms.clear()
             if text is None:
                 text = self.snapshot.sentence_text(row)
+            stored = self.snapshot.sentence_terms(row)
             vocabulary = self.snapshot.vocabulary
-            word_rows = np.array([vocabulary[w] for w in content_words(text) if w in vocabulary], dtype=np.int64)
-            positioned = self.analyzer.positioned_terms(text)
-            stems = tuple(stem for _, stem in positioned)
-            cached = self._terms[row] = SentenceTerms(frozenset(stems), word_rows, tuple(o for o, _ in positioned),
-                                                      stems, tuple(self.snapshot.sentence_spans(row, text)))
+            word_rows = np.array([vocabulary[w] for w in stored.words if w in vocabulary], dtype=np.int64)
+            cached = self._terms[row] = SentenceTerms(frozenset(stored.stems), word_rows, stored.offsets,
+                                                      stored.stems, tuple(self.snapshot.sentence_spans(row, text)))
         return cached
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from index.annotations import ANNOTATIONS_VERSION, DocumentAnnotations, SentenceAnnotations, annotate
 from index.chunking import Chunk, Chunker, ChunkingConfig, Sentence
 from index.documents import DEFAULT_MAX_FILE_BYTES, Document, Problem, load_corpus
 from index.embedding import Embedder, SpanSums, TextTokens, pooled_vectors
 from index.lexical import Analyzer, LexicalIndex, content_words
-from index.spans import SPAN_FINDER_VERSION, span_rows
 from index.store import (
     FaissVectorStore,
     Manifest,
@@ -102,7 +102,7 @@ class DocumentParts:
     chunk_vectors: np.ndarray | None = None
     reused: bool = False
     tokens: TextTokens | None = None  # the document's tokens, while its chunks wait to be embedded
-    spans: np.ndarray | None = None  # rows (local sentence row, start, end, kind) of its answer spans
+    annotations: DocumentAnnotations | None = None  # its sentences' spans and terms
 
 
 class IndexBuilder:
@@ -182,7 +182,7 @@ class IndexBuilder:
         would make now (so publishing a copy of it would change nothing)."""
         kind = "hnsw" if len(previous.chunks) > self.hnsw_threshold else "flat"
         return (list(previous.manifest.documents.items()) == [(d.doc_id, d.sha256) for d in documents]
-                and previous.manifest.vector_index == kind and previous.manifest.span_finder == SPAN_FINDER_VERSION)
+                and previous.manifest.vector_index == kind and previous.manifest.annotations == ANNOTATIONS_VERSION)
 
     def _document_parts(self, documents: list[Document], previous: Snapshot | None,
                         progress: ProgressCallback | None) -> list[DocumentParts]:
@@ -210,8 +210,9 @@ class IndexBuilder:
         """Split the documents and tokenize the chunks still to embed (text work, for the worker thread)."""
         parts = self._document_parts(documents, previous, progress)
         for part in parts:
-            if part.spans is None:
-                part.spans = span_rows(part.document.text, [(s.start, s.end) for s in part.sentences])
+            if part.annotations is None:
+                part.annotations = annotate(part.document.text, [(s.start, s.end) for s in part.sentences],
+                                            self.analyzer)
         inputs = ChunkInputs([p for p in parts if p.chunk_vectors is None])
         slices = []
         for part in inputs.pending:
@@ -267,11 +268,11 @@ class IndexBuilder:
     def _write(self, folder: Path, snapshot_id: str, parts: list[DocumentParts],
                vocabulary: tuple[list[str], np.ndarray], lexical: LexicalIndex, indexed_at: dict[str, str],
                started: float) -> Manifest:
-        chunks, sentence_rows, spans = [], [], []
+        chunks, sentence_rows, first_rows = [], [], []
         for doc_row, part in enumerate(parts):
             base = len(sentence_rows)
+            first_rows.append(base)
             sentence_rows += [(doc_row, s.start, s.end, s.paragraph) for s in part.sentences]
-            spans.append(part.spans + np.array([base, 0, 0, 0], dtype=np.int32))
             chunks += [Chunk(c.chunk_id, c.doc_id, c.start, c.end, c.first_sentence + base,
                              c.last_sentence + base) for c in part.chunks]
         dimension = self.embedder.dimension
@@ -286,12 +287,13 @@ class IndexBuilder:
             built_at=datetime.now(UTC).isoformat(timespec="seconds"), indexed_at=indexed_at,
             build_seconds=round(time.perf_counter() - started, 3), vector_index=vectors.kind,
             libraries=_library_versions(), sentence_vectors=SENTENCE_VECTORS,
-            precision="bfloat16" if self.embedder.bfloat16 else "float32", span_finder=SPAN_FINDER_VERSION,
+            precision="bfloat16" if self.embedder.bfloat16 else "float32", annotations=ANNOTATIONS_VERSION,
         )
         write_snapshot(folder, manifest, [p.document for p in parts], chunks,
                        np.array(sentence_rows, dtype=np.int64).reshape(-1, 4),
                        _stack([p.sentence_vectors for p in parts], dimension),
-                       np.vstack(spans) if spans else np.zeros((0, 4), np.int32), vectors, lexical, *vocabulary)
+                       SentenceAnnotations.join([p.annotations for p in parts], first_rows), vectors, lexical,
+                       *vocabulary)
         return manifest
 
 
@@ -316,7 +318,7 @@ def _parts_by_document(snapshot: Snapshot) -> dict[str, DocumentParts]:
     all_chunk_vectors = snapshot.vectors.reconstruct(np.arange(len(snapshot.chunks)))
     # sentence rows are stored document by document, so each document's rows are one contiguous range
     bounds = np.searchsorted(snapshot.sentences[:, 0], np.arange(len(snapshot.doc_ids) + 1))
-    spans_current = snapshot.manifest.span_finder == SPAN_FINDER_VERSION
+    annotations_current = snapshot.manifest.annotations == ANNOTATIONS_VERSION
     parts = {}
     for doc_row, doc_id in enumerate(snapshot.doc_ids):
         sentence_rows = np.arange(bounds[doc_row], bounds[doc_row + 1])
@@ -328,16 +330,10 @@ def _parts_by_document(snapshot: Snapshot) -> dict[str, DocumentParts]:
             chunks=[_local(snapshot.chunks[r], base) for r in rows],
             sentence_vectors=np.asarray(snapshot.sentence_vectors[sentence_rows]),
             chunk_vectors=all_chunk_vectors[rows],
-            spans=_local_spans(snapshot, base, base + len(sentence_rows)) if spans_current else None,
+            annotations=snapshot.document_annotations(doc_row, base, base + len(sentence_rows))
+            if annotations_current else None,
         )
     return parts
-
-
-def _local_spans(snapshot: Snapshot, first: int, end: int) -> np.ndarray:
-    """A document's span rows with sentence rows made local to it."""
-    rows = np.array(snapshot.spans[snapshot.span_bounds[first] : snapshot.span_bounds[end]], dtype=np.int32)
-    rows[:, 0] -= first
-    return rows
 
 
 def _local(chunk: Chunk, base: int) -> Chunk:

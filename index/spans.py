@@ -78,8 +78,6 @@ class Span:
         object.__setattr__(self, "words", tuple(content_words(self.text)))
 
 
-SPAN_FINDER_VERSION = 2
-"""Recorded in snapshots: spans found by another version are found again at the next build."""
 KINDS = ("name", "number", "date")
 
 

@@ -22,12 +22,13 @@ from typing import Protocol
 import faiss
 import numpy as np
 
+from index.annotations import DocumentAnnotations, SentenceAnnotations, StoredTerms, decode_terms
 from index.chunking import Chunk
 from index.documents import Document
 from index.lexical import LexicalIndex
 from index.spans import Span, spans_from_rows
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 POINTER = "CURRENT"
 SNAPSHOT_PREFIX = "snap-"
 BUILD_PREFIX = ".build-"
@@ -125,7 +126,7 @@ class Manifest:
     indexed_at: dict[str, str] = field(default_factory=dict)
     sentence_vectors: str = "standalone"  # how sentence vectors were made; "chunk-pooled" since pooling
     precision: str = "float32"
-    span_finder: int = 0  # the index.spans version that found the stored answer spans
+    annotations: int = 0  # the index.annotations version that made the stored sentence spans and terms
     schema_version: int = SCHEMA_VERSION
 
     @classmethod
@@ -153,8 +154,8 @@ class Snapshot:
     lexical: LexicalIndex
     vocabulary: dict[str, int]
     vocabulary_vectors: np.ndarray
+    annotations: SentenceAnnotations
     doc_ids: list[str] = field(default_factory=list)
-    spans: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int32))  # sentence row, start, end, kind
     span_bounds: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))  # sentence row -> first span
 
     @property
@@ -171,12 +172,21 @@ class Snapshot:
 
     def sentence_spans(self, row: int, text: str) -> list[Span]:
         """The names, numbers and dates of sentence `row` (whose text is `text`), found at build time."""
-        return spans_from_rows(text, self.spans[self.span_bounds[row] : self.span_bounds[row + 1]])
+        return spans_from_rows(text, self.annotations.spans[self.span_bounds[row] : self.span_bounds[row + 1]])
+
+    def sentence_terms(self, row: int) -> StoredTerms:
+        """The stems (with offsets) and content words of sentence `row`, found at build time."""
+        return decode_terms(self.annotations.line(row))
+
+    def document_annotations(self, doc_row: int, first: int, end: int) -> DocumentAnnotations:
+        """Document `doc_row`'s annotations (its sentences are rows [first, end)), with local rows."""
+        return self.annotations.document(first, end, self.span_bounds)
 
 
 def write_snapshot(folder: Path, manifest: Manifest, documents: list[Document], chunks: list[Chunk],
-                   sentences: np.ndarray, sentence_vectors: np.ndarray, spans: np.ndarray, vectors: FaissVectorStore,
-                   lexical: LexicalIndex, vocabulary: list[str], vocabulary_vectors: np.ndarray) -> None:
+                   sentences: np.ndarray, sentence_vectors: np.ndarray, annotations: SentenceAnnotations,
+                   vectors: FaissVectorStore, lexical: LexicalIndex, vocabulary: list[str],
+                   vocabulary_vectors: np.ndarray) -> None:
     """Write every file of a snapshot into `folder` and fsync them; the manifest goes last."""
     folder.mkdir(parents=True)
     _write_jsonl(folder / "documents.jsonl", (d.to_json() for d in documents))
@@ -185,7 +195,9 @@ def write_snapshot(folder: Path, manifest: Manifest, documents: list[Document], 
          "first_sentence": c.first_sentence, "last_sentence": c.last_sentence} for c in chunks))
     np.save(folder / "sentences.npy", sentences.astype(np.int64))
     np.save(folder / "sentence_vectors.npy", sentence_vectors.astype(np.float32))
-    np.save(folder / "sentence_spans.npy", spans.astype(np.int32))
+    np.save(folder / "sentence_spans.npy", annotations.spans.astype(np.int32))
+    np.save(folder / "sentence_terms.npy", annotations.terms)
+    np.save(folder / "sentence_term_bounds.npy", annotations.term_bounds)
     vectors.save(folder / "vectors.faiss")
     lexical.save(folder / "bm25")
     (folder / "vocabulary.json").write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
@@ -276,6 +288,8 @@ def load_snapshot(path: Path, model: str, dimension: int, ef_search: int = 128) 
     vocabulary = json.loads((path / "vocabulary.json").read_text(encoding="utf-8"))
     sentences = np.load(path / "sentences.npy")  # small, and read row by row: in memory, not mapped
     spans = np.load(path / "sentence_spans.npy")
+    annotations = SentenceAnnotations(spans, np.load(path / "sentence_terms.npy", mmap_mode="r"),
+                                      np.load(path / "sentence_term_bounds.npy"))
     return Snapshot(
         path=path,
         manifest=manifest,
@@ -283,7 +297,7 @@ def load_snapshot(path: Path, model: str, dimension: int, ef_search: int = 128) 
         doc_ids=[d.doc_id for d in documents],
         chunks=[Chunk(**row) for row in _read_jsonl(path / "chunks.jsonl")],
         sentences=sentences,
-        spans=spans,
+        annotations=annotations,
         span_bounds=np.searchsorted(spans[:, 0], np.arange(len(sentences) + 1)),
         sentence_vectors=np.load(path / "sentence_vectors.npy", mmap_mode="r"),
         vectors=FaissVectorStore.load(path / "vectors.faiss", ef_search),

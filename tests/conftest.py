@@ -17,7 +17,6 @@ from index.embedding import Embedder
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_CORPUS = ROOT / "corpus"
-SHARED = ROOT.parent / "shared"
 DATA = ROOT / "tests" / "data"
 NEWS = DATA / "news"
 

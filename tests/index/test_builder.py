@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from bot.service import make_builder
+from index.annotations import ANNOTATIONS_VERSION
 from index.builder import BuildError, BuildProgress
 from index.embedding import Embedder
-from index.spans import KINDS, SPAN_FINDER_VERSION, span_rows
+from index.lexical import Analyzer, content_words
+from index.spans import KINDS, span_rows
 from index.store import SCHEMA_VERSION, SnapshotError, SnapshotStore
 from tests.conftest import ROOT, SEED_CORPUS, make_settings
 
@@ -77,7 +79,7 @@ def test_incremental_build_re_embeds_only_the_changed_document(tmp_path: Path, e
     assert report.summary().startswith("indexed 3 documents,") and "(1 new, 2 reused, 1 removed)" in report.summary()
 
 
-def test_snapshot_stores_each_sentences_answer_spans_and_reuses_them(tmp_path: Path, embedder: Embedder) -> None:
+def test_snapshot_stores_each_sentences_spans_and_terms_and_reuses_them(tmp_path: Path, embedder: Embedder) -> None:
     corpus = tmp_path / "corpus"
     write_articles(corpus, 3)
     builder = make_builder(make_settings(tmp_path, corpus), embedder)
@@ -86,7 +88,8 @@ def test_snapshot_stores_each_sentences_answer_spans_and_reuses_them(tmp_path: P
                                            "on May 4. It cost $410 million.\n", encoding="utf-8")
     builder.build(corpus)
     snapshot = builder.store.load(embedder.name, embedder.dimension)
-    assert snapshot.manifest.span_finder == SPAN_FINDER_VERSION
+    assert snapshot.manifest.annotations == ANNOTATIONS_VERSION
+    analyzer = Analyzer()
     for doc_row, doc_id in enumerate(snapshot.doc_ids):
         text = snapshot.documents[doc_id].text
         rows = [r for r in range(len(snapshot.sentences)) if snapshot.sentences[r][0] == doc_row]
@@ -95,6 +98,10 @@ def test_snapshot_stores_each_sentences_answer_spans_and_reuses_them(tmp_path: P
         found = [(r - rows[0], s.start, s.end, KINDS.index(s.kind))
                  for r, spans in zip(rows, stored, strict=True) for s in spans]
         assert found == [tuple(map(int, row)) for row in expected]
+        for r in rows:
+            terms, sentence = snapshot.sentence_terms(r), snapshot.sentence_text(r)
+            assert list(zip(terms.offsets, terms.stems, strict=True)) == analyzer.positioned_terms(sentence)
+            assert list(terms.words) == content_words(sentence)
     first = snapshot.sentence_spans(0, snapshot.sentence_text(0))
     assert [(s.kind, s.text) for s in first] == [("name", "Ana Silva"), ("name", "Lantern Bridge"), ("date", "May 4")]
 
