@@ -120,7 +120,8 @@ class QuestionRejected(ValueError):
 
 def clean_question(raw: str, max_chars: int) -> str:
     """Normalise a question, or raise QuestionRejected with a clear reason."""
-    question = normalise_text(raw).replace("\n\n", " ") if raw else ""
+    text = raw.encode("utf-8", "replace").decode("utf-8") if raw else ""  # lone surrogates become "?"
+    question = normalise_text(text).replace("\n\n", " ")
     if not question:
         raise QuestionRejected("Please ask a question about the articles.")
     if len(question) > max_chars:

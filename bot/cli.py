@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -21,11 +23,15 @@ if TYPE_CHECKING:
     from bot.answer import Answer
     from index.embedding import Embedder
 
+log = logging.getLogger(__name__)
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # curly quotes on an ASCII terminal must not crash a command
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
@@ -170,25 +176,38 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     answerer = _answerer(settings)
     ask = generated_asker(settings, answerer.ask) or answerer.ask
     if args.jsonl:
-        for line in sys.stdin:
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                qid, question = record.get("qid"), str(record.get("question", ""))
-            except (json.JSONDecodeError, AttributeError):
-                print(json.dumps({"error": "malformed input line: expected a JSON object"}), flush=True)
-                continue
-            print(json.dumps(ask(question).to_json(qid), ensure_ascii=False), flush=True)
+        stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace") if hasattr(
+            sys.stdin, "buffer") else sys.stdin
+        for line in stdin:
+            if line.strip("\r\n"):
+                print(json.dumps(answer_line(line, ask)), flush=True)  # ASCII JSON: valid on any stdout
         return 0
     answer = ask(args.question)
     if args.json:
-        print(json.dumps(answer.to_json(), ensure_ascii=False, indent=1))
+        print(json.dumps(answer.to_json(), indent=1))
     else:
         from bot.terminal import format_answer
 
         print(format_answer(answer, color=sys.stdout.isatty()))
     return 0
+
+
+def answer_line(line: str, ask: Callable[[str], Answer]) -> dict:
+    """The JSON object for one `ask --jsonl` input line: the answer, or {"qid", "error"}; never raises."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return {"qid": None, "error": "malformed input line: expected a JSON object"}
+    if not isinstance(record, dict):
+        return {"qid": None, "error": "malformed input line: expected a JSON object"}
+    qid, question = record.get("qid"), record.get("question")
+    if not isinstance(question, str):
+        return {"qid": qid, "error": "the line needs a \"question\" string"}
+    try:
+        return ask(question).to_json(qid)
+    except Exception as exc:  # one bad line must not stop the batch
+        log.exception("could not answer line with qid %r", qid)
+        return {"qid": qid, "error": f"could not answer: {type(exc).__name__}"}
 
 
 def _chat(args: argparse.Namespace, settings: Settings) -> int:

@@ -230,7 +230,13 @@ def load_corpus(root: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Loa
         return result
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if _is_candidate(p, root))
     seen: set[str] = set()
+    inside = root.resolve()
     for path in files:
+        if path != root and not path.resolve().is_relative_to(inside):
+            result.problems.append(Problem(str(path), "refused: it leads outside the corpus folder"))
+            continue
+        if path.is_dir():
+            continue
         for item in _load_file(path, root, max_file_bytes):
             if isinstance(item, Problem):
                 result.problems.append(item)
@@ -243,8 +249,9 @@ def load_corpus(root: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Loa
 
 
 def _is_candidate(path: Path, root: Path) -> bool:
+    """A visible file, or a link (to a file or a folder) that must be checked before it is followed."""
     parts = path.relative_to(root).parts
-    return path.is_file() and not any(part.startswith(".") for part in parts)
+    return (path.is_file() or path.is_symlink()) and not any(part.startswith(".") for part in parts)
 
 
 def _load_file(path: Path, root: Path, max_bytes: int) -> Iterator[Document | Problem]:

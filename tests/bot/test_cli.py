@@ -52,13 +52,37 @@ def test_ask_for_people_lists_numbered_sources(run) -> None:
 
 def test_ask_jsonl_answers_each_line_and_survives_bad_lines(run) -> None:
     lines = [json.dumps({"qid": "a", "question": "Who did Ebrahim Raisi meet in Venezuela?"}), "not json",
-             json.dumps({"qid": "b", "question": ""})]
+             json.dumps({"qid": "b", "question": ""}), json.dumps(["a", "list"]), json.dumps({"qid": "c"}),
+             json.dumps({"qid": "d", "question": None}), json.dumps({"qid": 5, "question": 42}),
+             json.dumps({"qid": "e", "question": "Who met Maduro \ud800 in Caracas?"}),
+             json.dumps({"qid": "f", "question": "x" * 1_000_000}), "   "]
     status, out, _ = run("ask", "--jsonl", stdin="\n".join(lines) + "\n")
     rows = [json.loads(line) for line in out.splitlines()]
-    assert status == 0 and len(rows) == 3
+    assert status == 0 and len(rows) == len(lines) and out.isascii()
     assert rows[0]["qid"] == "a" and "Maduro" in rows[0]["answer"]
-    assert rows[1] == {"error": "malformed input line: expected a JSON object"}
+    assert rows[1] == rows[3] == rows[9] == {"qid": None, "error": "malformed input line: expected a JSON object"}
     assert rows[2]["qid"] == "b" and rows[2]["refusal"]
+    assert [rows[i] for i in (4, 5, 6)] == [{"qid": qid, "error": 'the line needs a "question" string'}
+                                            for qid in ("c", "d", 5)]
+    assert rows[7]["qid"] == "e" and rows[7]["citations"] and "?" in rows[7]["question"]
+    assert rows[8]["qid"] == "f" and "limited to 500 characters" in rows[8]["refusal"]
+
+
+def test_a_line_that_fails_gets_an_error_and_the_next_is_answered() -> None:
+    def ask(question: str):
+        if question == "boom":
+            raise RuntimeError("model fell over")
+        return cli_answer(question)
+
+    assert cli.answer_line(json.dumps({"qid": 1, "question": "boom"}), ask) == {
+        "qid": 1, "error": "could not answer: RuntimeError"}
+    assert cli.answer_line(json.dumps({"qid": 2, "question": "fine"}), ask)["answer"] == "fine [1]"
+
+
+def cli_answer(question: str):
+    from bot.answer import Answer
+
+    return Answer(question, f"{question} [1]", False, [])
 
 
 def test_eval_reports_beside_the_baseline_and_enforces_bounds(run) -> None:

@@ -125,3 +125,22 @@ def test_seed_corpus_loads_with_its_front_matter() -> None:
     assert doc.doc_id == "raisi-maduro-caracas" and doc.author == "Christian K. Caruzo"
     assert doc.text.startswith("CARACAS, Venezuela — Iranian President Ebrahim Raisi")
     assert "\u00a0" not in doc.text
+
+
+def test_links_that_lead_outside_the_corpus_are_refused_and_the_rest_loads(tmp_path: Path) -> None:
+    outside = tmp_path / "home"
+    (outside / "private").mkdir(parents=True)
+    (outside / ".env").write_text("FOOTNOTE_DISCORD_TOKEN=secret-token\n")
+    (outside / "private" / "notes.txt").write_text("Private notes\nThe safe code is 1234.\n")
+    corpus = tmp_path / "corpus"
+    (corpus / "inner").mkdir(parents=True)
+    (corpus / "story.txt").write_text("Story\nThe bridge opened on Friday.\n")
+    (corpus / "inner" / "copy.txt").symlink_to(corpus / "story.txt")  # a link inside the corpus is fine
+    (corpus / "x.txt").symlink_to(outside / ".env")
+    (corpus / "notes").symlink_to(outside / "private", target_is_directory=True)
+    result = load_corpus(corpus)
+    texts = " ".join(d.text for d in result.documents)
+    assert sorted(d.doc_id for d in result.documents) == ["inner-copy", "story"]
+    assert "secret-token" not in texts and "1234" not in texts
+    refused = sorted(Path(p.source).name for p in result.problems if "outside the corpus folder" in p.reason)
+    assert refused == ["notes", "x.txt"]
