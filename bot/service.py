@@ -59,7 +59,7 @@ def make_builder(settings: Settings, embedder: Embedder) -> IndexBuilder:
 def load_answerer(settings: Settings, embedder: Embedder) -> Answerer:
     """The answerer over the current snapshot (SnapshotError when there is none or it is stale)."""
     snapshot = SnapshotStore(settings.index_dir).load(embedder.name, embedder.dimension,
-                                                      settings.hnsw_ef_search)
+                                                      settings.hnsw_ef_search, embedder.fingerprint)
     model = load_model(FEATURES, CONFIDENCE_FEATURES, SPAN_FEATURES, settings.answer_model or MODEL_PATH)
     return Answerer(SentenceFinder(snapshot, embedder, search_config(settings), answer_config(settings)), model)
 

@@ -171,7 +171,8 @@ class IndexBuilder:
     def _previous_snapshot(self) -> Snapshot | None:
         """The current snapshot if its vectors can be reused with this model and chunking."""
         try:
-            snapshot = self.store.load(self.embedder.name, self.embedder.dimension)
+            snapshot = self.store.load(self.embedder.name, self.embedder.dimension,
+                                       fingerprint=self.embedder.fingerprint)
         except SnapshotError:
             return None
         same_chunking = snapshot.manifest.chunking == asdict(self.chunking)
@@ -288,6 +289,7 @@ class IndexBuilder:
             build_seconds=round(time.perf_counter() - started, 3), vector_index=vectors.kind,
             libraries=_library_versions(), sentence_vectors=SENTENCE_VECTORS,
             precision="bfloat16" if self.embedder.bfloat16 else "float32", annotations=ANNOTATIONS_VERSION,
+            model_fingerprint=self.embedder.fingerprint,
         )
         write_snapshot(folder, manifest, [p.document for p in parts], chunks,
                        np.array(sentence_rows, dtype=np.int64).reshape(-1, 4),

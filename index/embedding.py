@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import threading
 import time
@@ -42,6 +44,17 @@ def cpu_has_amx() -> bool:
             return any(line.startswith("flags") and " amx_bf16" in line for line in cpuinfo)
     except OSError:
         return False
+
+
+def model_fingerprint(folder: Path) -> str:
+    """sha256 over every file of a model folder (relative name and content), in name order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 class EmbedderError(Exception):
@@ -111,6 +124,12 @@ class Embedder:
         self._whole_texts.no_padding()
         self.on_batch: BatchListener | None = None
         """Called after every encoder batch with its texts and seconds (benchmarks, profiling)."""
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """sha256 of the model folder's files (configuration and weights): snapshots record it, so a different
+        model that shares the folder name and dimension is refused."""
+        return model_fingerprint(self.path)
 
     def encode(self, texts: Sequence[str], progress: BatchProgress | None = None) -> np.ndarray:
         """Embed `texts`; `progress(done, total)` is called after each batch."""

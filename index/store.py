@@ -127,6 +127,7 @@ class Manifest:
     sentence_vectors: str = "standalone"  # how sentence vectors were made; "chunk-pooled" since pooling
     precision: str = "float32"
     annotations: int = 0  # the index.annotations version that made the stored sentence spans and terms
+    model_fingerprint: str = ""  # sha256 of the model folder (index.embedding.model_fingerprint)
     schema_version: int = SCHEMA_VERSION
 
     @classmethod
@@ -212,8 +213,8 @@ def _write_jsonl(path: Path, rows) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def _fsync_tree(folder: Path) -> None:
-    for path in [*folder.rglob("*"), folder]:
+def _fsync_tree(folder: Path, recursive: bool = True) -> None:
+    for path in [*(folder.rglob("*") if recursive else ()), folder]:
         fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -253,6 +254,7 @@ class SnapshotStore:
         with pointer_tmp.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(pointer_tmp, self.root / POINTER)
+        _fsync_tree(self.root, recursive=False)  # the renames themselves survive a power cut
         self._prune(keep=final)
         return final
 
@@ -268,15 +270,23 @@ class SnapshotStore:
         for path in self.root.glob(f"{BUILD_PREFIX}*"):
             shutil.rmtree(path, ignore_errors=True)
 
-    def load(self, model: str, dimension: int, ef_search: int = 128) -> Snapshot:
-        """Load the current snapshot, checking it was built with the same model and dimension."""
+    def load(self, model: str, dimension: int, ef_search: int = 128, fingerprint: str | None = None) -> Snapshot:
+        """Load the current snapshot, checking it was built with the same model (name, dimension and, when
+        given, fingerprint); any unreadable part raises SnapshotError naming the folder and the reason."""
         path = self.current_path()
         if path is None:
             raise SnapshotError(f"no index in {self.root}: build it with `python -m bot index`")
-        return load_snapshot(path, model, dimension, ef_search)
+        try:
+            return load_snapshot(path, model, dimension, ef_search, fingerprint)
+        except SnapshotError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:
+            raise SnapshotError(f"index at {path} is unreadable ({type(exc).__name__}: {exc}): "
+                                "rebuild it with `python -m bot index --full`") from exc
 
 
-def load_snapshot(path: Path, model: str, dimension: int, ef_search: int = 128) -> Snapshot:
+def load_snapshot(path: Path, model: str, dimension: int, ef_search: int = 128,
+                  fingerprint: str | None = None) -> Snapshot:
     manifest = Manifest.read(path / "manifest.json")
     if manifest.model != model or manifest.dimension != dimension:
         raise SnapshotError(
@@ -284,6 +294,9 @@ def load_snapshot(path: Path, model: str, dimension: int, ef_search: int = 128) 
             f"but the configured model is {model} (dimension {dimension}): "
             "rebuild it with `python -m bot index --full`"
         )
+    if fingerprint is not None and manifest.model_fingerprint != fingerprint:
+        raise SnapshotError(f"index at {path} was built with other {model} weights than the configured ones: "
+                            "rebuild it with `python -m bot index --full`")
     documents = [Document(**row) for row in _read_jsonl(path / "documents.jsonl")]
     vocabulary = json.loads((path / "vocabulary.json").read_text(encoding="utf-8"))
     sentences = np.load(path / "sentences.npy")  # small, and read row by row: in memory, not mapped

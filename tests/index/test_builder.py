@@ -157,6 +157,38 @@ def test_schema_mismatch_is_refused(tmp_path: Path, embedder: Embedder) -> None:
         SnapshotStore(tmp_path / "index").load(embedder.name, embedder.dimension)
 
 
+@pytest.mark.parametrize(("damage", "reason"), [
+    (lambda folder: (folder / "vectors.faiss").write_bytes((folder / "vectors.faiss").read_bytes()[:100]),
+     "RuntimeError"),
+    (lambda folder: (folder / "manifest.json").write_text("{not json"), "JSONDecodeError"),
+    (lambda folder: (folder / "manifest.json").write_text("[1, 2]"), "AttributeError"),
+    (lambda folder: (folder / "sentence_terms.npy").unlink(), "FileNotFoundError"),
+    (lambda folder: (folder / "chunks.jsonl").write_text('{"chunk_id": 1}\n'), "TypeError"),
+])
+def test_a_damaged_snapshot_is_one_clear_error_and_the_next_build_is_full(tmp_path: Path, embedder: Embedder,
+                                                                           damage, reason: str) -> None:
+    builder = make_builder(make_settings(tmp_path), embedder)
+    first = builder.build(SEED_CORPUS)
+    damage(first.path)
+    with pytest.raises(SnapshotError, match=rf"index at {first.path} is unreadable \({reason}.*--full"):
+        builder.store.load(embedder.name, embedder.dimension)
+    rebuilt = builder.build(SEED_CORPUS)
+    assert rebuilt.new == rebuilt.documents == 1 and rebuilt.reused == 0
+    assert builder.store.load(embedder.name, embedder.dimension).snapshot_id == rebuilt.snapshot_id
+
+
+def test_a_snapshot_of_other_weights_with_the_same_name_is_refused(tmp_path: Path, embedder: Embedder) -> None:
+    builder = make_builder(make_settings(tmp_path), embedder)
+    report = builder.build(SEED_CORPUS)
+    manifest = json.loads((report.path / "manifest.json").read_text())
+    assert manifest["model_fingerprint"] == embedder.fingerprint and len(embedder.fingerprint) == 64
+    manifest["model_fingerprint"] = "0" * 64
+    (report.path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(SnapshotError, match="other all-MiniLM-L6-v2 weights"):
+        builder.store.load(embedder.name, embedder.dimension, fingerprint=embedder.fingerprint)
+    assert builder.build(SEED_CORPUS).reused == 0  # nothing is reused from vectors of other weights
+
+
 def test_bad_files_are_skipped_and_nothing_indexable_is_an_error(tmp_path: Path, embedder: Embedder) -> None:
     corpus = tmp_path / "corpus"
     write_articles(corpus, 1)
