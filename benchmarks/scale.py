@@ -26,6 +26,7 @@ from benchmarks.corpora import SEED, SQUAD, read_questions
 from benchmarks.report import Section, Target
 from bot.config import Settings
 from bot.service import search_config
+from index.annotations import SentenceAnnotations
 from index.chunking import Chunk
 from index.documents import load_corpus
 from index.lexical import Analyzer, LexicalIndex
@@ -154,7 +155,8 @@ def scale_snapshot(store: FaissVectorStore, lexical: LexicalIndex, folder: Path)
     manifest = Manifest("scale", "synthetic", DIMENSION, 256, {}, {}, {"chunks": rows}, "", 0.0, store.kind)
     empty = np.zeros((0, DIMENSION), dtype=np.float32)
     chunks = [Chunk(f"scale#{row}", "scale", 0, 0, 0, 0) for row in range(rows)]
-    return Snapshot(folder, manifest, {}, chunks, np.zeros((0, 4), np.int64), empty, store, lexical, {}, empty)
+    return Snapshot(folder, manifest, {}, chunks, np.zeros((0, 4), np.int64), empty, store, lexical, {}, empty,
+                    SentenceAnnotations.join([], []))
 
 
 def hybrid_search_ms(settings: Settings, snapshot: Snapshot, questions: list[str],
