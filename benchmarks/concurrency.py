@@ -45,7 +45,7 @@ async def _measure(ctx: Context, questions: list[str]) -> dict[str, dict]:
             runs["sequential"].append(await sequential(service, questions))
             runs["concurrent"].append(await concurrent(service, questions))
     finally:
-        service.close()
+        await service.close()
     return {mode: {"seconds": statistics.median(s for s, _ in results),
                    "latency_ms": percentiles(ms for _, values in results for ms in values)}
             for mode, results in runs.items()}

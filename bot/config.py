@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     open_threads: bool = True
     cooldown_seconds: float = Field(5.0, ge=0)
     max_question_chars: int = Field(500, ge=1)
+    max_pending_questions: int = Field(256, ge=1, description="questions waiting to be answered; past it: busy")
+    kept_threads: int = Field(1000, ge=1, description="threads whose recent turns stay in memory")
     database_path: Path = Path("var/footnote.db")
 
     # Optional generated answers (OpenAI-compatible server)

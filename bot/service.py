@@ -1,8 +1,9 @@
 """QAService: the live snapshot, the answerer, worker threads, micro-batching and snapshot swaps.
 
 The asyncio side (Discord, the terminal chat) only awaits; embedding, search and builds run in worker
-threads. Questions that arrive while the answering thread is busy are answered together with one
-embedding call. A rebuild runs in its own thread and swaps the answerer in one assignment, so questions
+threads. Questions wait in a bounded queue that one consumer task drains: those that arrive while the
+answering thread is busy are answered together with one embedding call, and a full queue answers "busy".
+A rebuild runs in its own thread and swaps the answerer in one assignment, so questions
 keep being answered from the old snapshot until the new one is published.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -64,6 +66,13 @@ def load_answerer(settings: Settings, embedder: Embedder) -> Answerer:
     return Answerer(SentenceFinder(snapshot, embedder, search_config(settings), answer_config(settings)), model)
 
 
+BUSY = "I'm answering many questions right now: please try again in a moment."
+
+
+class ServiceClosed(RuntimeError):
+    """The service is not running (not started yet, or shutting down)."""
+
+
 @dataclass
 class _Request:
     question: str
@@ -84,7 +93,8 @@ class ServiceStats:
 
 
 class QAService:
-    """Owns the embedder and the live answerer; safe to call from one event loop."""
+    """Owns the embedder, the live answerer and the one task that answers queued questions; use it from
+    one event loop, between `await start()` and `await close()`."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
@@ -92,8 +102,9 @@ class QAService:
         self.answerer: Answerer | None = None
         self._answer_thread = ThreadPoolExecutor(1, thread_name_prefix="footnote-answer")
         self._build_thread = ThreadPoolExecutor(1, thread_name_prefix="footnote-build")
-        self._pending: list[_Request] = []
-        self._draining = False
+        self._queue: asyncio.Queue[_Request] = asyncio.Queue(settings.max_pending_questions)
+        self._consumer: asyncio.Task[None] | None = None
+        self._stop_build = threading.Event()
         self._building = False
         self._latencies: deque[float] = deque(maxlen=10_000)
         self._questions = 0
@@ -102,54 +113,69 @@ class QAService:
         self.llm = LLMClient.from_settings(settings)
 
     async def start(self) -> None:
-        """Load the model and the current snapshot in the worker thread."""
+        """Load the model and the current snapshot in the worker thread, then start answering."""
         loop = asyncio.get_running_loop()
         if self.embedder is None:
             self.embedder = await loop.run_in_executor(self._answer_thread, make_embedder, self.settings)
         self.answerer = await loop.run_in_executor(self._answer_thread, load_answerer, self.settings,
                                                    self.embedder)
+        self._consumer = asyncio.create_task(self._consume(), name="footnote-answers")
 
-    def close(self) -> None:
-        self._answer_thread.shutdown(wait=False, cancel_futures=True)
-        self._build_thread.shutdown(wait=False, cancel_futures=True)
+    async def close(self) -> None:
+        """Stop answering (every waiting question fails with ServiceClosed), stop a running build at its
+        next batch (the previous snapshot stays published) and wait for the worker threads."""
+        self._stop_build.set()
+        if self._consumer is not None:
+            self._consumer.cancel()
+            await asyncio.gather(self._consumer, return_exceptions=True)
+        while not self._queue.empty():
+            _fail([self._queue.get_nowait()], ServiceClosed("Footnote is shutting down"))
+        for executor in (self._answer_thread, self._build_thread):
+            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        if self.llm is not None:
+            await self.llm.aclose()
 
     async def ask(self, question: str, history: list[Turn] | None = None,
                   on_delta: DeltaCallback | None = None) -> Answer:
-        """Answer in the worker thread (concurrent questions share one embedding call), then, when an
-        LLM is configured, let it rephrase from the same evidence, verified, with the extractive answer
-        as the fallback; `on_delta` sees the verified generated text as it grows."""
+        """Answer in the worker thread (questions that wait together share one embedding call), then, when
+        an LLM is configured, let it rephrase from the same evidence, verified, with the extractive answer
+        as the fallback; `on_delta` sees the verified generated text as it grows. When too many questions
+        wait, the answer is a polite "busy" refusal."""
+        if self._consumer is None or self._consumer.done():
+            raise ServiceClosed("the QA service is not running")
         future = asyncio.get_running_loop().create_future()
-        self._pending.append(_Request(question, list(history or []), future))
-        if not self._draining:
-            self._draining = True
-            asyncio.get_running_loop().create_task(self._drain())
+        try:
+            self._queue.put_nowait(_Request(question, list(history or []), future))
+        except asyncio.QueueFull:
+            return Answer(question, BUSY, True, [], refusal=BUSY)
         answer = await future
-        if self.llm is None:
+        if self.llm is None or answer.refusal:
             return answer
         return await generate_answer(answer, answer.evidence, self.llm, on_delta, history or [])
 
-    async def _drain(self) -> None:
+    async def _consume(self) -> None:
+        """Answer queued questions, all those waiting (up to MAX_BATCH) in one call."""
         loop = asyncio.get_running_loop()
-        try:
-            while self._pending:
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                answerer = self.answerer
-                try:
-                    if answerer is None:
-                        raise RuntimeError("the QA service has not started")
-                    answers = await loop.run_in_executor(
-                        self._answer_thread, answerer.ask_many, [(r.question, r.history) for r in batch])
-                except Exception as exc:  # every waiter gets the failure, none hangs
-                    for request in batch:
-                        if not request.future.done():
-                            request.future.set_exception(exc)
-                    continue
-                for request, answer in zip(batch, answers, strict=True):
-                    self._record(answer)
-                    if not request.future.done():
-                        request.future.set_result(answer)
-        finally:
-            self._draining = False
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            batch = [request for request in batch if not request.future.done()]  # askers that gave up
+            if not batch:
+                continue
+            try:
+                answers = await loop.run_in_executor(
+                    self._answer_thread, self.answerer.ask_many, [(r.question, r.history) for r in batch])
+            except asyncio.CancelledError:
+                _fail(batch, ServiceClosed("Footnote is shutting down"))
+                raise
+            except Exception as exc:  # every waiter gets the failure, none hangs
+                _fail(batch, exc)
+                continue
+            for request, answer in zip(batch, answers, strict=True):
+                self._record(answer)
+                if not request.future.done():
+                    request.future.set_result(answer)
 
     def _record(self, answer: Answer) -> None:
         if answer.refusal:
@@ -178,7 +204,8 @@ class QAService:
 
     def _build(self, full: bool, progress: Callable[[BuildProgress], None] | None) -> tuple[BuildReport, Answerer]:
         assert self.embedder is not None
-        report = make_builder(self.settings, self.embedder).build(Path(self.settings.corpus_dir), full, progress)
+        report = make_builder(self.settings, self.embedder).build(Path(self.settings.corpus_dir), full, progress,
+                                                                  self._stop_build)
         return report, load_answerer(self.settings, self.embedder)
 
     def stats(self) -> ServiceStats:
@@ -194,3 +221,9 @@ class QAService:
             uptime_seconds=time.monotonic() - self._started,
         )
 
+
+
+def _fail(requests: list[_Request], error: Exception) -> None:
+    for request in requests:
+        if not request.future.done():
+            request.future.set_exception(error)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import fcntl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from index.annotations import ANNOTATIONS_VERSION, DocumentAnnotations, SentenceAnnotations, annotate
 from index.chunking import Chunk, Chunker, ChunkingConfig, Sentence
@@ -46,6 +47,10 @@ class BuildError(Exception):
 
 class BuildInProgress(BuildError):
     """Another build holds the index lock."""
+
+
+class BuildCancelled(BuildError):
+    """The build was asked to stop; nothing was published."""
 
 
 @dataclass
@@ -118,9 +123,12 @@ class IndexBuilder:
         self.hnsw_threshold = hnsw_threshold
         self.max_file_bytes = max_file_bytes
 
-    def build(self, corpus: Path, full: bool = False, progress: ProgressCallback | None = None) -> BuildReport:
-        """Index `corpus` and publish the snapshot; raise BuildError when nothing could be indexed."""
+    def build(self, corpus: Path, full: bool = False, progress: ProgressCallback | None = None,
+              stop: threading.Event | None = None) -> BuildReport:
+        """Index `corpus` and publish the snapshot; raise BuildError when nothing could be indexed, and
+        BuildCancelled, publishing nothing, at the next batch after `stop` is set."""
         started = time.perf_counter()
+        progress = _stoppable(progress, stop)
         loaded = load_corpus(Path(corpus), self.max_file_bytes)
         if not loaded.documents:
             reasons = "; ".join(map(str, loaded.problems)) or f"no articles found in {corpus}"
@@ -144,6 +152,7 @@ class IndexBuilder:
                 lexical = text_worker.submit(self._lexical_index, parts)
                 embedded = self._embed_missing(inputs, progress) + new_words
                 lexical_index = lexical.result()
+            _raise_if_stopped(stop)
             snapshot_id = new_snapshot_id()
             folder = self.store.new_build_folder(snapshot_id)
             indexed_at = _indexed_at(parts, previous)
@@ -161,12 +170,11 @@ class IndexBuilder:
     @contextmanager
     def _lock(self) -> Iterator[None]:
         self.store.root.mkdir(parents=True, exist_ok=True)
-        with (self.store.root / "build.lock").open("w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise BuildInProgress(f"another build of {self.store.root} is running") from None
-            yield
+        try:
+            with FileLock(self.store.root / "build.lock", blocking=False):
+                yield
+        except Timeout:
+            raise BuildInProgress(f"another build of {self.store.root} is running") from None
 
     def _previous_snapshot(self) -> Snapshot | None:
         """The current snapshot if its vectors can be reused with this model and chunking."""
@@ -297,6 +305,22 @@ class IndexBuilder:
                        SentenceAnnotations.join([p.annotations for p in parts], first_rows), vectors, lexical,
                        *vocabulary)
         return manifest
+
+
+def _stoppable(progress: ProgressCallback | None, stop: threading.Event | None) -> ProgressCallback:
+    """`progress` that first raises BuildCancelled once `stop` is set (it is called at every batch)."""
+
+    def report(event: BuildProgress) -> None:
+        _raise_if_stopped(stop)
+        if progress is not None:
+            progress(event)
+
+    return report
+
+
+def _raise_if_stopped(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise BuildCancelled("the build was stopped; the previous index stays in use")
 
 
 def _indexed_at(parts: list[DocumentParts], previous: Snapshot | None) -> dict[str, str]:

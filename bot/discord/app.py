@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import time
 import uuid
 
 import discord
@@ -15,8 +14,9 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.discord.feedback import FeedbackStore, FeedbackView
+from bot.scorer import ModelError
 from bot.service import QAService
-from index.embedding import Embedder
+from index.embedding import Embedder, EmbedderError
 from index.store import SnapshotError
 
 log = logging.getLogger("footnote.discord")
@@ -37,20 +37,22 @@ def error_id() -> str:
 
 
 class Cooldown:
-    """One question per user per `seconds`, shared by /ask and mentions."""
+    """One question per user per `seconds`, shared by /ask and mentions (discord.py's CooldownMapping,
+    which forgets users whose cooldown has ended)."""
 
     def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._last: dict[int, float] = {}
+        self._mapping = commands.CooldownMapping.from_cooldown(1, seconds, _by_user_id) if seconds > 0 else None
 
     def retry_after(self, user_id: int) -> float:
         """0 when the user may ask now (and starts their cooldown), else seconds left."""
-        now = time.monotonic()
-        left = self._last.get(user_id, -1e9) + self.seconds - now
-        if left > 0:
-            return left
-        self._last[user_id] = now
-        return 0.0
+        if self._mapping is None:
+            return 0.0
+        bucket = self._mapping.get_bucket(user_id)
+        return (bucket.update_rate_limit() or 0.0) if bucket else 0.0
+
+
+def _by_user_id(user_id: int) -> int:
+    return user_id
 
 
 class FootnoteBot(commands.Bot):
@@ -90,7 +92,7 @@ class FootnoteBot(commands.Bot):
 
     async def close(self) -> None:
         await super().close()
-        self.service.close()
+        await self.service.close()
         if self.feedback:
             self.feedback.close()
 
@@ -138,7 +140,7 @@ def run_bot(settings: Settings) -> int:
         print("footnote: Discord rejected the token (401 Unauthorized): check FOOTNOTE_DISCORD_TOKEN",
               file=sys.stderr)
         return EXIT_CONFIG
-    except SnapshotError as exc:
+    except (SnapshotError, EmbedderError, ModelError) as exc:
         print(f"footnote: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -23,7 +23,7 @@ async def test_service_streams_a_verified_generated_answer(seed_settings, embedd
         await service.start()
         seen: list[str] = []
         answer = await service.ask("Who did Ebrahim Raisi meet in Venezuela?", on_delta=seen.append)
-        service.close()
+        await service.close()
     assert answer.mode == "generated"
     assert answer.answer == "Raisi met Nicolás Maduro in Caracas. [1] It was the first stop of his tour. [1]"
     assert seen == ["Raisi met Nicolás Maduro in Caracas. [1]"]
@@ -66,6 +66,6 @@ async def test_service_falls_back_quietly(seed_settings, embedder, reply: Reply)
         service = QAService(settings, embedder)
         await service.start()
         answer = await service.ask("Who did Ebrahim Raisi meet in Venezuela?")
-        service.close()
+        await service.close()
     assert answer.mode == "extractive" and "Maduro" in answer.answer
     assert answer.removed[0]["reason"].startswith("generation failed")

@@ -90,6 +90,7 @@ class AdminCog(commands.Cog):
             text = f"Reindex failed: {exc}"
         finally:
             editor.cancel()
+            await asyncio.gather(editor, return_exceptions=True)  # no progress edit can land after this
         await interaction.edit_original_response(content=shorten(text, 2000), allowed_mentions=NO_MENTIONS)
 
     async def _show_progress(self, interaction: discord.Interaction, progress: ReindexProgress) -> None:

@@ -23,7 +23,7 @@ log = logging.getLogger("footnote.discord.ask")
 
 THREAD_NAME_LIMIT = 100
 HISTORY_TURNS = 4
-KEPT_THREADS = 1000
+HISTORY_MESSAGES = 50  # read back from Discord after a restart: the thread's last ones
 
 
 class AskCog(commands.Cog):
@@ -115,10 +115,10 @@ class AskCog(commands.Cog):
         await self.remember(sent.id, answer, sent.guild and sent.guild.id, sent.channel.id)
 
     def keep_turns(self, thread_id: int, turns: list[Turn]) -> None:
-        """Remember a thread's turns, forgetting the least recently used threads past KEPT_THREADS."""
+        """Remember a thread's last turns, forgetting the least recently used threads past `kept_threads`."""
         self.turns.pop(thread_id, None)
-        self.turns[thread_id] = turns
-        while len(self.turns) > KEPT_THREADS:
+        self.turns[thread_id] = turns[-HISTORY_TURNS:]
+        while len(self.turns) > self.bot.settings.kept_threads:
             self.turns.pop(next(iter(self.turns)))
 
     async def history(self, thread: discord.Thread, current: discord.Message) -> list[Turn]:
@@ -127,9 +127,10 @@ class AskCog(commands.Cog):
             return self.turns[thread.id]
         me = self.bot.user
         turns = []
-        starter = await _starter_message(thread)
-        messages = [m async for m in thread.history(limit=50, before=current, oldest_first=True)]
-        for message in [starter, *messages] if starter else messages:
+        messages = [m async for m in thread.history(limit=HISTORY_MESSAGES, before=current)][::-1]
+        if len(messages) < HISTORY_MESSAGES and (starter := await _starter_message(thread)):
+            messages.insert(0, starter)  # the whole thread was read: its opening question comes first
+        for message in messages:
             question = strip_mentions(message.content, me.id) if me else message.content
             if message.author != me and question:
                 turns.append(Turn(question))

@@ -123,10 +123,13 @@ async def test_unmentioned_follow_up_needs_the_message_content_intent(newsroom: 
 
 
 async def test_plain_messages_elsewhere_are_ignored(newsroom: StartBot) -> None:
-    room = await newsroom(message_content_intent=True)
-    await room.fake.user_message(room.channel, room.reader, "Who did Raisi meet? @everyone")
-    await asyncio.sleep(0.5)
-    assert room.fake.sent_messages() == [] and room.fake.pings() == []
+    room = await newsroom(message_content_intent=True, open_threads=False)
+    fake = room.fake
+    await fake.user_message(room.channel, room.reader, "Who did Raisi meet? @everyone")
+    mention = await fake.user_message(room.channel, room.reader, f"<@{fake.bot_user.id}> Who did Raisi meet?")
+    # the gateway delivers in order: once the mention is answered, the plain message was seen and ignored
+    [reply] = await fake.wait_for(lambda: fake.sent_messages(), timeout=10)
+    assert reply["message_reference"]["message_id"] == mention["id"] and fake.pings() == []
 
 
 async def test_admin_reindex_shows_progress_and_questions_keep_being_answered(

@@ -1,0 +1,112 @@
+"""QAService's serving path: one consumer task, a bounded queue, and a close that leaves nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from bot.answer import Answer, Answerer, Turn
+from bot.service import BUSY, QAService, ServiceClosed, make_builder
+from index.builder import BuildCancelled, BuildProgress
+from index.embedding import Embedder
+from index.store import BUILD_PREFIX, SnapshotStore
+from tests.conftest import make_settings
+from tests.index.test_builder import write_articles
+
+
+class GatedAnswerer:
+    """The real answerer, except that each batch waits until the test opens the gate."""
+
+    def __init__(self, answerer: Answerer) -> None:
+        self.answerer = answerer
+        self.snapshot = answerer.snapshot
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.batches: list[list[str]] = []
+
+    def ask_many(self, questions: list[tuple[str, list[Turn]]]) -> list[Answer]:
+        self.batches.append([q for q, _ in questions])
+        self.entered.set()
+        self.gate.wait(timeout=30)
+        return self.answerer.ask_many(questions, threshold=0.0)
+
+
+async def started_service(settings, embedder: Embedder, **overrides: object) -> tuple[QAService, GatedAnswerer]:
+    service = QAService(settings.model_copy(update=overrides), embedder)
+    await service.start()
+    gated = GatedAnswerer(service.answerer)
+    service.answerer = gated  # type: ignore[assignment]
+    return service, gated
+
+
+async def test_waiting_questions_share_a_batch_and_a_full_queue_answers_busy(seed_settings, embedder) -> None:
+    service, gated = await started_service(seed_settings, embedder, max_pending_questions=2)
+    first = asyncio.create_task(service.ask("Who did Raisi meet in Caracas?"))
+    await asyncio.to_thread(gated.entered.wait, 10)  # the first question is in the answering thread
+    waiting = [asyncio.create_task(service.ask(q)) for q in ("When does the tour end?", "Which countries?")]
+    await asyncio.sleep(0)  # both are queued
+    busy = await service.ask("One question too many?")
+    assert busy.refusal == BUSY and busy.abstained and not busy.citations
+    gated.gate.set()
+    answers = await asyncio.gather(first, *waiting)
+    assert "Maduro" in answers[0].answer
+    assert gated.batches == [["Who did Raisi meet in Caracas?"], ["When does the tour end?", "Which countries?"]]
+    assert all(not a.refusal for a in answers)
+    await service.close()
+
+
+async def test_close_fails_every_waiter_and_leaves_no_task(seed_settings, embedder) -> None:
+    service, gated = await started_service(seed_settings, embedder)
+    running = asyncio.create_task(service.ask("Who did Raisi meet in Caracas?"))
+    await asyncio.to_thread(gated.entered.wait, 10)
+    queued = asyncio.create_task(service.ask("When does the tour end?"))
+    await asyncio.sleep(0)
+    closing = asyncio.create_task(service.close())
+    for waiter in (running, queued):
+        with pytest.raises(ServiceClosed):
+            await asyncio.wait_for(waiter, 10)
+    gated.gate.set()  # the answering thread finishes its batch; close() waits for it
+    await asyncio.wait_for(closing, 30)
+    with pytest.raises(ServiceClosed):
+        await service.ask("Anyone there?")
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert not [t for t in others if "footnote" in t.get_name()]
+
+
+async def test_ask_before_start_is_refused(seed_settings, embedder) -> None:
+    service = QAService(seed_settings, embedder)
+    with pytest.raises(ServiceClosed):
+        await service.ask("Who did Raisi meet?")
+    await service.close()
+
+
+async def test_close_stops_a_running_build_and_the_previous_index_keeps_serving(
+        tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_articles(corpus, 3)
+    settings = make_settings(tmp_path, corpus)
+    make_builder(settings, embedder).build(corpus)
+    store = SnapshotStore(settings.index_dir)
+    before = store.current_path()
+    write_articles(corpus, 60)
+    monkeypatch.setattr(embedder, "batch_size", 2)  # many batches: the build can be stopped between them
+    service = QAService(settings, embedder)
+    await service.start()
+    loop = asyncio.get_running_loop()
+    embedding = asyncio.Event()
+
+    def progress(event: BuildProgress) -> None:
+        if event.stage == "embedding":
+            loop.call_soon_threadsafe(embedding.set)
+
+    build = asyncio.create_task(service.reindex(full=True, progress=progress))
+    await asyncio.wait_for(embedding.wait(), 60)
+    await service.close()
+    with pytest.raises(BuildCancelled):
+        await build
+    assert store.current_path() == before and not list(settings.index_dir.glob(f"{BUILD_PREFIX}*"))
+    assert len(store.load(embedder.name, embedder.dimension).documents) == 3
