@@ -9,14 +9,16 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.scorer import ModelError
 from index.builder import BuildError, BuildProgress, BuildReport
 from index.documents import load_corpus, slugify
+from index.embedding import EmbedderError
 from index.store import SnapshotError, SnapshotStore
 
 if TYPE_CHECKING:
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
+MAX_JSONL_LINE_CHARS = 1 << 20  # longer `ask --jsonl` lines get an error, never held whole
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     try:
         return args.handler(args, settings)
-    except (SnapshotError, BuildError, ModelError) as exc:
+    except (SnapshotError, BuildError, ModelError, EmbedderError) as exc:
         print(f"footnote: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
@@ -153,20 +156,27 @@ def _answerer(settings: Settings):
     return load_answerer(settings, _shared_embedder(settings))
 
 
-def generated_asker(settings: Settings, extractive: Callable[[str], Answer]) -> Callable[[str], Answer] | None:
-    """`ask(question)` through the configured LLM (verified, extractive fallback), or None without one."""
+@contextmanager
+def generated_asker(settings: Settings,
+                    extractive: Callable[[str], Answer]) -> Iterator[Callable[[str], Answer] | None]:
+    """`ask(question)` through the configured LLM (verified, extractive fallback), or None without one; its
+    event loop lives as long as the `with` block."""
     from bot.generation import LLMClient, generate_answer
 
     client = LLMClient.from_settings(settings)
     if client is None:
-        return None
-    loop = asyncio.new_event_loop()
+        yield None
+        return
+    with asyncio.Runner() as runner:
 
-    def ask(question: str) -> Answer:
-        answer = extractive(question)
-        return loop.run_until_complete(generate_answer(answer, answer.evidence, client))
+        def ask(question: str) -> Answer:
+            answer = extractive(question)
+            return runner.run(generate_answer(answer, answer.evidence, client))
 
-    return ask
+        try:
+            yield ask
+        finally:
+            runner.run(client.aclose())
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
@@ -174,13 +184,22 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
         print("footnote ask: give a question, or --jsonl to read questions from stdin", file=sys.stderr)
         return EXIT_CONFIG
     answerer = _answerer(settings)
-    ask = generated_asker(settings, answerer.ask) or answerer.ask
+    with generated_asker(settings, answerer.ask) as generated:
+        return _answer_questions(args, generated or answerer.ask)
+
+
+def _answer_questions(args: argparse.Namespace, ask: Callable[[str], Answer]) -> int:
     if args.jsonl:
         stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace") if hasattr(
             sys.stdin, "buffer") else sys.stdin
-        for line in stdin:
-            if line.strip("\r\n"):
-                print(json.dumps(answer_line(line, ask)), flush=True)  # ASCII JSON: valid on any stdout
+        for line in bounded_lines(stdin, MAX_JSONL_LINE_CHARS):
+            if line is None:
+                result = {"qid": None, "error": f"input line longer than {MAX_JSONL_LINE_CHARS} characters"}
+            elif line.strip("\r\n"):
+                result = answer_line(line, ask)
+            else:
+                continue
+            print(json.dumps(result), flush=True)  # ASCII JSON: valid on any stdout
         return 0
     answer = ask(args.question)
     if args.json:
@@ -190,6 +209,17 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 
         print(format_answer(answer, color=sys.stdout.isatty()))
     return 0
+
+
+def bounded_lines(stream: TextIO, limit: int) -> Iterator[str | None]:
+    """The stream's lines, with None in place of a line longer than `limit` characters (never held whole)."""
+    while line := stream.readline(limit + 1):
+        if len(line) <= limit or line.endswith("\n"):
+            yield line
+            continue
+        while (rest := stream.readline(limit)) and not rest.endswith("\n"):
+            pass
+        yield None
 
 
 def answer_line(line: str, ask: Callable[[str], Answer]) -> dict:
@@ -239,9 +269,9 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     answerer = _answerer(settings)
     reports = [evaluate(lambda q: answerer.ask(q, threshold=0.0), questions, documents, answerer.threshold,
                         answerer.ranked_documents, label="extractive")]
-    generated_ask = generated_asker(settings, answerer.ask)
-    if generated_ask:
-        reports.append(evaluate(generated_ask, questions, documents, answerer.threshold, label="generated"))
+    with generated_asker(settings, answerer.ask) as generated_ask:
+        if generated_ask:
+            reports.append(evaluate(generated_ask, questions, documents, answerer.threshold, label="generated"))
     if not args.no_baseline:
         baseline = SentenceBaseline(answerer.snapshot, answerer.embedder)
         reports.append(evaluate(baseline.ask, questions, documents, answerer.model.baseline_abstain_below,

@@ -19,8 +19,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 
-import httpx
 import nupunkt
+import openai
 from pydantic import SecretStr
 
 from bot.answer import Answer, Citation, Turn
@@ -224,16 +224,24 @@ def _entry(what: str, sentence: str, reason: str) -> dict[str, str]:
 
 
 class LLMClient:
-    """Streams chat completions from an OpenAI-compatible `/v1` endpoint; failures raise GenerationError."""
+    """Streams chat completions from an OpenAI-compatible `/v1` endpoint through one reused `AsyncOpenAI`
+    client (no retries: the deadline is the user's wait); failures raise GenerationError."""
 
     def __init__(self, base_url: str, model: str, api_key: SecretStr | None = None, timeout: float = 20.0,
                  max_tokens: int = 300, temperature: float = 0.1) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
-        self._api_key = api_key
         self.timeout = timeout
         self.max_tokens = max_tokens
         self.temperature = temperature
+        key = api_key.get_secret_value() if api_key else ""
+        # without a key no Authorization header is sent (and OPENAI_API_KEY is never read)
+        self._openai = openai.AsyncOpenAI(base_url=base_url.rstrip("/"), timeout=timeout, max_retries=0,
+                                          api_key=key or "unused")
+        self._headers = {} if key else {"Authorization": openai.omit}
+
+    def __repr__(self) -> str:
+        return f"LLMClient(url={self.url!r}, model={self.model!r})"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LLMClient | None:
@@ -242,6 +250,9 @@ class LLMClient:
             return None
         return cls(settings.llm_base_url, settings.llm_model, settings.llm_api_key, settings.llm_timeout_seconds,
                    settings.llm_max_tokens, settings.llm_temperature)
+
+    async def aclose(self) -> None:
+        await self._openai.close()
 
     async def generate(self, question: str, passages: Sequence[Passage], on_delta: DeltaCallback | None = None,
                        history: Sequence[Turn] = ()) -> Verified:
@@ -258,31 +269,27 @@ class LLMClient:
 
     async def stream(self, messages: list[dict]) -> AsyncIterator[str]:
         """The text deltas of one streamed completion, all within `timeout` seconds in total."""
-        deadline = asyncio.get_running_loop().time() + self.timeout
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as http:
-                request = http.build_request("POST", self.url, json=self._payload(messages), headers=self._headers())
-                async with asyncio.timeout_at(deadline):
-                    response = await http.send(request, stream=True)
-                try:
-                    async for delta in _deltas(response, deadline):
-                        yield delta
-                finally:
-                    await response.aclose()
-        except (TimeoutError, httpx.TimeoutException) as exc:
+            async with asyncio.timeout(self.timeout):
+                chunks = await self._openai.chat.completions.create(
+                    model=self.model, messages=messages, stream=True, max_tokens=self.max_tokens,
+                    temperature=self.temperature, extra_headers=self._headers)
+                async with chunks:
+                    async for chunk in chunks:
+                        if content := _content(chunk):
+                            yield content
+        except (TimeoutError, openai.APITimeoutError) as exc:
             raise GenerationError(f"the LLM server did not answer within {self.timeout:g} s") from exc
-        except httpx.HTTPError as exc:
-            raise GenerationError(f"no answer from the LLM server at {self.url}: {type(exc).__name__}: {exc}") from exc
-
-    def _payload(self, messages: list[dict]) -> dict:
-        return {"model": self.model, "messages": messages, "stream": True, "max_tokens": self.max_tokens,
-                "temperature": self.temperature}
-
-    def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "text/event-stream"}
-        if self._api_key is not None:
-            headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
-        return headers
+        except openai.APIStatusError as exc:
+            detail = exc.response.text.strip()[:200]
+            raise GenerationError(f"the LLM server answered HTTP {exc.status_code}: {detail}") from exc
+        except openai.APIConnectionError as exc:
+            cause = type(exc.__cause__ or exc).__name__
+            raise GenerationError(f"no answer from the LLM server at {self.url}: {cause}") from exc
+        except openai.APIError as exc:  # an error event inside the stream
+            raise GenerationError(f"the LLM server reported an error: {str(exc.body)[:200]}") from exc
+        except json.JSONDecodeError as exc:  # an event that is not JSON
+            raise GenerationError(f"malformed stream from the LLM server: {exc.doc[:80]!r}") from exc
 
 
 def _preview(text: str, passages: Sequence[Passage]) -> str:
@@ -290,39 +297,16 @@ def _preview(text: str, passages: Sequence[Passage]) -> str:
     return verify_sentences(split_answer(text)[:-1], passages).text
 
 
-async def _deltas(response: httpx.Response, deadline: float) -> AsyncIterator[str]:
-    """Content deltas from the server-sent events of a response, up to `data: [DONE]`."""
-    async with asyncio.timeout_at(deadline):
-        if response.is_error:
-            detail = (await response.aread()).decode(errors="replace").strip()[:200]
-            raise GenerationError(f"the LLM server answered HTTP {response.status_code}: {detail}")
-    lines = response.aiter_lines()
-    while True:
-        async with asyncio.timeout_at(deadline):
-            line = await anext(lines, None)
-        if line is None:
-            return
-        if not line.startswith("data:"):
-            continue
-        data = line.removeprefix("data:").strip()
-        if data == "[DONE]":
-            return
-        if content := _content(data):
-            yield content
-
-
-def _content(data: str) -> str:
-    """`choices[0].delta.content` of one event; an error event or a malformed one raises GenerationError."""
+def _content(chunk: object) -> str:
+    """`choices[0].delta.content` of one streamed chunk; anything else than text raises GenerationError."""
     try:
-        event = json.loads(data)
-        if "error" in event:
-            raise GenerationError(f"the LLM server reported an error: {str(event['error'])[:200]}")
-        content = (event.get("choices") or [{}])[0].get("delta", {}).get("content") or ""
-        if not isinstance(content, str):
-            raise TypeError(content)
-        return content
-    except (ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
-        raise GenerationError(f"malformed stream from the LLM server: {data[:80]!r}") from exc
+        choices = chunk.choices or []
+        content = (choices[0].delta.content if choices else None) or ""
+    except (AttributeError, TypeError, IndexError) as exc:
+        raise GenerationError(f"malformed stream from the LLM server: {str(chunk)[:80]}") from exc
+    if not isinstance(content, str):
+        raise GenerationError(f"malformed stream from the LLM server: content is {type(content).__name__}, not text")
+    return content
 
 
 async def generate_answer(answer: Answer, passages: Sequence[Passage], client: LLMClient,

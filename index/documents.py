@@ -13,7 +13,11 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
 from pathlib import Path
+
+import frontmatter
+import yaml
 
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".jsonl")
 METADATA_KEYS = ("title", "author", "url", "published")
@@ -129,30 +133,39 @@ def read_text_file(path: Path, max_bytes: int) -> str:
 
 
 def split_front_matter(text: str) -> tuple[dict[str, str], str]:
-    """Split a `---` front-matter block of `key: value` lines from a Markdown body."""
-    lines = text.split("\n")
-    if not lines or lines[0].strip() != "---":
+    """Split a YAML front-matter block (python-frontmatter's `---` fences, safe YAML) from a Markdown body.
+    Keys are lower-cased; a value is kept when it is a scalar (dates as ISO text) or a list of scalars."""
+    handler = frontmatter.YAMLHandler()
+    if not handler.detect(text):
         return {}, text
     try:
-        end = next(i for i in range(1, len(lines)) if lines[i].strip() in ("---", "..."))
-    except StopIteration:
+        raw, body = handler.split(text)
+    except ValueError:
         raise CorpusError("malformed front matter: the opening '---' is never closed") from None
-    metadata: dict[str, str] = {}
-    for number, line in enumerate(lines[1:end], start=2):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        key, sep, value = line.partition(":")
-        if not sep or not key.strip() or " " in key.strip():
-            raise CorpusError(f"malformed front matter at line {number}: expected 'key: value'")
-        metadata[key.strip().lower()] = _unquote(value.strip())
-    return metadata, "\n".join(lines[end + 1 :])
+    try:
+        metadata = handler.load(raw)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 2}" if mark else ""
+        raise CorpusError(f"malformed front matter{where}: {getattr(exc, 'problem', None) or 'invalid YAML'}") from None
+    if metadata is None:
+        return {}, body
+    if not isinstance(metadata, dict):
+        raise CorpusError("malformed front matter at line 2: expected 'key: value' lines")
+    values = {str(key).strip().lower(): _scalar_text(value) for key, value in metadata.items()}
+    return {key: value for key, value in values.items() if value is not None}, body
 
 
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        inner = value[1:-1]
-        return inner.replace('\\"', '"') if value[0] == '"' else inner.replace("''", "'")
-    return value
+def _scalar_text(value: object) -> str | None:
+    """A front-matter value as text: scalars and lists of scalars only (nothing nested can blow up)."""
+    if isinstance(value, list):
+        items = [_scalar_text(item) for item in value if not isinstance(item, list | dict)]
+        return ", ".join(item for item in items if item)
+    if isinstance(value, dict) or value is None:
+        return None
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return str(value)
 
 
 def load_markdown(path: Path, doc_id: str, max_bytes: int) -> Document:

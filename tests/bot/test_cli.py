@@ -55,7 +55,9 @@ def test_ask_jsonl_answers_each_line_and_survives_bad_lines(run) -> None:
              json.dumps({"qid": "b", "question": ""}), json.dumps(["a", "list"]), json.dumps({"qid": "c"}),
              json.dumps({"qid": "d", "question": None}), json.dumps({"qid": 5, "question": 42}),
              json.dumps({"qid": "e", "question": "Who met Maduro \ud800 in Caracas?"}),
-             json.dumps({"qid": "f", "question": "x" * 1_000_000}), "   "]
+             json.dumps({"qid": "f", "question": "x" * 1_000_000}), "   ",
+             json.dumps({"qid": "g", "question": "y" * (cli.MAX_JSONL_LINE_CHARS + 1)}),
+             json.dumps({"qid": "h", "question": "Who did Raisi meet in Caracas?"})]
     status, out, _ = run("ask", "--jsonl", stdin="\n".join(lines) + "\n")
     rows = [json.loads(line) for line in out.splitlines()]
     assert status == 0 and len(rows) == len(lines) and out.isascii()
@@ -66,6 +68,8 @@ def test_ask_jsonl_answers_each_line_and_survives_bad_lines(run) -> None:
                                             for qid in ("c", "d", 5)]
     assert rows[7]["qid"] == "e" and rows[7]["citations"] and "?" in rows[7]["question"]
     assert rows[8]["qid"] == "f" and "limited to 500 characters" in rows[8]["refusal"]
+    assert rows[10] == {"qid": None, "error": f"input line longer than {cli.MAX_JSONL_LINE_CHARS} characters"}
+    assert rows[11]["qid"] == "h" and "Maduro" in rows[11]["answer"]
 
 
 def test_a_line_that_fails_gets_an_error_and_the_next_is_answered() -> None:

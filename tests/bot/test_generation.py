@@ -57,9 +57,22 @@ async def server() -> AsyncIterator[FakeOpenAIServer]:
         yield fake
 
 
+_OPEN_CLIENTS: list[LLMClient] = []
+
+
+@pytest.fixture(autouse=True)
+async def close_clients() -> AsyncIterator[None]:
+    """Every client a test made is closed with it (an open one fails the run as a leaked resource)."""
+    yield
+    while _OPEN_CLIENTS:
+        await _OPEN_CLIENTS.pop().aclose()
+
+
 def client(server: FakeOpenAIServer, timeout: float = 5.0, api_key: str | None = None) -> LLMClient:
-    return LLMClient(server.base_url, "test-model", SecretStr(api_key) if api_key else None, timeout=timeout,
+    made = LLMClient(server.base_url, "test-model", SecretStr(api_key) if api_key else None, timeout=timeout,
                      max_tokens=200, temperature=0.0)
+    _OPEN_CLIENTS.append(made)
+    return made
 
 
 def removed(what: str, sentence: str, reason: str) -> dict[str, str]:
@@ -223,7 +236,7 @@ async def test_http_errors_fall_back(server: FakeOpenAIServer, status: int, body
     (['data: {"choices": [{"delta": {"content": "Raisi met"}}]}', "data: {not json"],
      "malformed stream from the LLM server: '{not json'"),
     (['data: {"choices": [{"delta": {"content": 3}}]}'],
-     """malformed stream from the LLM server: '{"choices": [{"delta": {"content": 3}}]}'"""),
+     "malformed stream from the LLM server: content is int, not text"),
     (['data: {"error": {"message": "model not loaded"}}'],
      "the LLM server reported an error: {'message': 'model not loaded'}"),
 ])
@@ -237,7 +250,9 @@ async def test_unreachable_server_raises_generation_error() -> None:
     async with FakeOpenAIServer() as stopped:
         base_url = stopped.base_url
     with pytest.raises(GenerationError, match=r"no answer from the LLM server at .*ConnectError"):
-        await LLMClient(base_url, "test-model", timeout=2.0).generate(QUESTION, PASSAGES)
+        unreachable = LLMClient(base_url, "test-model", timeout=2.0)
+        _OPEN_CLIENTS.append(unreachable)
+        await unreachable.generate(QUESTION, PASSAGES)
 
 
 async def test_abstentions_are_returned_without_asking(server: FakeOpenAIServer) -> None:

@@ -62,7 +62,10 @@ async def server_url(llama: object) -> AsyncIterator[str]:
 async def test_real_model_answer_is_verified_or_falls_back(server_url: str) -> None:
     shown: list[str] = []
     client = LLMClient(server_url, "smollm2", timeout=120, max_tokens=120, temperature=0.0)
-    answer = await generate_answer(EXTRACTIVE, PASSAGES, client, shown.append)
+    try:
+        answer = await generate_answer(EXTRACTIVE, PASSAGES, client, shown.append)
+    finally:
+        await client.aclose()
     assert answer.mode in ("generated", "extractive")
     assert all(c.quote == DOCUMENT.text[c.start : c.end] for c in answer.citations)
     if answer.mode == "generated":

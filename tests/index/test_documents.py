@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from index.documents import load_corpus, normalise_text, path_doc_id
+from tests.conftest import examples
 
 ARTICLE = "Officials met on Monday.\n\nThe talks ended on Tuesday with a deal worth $3 billion."
 
@@ -144,3 +148,43 @@ def test_links_that_lead_outside_the_corpus_are_refused_and_the_rest_loads(tmp_p
     assert "secret-token" not in texts and "1234" not in texts
     refused = sorted(Path(p.source).name for p in result.problems if "outside the corpus folder" in p.reason)
     assert refused == ["notes", "x.txt"]
+
+
+def test_front_matter_is_real_yaml(tmp_path: Path) -> None:
+    write(tmp_path / "yaml.md", "---\ntitle: >-\n  Talks end\n  in a deal\nauthor: [Ana Ortiz, Li Wei]\n"
+          "published: 2024-04-02\nextra: {nested: [1, 2]}\n---\n" + ARTICLE)
+    [doc] = load_corpus(tmp_path).documents
+    assert (doc.title, doc.author, doc.published) == ("Talks end in a deal", "Ana Ortiz, Li Wei", "2024-04-02")
+    assert doc.text == ARTICLE
+
+
+def test_front_matter_alias_bomb_is_not_expanded(tmp_path: Path) -> None:
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x]"] + [
+        f"{chr(98 + n)}: &{chr(98 + n)} [{', '.join(['*' + chr(97 + n)] * 9)}]" for n in range(8)]
+    write(tmp_path / "bomb.md", "---\n" + "\n".join(levels) + "\ntitle: Bomb\n---\n" + ARTICLE)
+    [doc] = load_corpus(tmp_path).documents
+    assert doc.title == "Bomb" and doc.text == ARTICLE
+
+
+_FILE_NAMES = st.sampled_from(["a.md", "b.txt", "c.html", "d.jsonl", "e.markdown", "f.htm", "g.pdf", "sub/h.md"])
+_PIECES = st.sampled_from(["---\n", "title: x\n", "...\n", "<p>", "</p>", "<script>", "{", "}", '"text": "', '"',
+                           "\n", "\x00", "é", "\ud800", "&amp;", "# ", ": ", "- [", "*a", "&a", "Words here. "])
+_CONTENT = st.one_of(st.binary(max_size=300), st.lists(_PIECES | st.text(max_size=20), max_size=30).map("".join))
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(files=st.lists(st.tuples(_FILE_NAMES, _CONTENT), min_size=1, max_size=4))
+def test_loaders_never_raise_and_report_each_bad_file_on_one_line(files) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        for name, content in files:
+            path = root / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            data = content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass")
+            path.write_bytes(data)
+        result = load_corpus(root, max_file_bytes=4096)
+    for document in result.documents:
+        assert document.text and document.text == normalise_text(document.text)
+        assert document.text.encode("utf-8") and document.title.encode("utf-8")
+    for problem in result.problems:
+        assert "\n" not in str(problem) and problem.reason
