@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
+import sys
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -19,6 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED_CORPUS = ROOT / "corpus"
 DATA = ROOT / "tests" / "data"
 NEWS = DATA / "news"
+
+
+def examples(default: int) -> int:
+    """Hypothesis examples for a fuzz test: `default`, or 10,000 with FOOTNOTE_FUZZ=1 (the long run)."""
+    return 10_000 if os.environ.get("FOOTNOTE_FUZZ") == "1" else default
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +64,28 @@ def news_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) 
 @pytest.fixture(scope="session")
 def news_answerer(news_settings: Settings, embedder: Embedder) -> Answerer:
     return load_answerer(news_settings, embedder)
+
+
+class _LeakedTasks(logging.Handler):
+    """Collects asyncio's "Task was destroyed but it is pending!" and "Unclosed …" reports."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.reports: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "was destroyed but it is pending" in message or message.startswith("Unclosed"):
+            self.reports.append(message.splitlines()[0])
+
+
+_LEAKS = _LeakedTasks()
+logging.getLogger("asyncio").addHandler(_LEAKS)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a test left a pending task or an unclosed resource behind."""
+    gc.collect()
+    if _LEAKS.reports:
+        print("\nleaked asyncio tasks or resources:\n  " + "\n  ".join(_LEAKS.reports[:20]), file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

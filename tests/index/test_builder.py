@@ -210,13 +210,13 @@ def test_cli_exit_status_and_one_line_per_problem(tmp_path: Path) -> None:
     write_articles(corpus, 1)
     (corpus / "notes.pdf").write_text("x")
     env = {**os.environ, "FOOTNOTE_CORPUS_DIR": str(corpus), "FOOTNOTE_INDEX_DIR": str(tmp_path / "index")}
-    ok = _cli("index", env=env)
-    out, err = ok.communicate(timeout=120)
+    with _cli("index", env=env) as ok:
+        out, err = ok.communicate(timeout=120)
     assert ok.returncode == 0, err
     assert out.strip().splitlines()[-1].startswith("indexed 1 documents, ")
     assert f"skipped {corpus / 'notes.pdf'}: unsupported file type '.pdf'" in err
-    empty = _cli("index", env={**env, "FOOTNOTE_CORPUS_DIR": str(tmp_path / "void")})
-    _, err = empty.communicate(timeout=120)
+    with _cli("index", env={**env, "FOOTNOTE_CORPUS_DIR": str(tmp_path / "void")}) as empty:
+        _, err = empty.communicate(timeout=120)
     assert empty.returncode == 1 and "does not exist" in err and "Traceback" not in err
 
 
@@ -228,12 +228,12 @@ def test_kill_9_during_a_build_leaves_the_old_snapshot_serving(tmp_path: Path, e
     write_articles(corpus, 150, sentences=8)
     env = {**os.environ, "FOOTNOTE_CORPUS_DIR": str(corpus), "FOOTNOTE_INDEX_DIR": str(settings.index_dir),
            "FOOTNOTE_EMBED_BATCH_SIZE": "2"}  # many small batches: still embedding when killed
-    for delay in (0.0, 1.0):
-        build = _cli("index", "--full", env=env)
-        _wait_for_stage(build, "embedding")
-        time.sleep(delay)
-        build.send_signal(signal.SIGKILL)
-        build.wait(timeout=30)
+    for delay in (0.0, 1.0):  # killed at the first batches, and a second later
+        with _cli("index", "--full", env=env) as build:
+            _wait_for_stage(build, "embedding")
+            time.sleep(delay)
+            build.send_signal(signal.SIGKILL)
+            build.wait(timeout=30)
         store = SnapshotStore(settings.index_dir)
         assert store.current_path() == old.path
         snapshot = store.load(embedder.name, embedder.dimension)
