@@ -8,9 +8,10 @@ A span's `kind` is "name", "number" or "date"; its offsets are relative to the s
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -61,21 +62,23 @@ TITLES = frozenset(
 @dataclass(frozen=True)
 class Span:
     """A name, number or date at [start, end) of a sentence; `key` is its text folded for comparison and
-    voting ("The Apollo" and "the apollo" agree), `words` its content words."""
+    voting ("The Apollo" and "the apollo" agree), `words` its content words (both worked out when first read)."""
 
     start: int
     end: int
     kind: str
     text: str
-    key: str = field(init=False, repr=False, compare=False)
-    words: tuple[str, ...] = field(init=False, repr=False, compare=False)  # its content words
 
-    def __post_init__(self) -> None:
+    @functools.cached_property
+    def key(self) -> str:
         key = fold_accents(self.text.lower()).replace("’", "'")
         for determiner in _DETERMINERS:
             key = key.removeprefix(determiner)
-        object.__setattr__(self, "key", key.removesuffix("'s"))
-        object.__setattr__(self, "words", tuple(content_words(self.text)))
+        return key.removesuffix("'s")
+
+    @functools.cached_property
+    def words(self) -> tuple[str, ...]:
+        return tuple(content_words(self.text))
 
 
 KINDS = ("name", "number", "date")
