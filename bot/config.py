@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(500, ge=1)
     max_pending_questions: int = Field(256, ge=1, description="questions waiting to be answered; past it: busy")
     kept_threads: int = Field(1000, ge=1, description="threads whose recent turns stay in memory")
+    thread_history_messages: int = Field(50, ge=1, le=100, description="a thread's last messages read after a restart")
     database_path: Path = Path("var/footnote.db")
 
     # Optional generated answers (OpenAI-compatible server)

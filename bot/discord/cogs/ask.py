@@ -23,7 +23,6 @@ log = logging.getLogger("footnote.discord.ask")
 
 THREAD_NAME_LIMIT = 100
 HISTORY_TURNS = 4
-HISTORY_MESSAGES = 50  # read back from Discord after a restart: the thread's last ones
 
 
 class AskCog(commands.Cog):
@@ -127,8 +126,9 @@ class AskCog(commands.Cog):
             return self.turns[thread.id]
         me = self.bot.user
         turns = []
-        messages = [m async for m in thread.history(limit=HISTORY_MESSAGES, before=current)][::-1]
-        if len(messages) < HISTORY_MESSAGES and (starter := await _starter_message(thread)):
+        window = self.bot.settings.thread_history_messages
+        messages = [m async for m in thread.history(limit=window, before=current)][::-1]
+        if len(messages) < window and (starter := await _starter_message(thread)):
             messages.insert(0, starter)  # the whole thread was read: its opening question comes first
         for message in messages:
             question = strip_mentions(message.content, me.id) if me else message.content

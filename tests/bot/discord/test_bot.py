@@ -368,3 +368,35 @@ def test_missing_token_exits_with_status_2(seed_settings, capsys) -> None:
     assert run_bot(seed_settings.model_copy(update={"discord_token": None})) == 2
     assert capsys.readouterr().err.strip() == (
         "footnote: FOOTNOTE_DISCORD_TOKEN is not set (see README: Discord set-up)")
+
+
+@pytest.mark.parametrize(("window", "expected"), [
+    (50, ["Which country does Raisi visit on Tuesday?", "And on Wednesday?", "And after Cuba?"]),
+    (4, ["And on Wednesday?", "And after Cuba?"]),  # only the thread's last 4 messages: the opening question is older
+])
+async def test_after_a_restart_a_thread_s_context_is_its_last_messages_oldest_first(
+        newsroom: StartBot, run_bot, window: int, expected: list[str]) -> None:
+    room = await newsroom(thread_history_messages=window)
+    fake, me = room.fake, room.fake.bot_user
+    await fake.user_message(room.channel, room.reader, f"<@{me.id}> Which country does Raisi visit on Tuesday?")
+    thread = await fake.wait_for(lambda: next((c for c in fake.channels.values() if c.is_thread), None), 10)
+    for n, follow_up in enumerate(["And on Wednesday?", "And after Cuba?"], start=1):
+        last = (await fake.wait_for(lambda n=n: fake.sent_messages(thread)[n - 1:], timeout=10))[0]
+        await fake.user_message(thread, room.reader, follow_up, reply_to=last)
+    await fake.wait_for(lambda: fake.sent_messages(thread)[2:], timeout=10)
+    await room.running.stop()
+
+    restarted = await run_bot(FootnoteBot(room.settings, room.bot.service.embedder, guild_ready_timeout=0.1),
+                              timeout=60)
+    seen: list[list[str]] = []
+    service = restarted.client.service
+    real_ask = service.ask
+
+    async def recording_ask(question, history=None, on_delta=None):
+        seen.append([turn.question for turn in history or []])
+        return await real_ask(question, history, on_delta)
+
+    service.ask = recording_ask
+    await fake.user_message(thread, room.reader, "And what did he sign?", reply_to=fake.sent_messages(thread)[-1])
+    await fake.wait_for(lambda: fake.sent_messages(thread)[3:], timeout=10)
+    assert seen == [expected]
