@@ -57,7 +57,7 @@ class QuestionTerms:
     def share(self, stems: Iterable[str], words: frozenset[str] | None = None) -> float:
         """IDF-weighted share of the question's terms (or of those among `words`) found in `stems`."""
         weight_of, total = self._weights(words)
-        return sum(weight_of.get(stem, 0.0) for stem in set(stems)) / total if total > 0 else 0.0
+        return sum(weight_of[stem] for stem in weight_of.keys() & stems) / total if total > 0 else 0.0
 
     def _weights(self, words: frozenset[str] | None) -> tuple[dict[str, float], float]:
         """Each stem's summed weight (over the question's words, or those among `words`), and their total."""
