@@ -13,6 +13,7 @@ The models and thresholds are one JSON file (`bot/scorer.py`, trained by `eval/t
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections import Counter
@@ -23,6 +24,7 @@ import numpy as np
 from bot.features import FEATURES, SPAN_FEATURES, Candidate, FeatureExtractor, QuestionTerms, span_support
 from bot.question import Question, Turn, analyse
 from bot.scorer import AnswerModel, LinearModel, load_model
+from bot.support import WordVectors
 from index.documents import normalise_text
 from index.embedding import Embedder
 from index.lexical import Analyzer
@@ -227,6 +229,12 @@ class Answerer:
     @property
     def embedder(self) -> Embedder:
         return self.finder.embedder
+
+    @functools.cached_property
+    def word_vectors(self) -> WordVectors:
+        """Single-word vectors for checking generated sentences: the snapshot's vocabulary, else the encoder."""
+        snapshot = self.snapshot
+        return WordVectors(snapshot.vocabulary, snapshot.vocabulary_vectors, self.embedder.encode)
 
     @property
     def threshold(self) -> float:

@@ -23,6 +23,7 @@ from index.store import SnapshotError, SnapshotStore
 
 if TYPE_CHECKING:
     from bot.answer import Answer
+    from bot.support import WordVectors
     from index.embedding import Embedder
 
 log = logging.getLogger(__name__)
@@ -157,8 +158,8 @@ def _answerer(settings: Settings):
 
 
 @contextmanager
-def generated_asker(settings: Settings,
-                    extractive: Callable[[str], Answer]) -> Iterator[Callable[[str], Answer] | None]:
+def generated_asker(settings: Settings, extractive: Callable[[str], Answer],
+                    vectors: WordVectors | None = None) -> Iterator[Callable[[str], Answer] | None]:
     """`ask(question)` through the configured LLM (verified, extractive fallback), or None without one; its
     event loop lives as long as the `with` block."""
     from bot.generation import LLMClient, generate_answer
@@ -171,7 +172,7 @@ def generated_asker(settings: Settings,
 
         def ask(question: str) -> Answer:
             answer = extractive(question)
-            return runner.run(generate_answer(answer, answer.evidence, client))
+            return runner.run(generate_answer(answer, answer.evidence, client, vectors=vectors))
 
         try:
             yield ask
@@ -184,7 +185,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
         print("footnote ask: give a question, or --jsonl to read questions from stdin", file=sys.stderr)
         return EXIT_CONFIG
     answerer = _answerer(settings)
-    with generated_asker(settings, answerer.ask) as generated:
+    with generated_asker(settings, answerer.ask, answerer.word_vectors) as generated:
         return _answer_questions(args, generated or answerer.ask)
 
 
@@ -269,7 +270,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     answerer = _answerer(settings)
     reports = [evaluate(lambda q: answerer.ask(q, threshold=0.0), questions, documents, answerer.threshold,
                         answerer.ranked_documents, label="extractive")]
-    with generated_asker(settings, answerer.ask) as generated_ask:
+    with generated_asker(settings, answerer.ask, answerer.word_vectors) as generated_ask:
         if generated_ask:
             reports.append(evaluate(generated_ask, questions, documents, answerer.threshold, label="generated"))
     if not args.no_baseline:

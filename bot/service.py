@@ -162,7 +162,8 @@ class QAService:
         answer = await future
         if self.llm is None or answer.refusal:
             return answer
-        return await generate_answer(answer, answer.evidence, self.llm, on_delta, history or [])
+        return await generate_answer(answer, answer.evidence, self.llm, on_delta, history or [],
+                                     self.answerer.word_vectors)
 
     async def _consume(self) -> None:
         """Answer queued questions, all those waiting (up to MAX_BATCH) in one call."""

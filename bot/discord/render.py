@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 import discord
 
 from bot.answer import Answer, Citation
@@ -16,6 +19,8 @@ EMBED_TOTAL_LIMIT = 6000
 FOOTER_LIMIT = 2048
 MIN_QUOTE_CHARS = 80
 MIN_NAME_CHARS = 60
+
+_MARKDOWN = re.compile(r"([\\*_~|`>#\[\]])")
 
 ANSWER_COLOUR = discord.Colour.from_rgb(67, 160, 71)
 ABSTAIN_COLOUR = discord.Colour.from_rgb(240, 160, 32)
@@ -32,11 +37,17 @@ def shorten(text: str, limit: int) -> str:
     return cut + "…"
 
 
+def untrusted(text: str) -> str:
+    """Article-supplied text (a title, a quote) shown literally: no markdown, masked link or mention takes
+    effect (every markdown character is escaped, mentions get a zero-width space)."""
+    return discord.utils.escape_mentions(_MARKDOWN.sub(r"\\\1", text))
+
+
 def citation_field(citation: Citation, value_limit: int = FIELD_VALUE_LIMIT) -> tuple[str, str]:
     """(name, value): the source label over the quote and the source link."""
-    name = shorten(citation.label(), FIELD_NAME_LIMIT)
+    name = shorten(replace(citation, title=untrusted(citation.title)).label(), FIELD_NAME_LIMIT)
     link = f"\n{citation.url}" if citation.url and len(citation.url) < value_limit // 2 else ""
-    quote = shorten(citation.quote, value_limit - len(link) - 2)
+    quote = shorten(untrusted(citation.quote), value_limit - len(link) - 2)
     return name, f"“{quote}”{link}"
 
 

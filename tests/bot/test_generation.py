@@ -93,10 +93,10 @@ def assert_extractive(answer: Answer) -> None:
 
 async def test_good_answer_is_renumbered_and_cites_verbatim_spans(server: FakeOpenAIServer) -> None:
     answer = await generated(server, Reply(chunks=[
-        "Bilateral trade has grown to more than $3 billion [2]. The two leaders met in Caracas on Monday [1]."]))
+        "Bilateral trade has increased to more than $3 billion [2]. Raisi met Maduro in Caracas on Monday [1]."]))
     assert answer.mode == "generated"
-    assert answer.answer == ("Bilateral trade has grown to more than $3 billion. [1] "
-                             "The two leaders met in Caracas on Monday. [2]")
+    assert answer.answer == ("Bilateral trade has increased to more than $3 billion. [1] "
+                             "Raisi met Maduro in Caracas on Monday. [2]")
     assert [(c.n, c.start, c.end) for c in answer.citations] == [(1, P2.start, P2.end), (2, P1.start, P1.end)]
     assert all(c.quote == DOCUMENT.text[c.start : c.end] for c in answer.citations)
     assert answer.removed == []
@@ -150,11 +150,11 @@ def test_unsupported_facts_remove_the_sentence(sentence: str, reason: str) -> No
 
 
 @pytest.mark.parametrize("sentence", [
-    "Nicolas Maduro hosted Raisi in Caracas on Monday [1].",  # accents folded
+    "Raisi met with Nicolas Maduro in Caracas on Monday [1].",  # accents folded
     "Raisi’s tour ends in Cuba on Wednesday [3].",  # possessive
-    "According to Raisi, both regimes aim for $10 billion and then $20 billion [2].",
-    "Maduro signed a 20-year agreement with Iran one year earlier [4].",
-    "Trade grew from $600 million in 2021 [2].",
+    "According to Raisi, both regimes plan to increase trade to $10 billion and then $20 billion [2].",
+    "Maduro signed a 20-year cooperation agreement with Iran [4].",
+    "Trade increased from $600 million in 2021 [2].",
 ])
 def test_supported_facts_are_kept(sentence: str) -> None:
     result = verify(sentence, PASSAGES)
@@ -162,12 +162,13 @@ def test_supported_facts_are_kept(sentence: str) -> None:
 
 
 def test_citations_after_the_full_stop_and_in_lists_stay_with_their_sentence() -> None:
-    text = "Raisi met Maduro in Caracas. [1]\n- His tour ends in Cuba on Wednesday.[3] Trade reached $3 billion [2, 1]."
+    text = ("Raisi met Maduro in Caracas. [1]\n- His tour ends in Cuba on Wednesday.[3] Trade increased to $3 billion "
+            "[2, 1].")
     assert split_answer(text) == ["Raisi met Maduro in Caracas. [1]", "His tour ends in Cuba on Wednesday. [3]",
-                                  "Trade reached $3 billion [2, 1]."]
+                                  "Trade increased to $3 billion [2, 1]."]
     result = verify(text, PASSAGES)
     assert result.text == ("Raisi met Maduro in Caracas. [1] His tour ends in Cuba on Wednesday. [2] "
-                           "Trade reached $3 billion. [3][1]")
+                           "Trade increased to $3 billion. [3][1]")
     assert [c.start for c in result.citations] == [P1.start, P3.start, P2.start]
 
 
@@ -178,10 +179,12 @@ def test_citations_alone_are_not_a_sentence() -> None:
 
 
 def test_sentences_beyond_three_are_removed() -> None:
-    text = "Raisi met Maduro [1]. Trade reached $3 billion [2]. Raisi visits Cuba [3]. Iran signed a deal [4]."
+    text = ("Raisi met Maduro [1]. Trade increased to $3 billion [2]. Raisi’s tour ends in Cuba [3]. "
+            "Maduro signed an agreement with Iran [4].")
     result = verify(text, PASSAGES)
     assert result.text.count("[") == 3
-    assert result.removed == [removed("sentence", "Iran signed a deal [4].", "beyond the 3-sentence limit")]
+    assert result.removed == [
+        removed("sentence", "Maduro signed an agreement with Iran [4].", "beyond the 3-sentence limit")]
 
 
 def test_every_passage_is_numbered_in_the_prompt() -> None:
@@ -264,8 +267,9 @@ async def test_abstentions_are_returned_without_asking(server: FakeOpenAIServer)
 # Streaming and the API key
 
 async def test_stream_reports_only_verified_complete_sentences(server: FakeOpenAIServer) -> None:
-    server.script(Reply(chunks=["Raisi met Maduro ", "in Caracas on Monday [1].", " Trade hit $30 ", "billion [2].",
-                                " It grew to more ", "than $3 billion [2].", " Raisi then visits Cuba [3]."]))
+    server.script(Reply(chunks=["Raisi met Maduro ", "in Caracas on Monday [1].", " Trade increased to $30 ",
+                                "billion [2].", " Trade increased to more ", "than $3 billion [2].",
+                                " His tour ends in Cuba [3]."]))
     shown: list[str] = []
 
     async def on_delta(text: str) -> None:
@@ -273,8 +277,8 @@ async def test_stream_reports_only_verified_complete_sentences(server: FakeOpenA
 
     result = await client(server).generate(QUESTION, PASSAGES, on_delta)
     first = "Raisi met Maduro in Caracas on Monday. [1]"
-    assert shown == [first, f"{first} It grew to more than $3 billion. [2]"]
-    assert result.text == f"{shown[-1]} Raisi then visits Cuba. [3]"
+    assert shown == [first, f"{first} Trade increased to more than $3 billion. [2]"]
+    assert result.text == f"{shown[-1]} His tour ends in Cuba. [3]"
     assert [r["reason"] for r in result.removed] == ['number "$30 billion" is not in cited passage [2]']
 
 

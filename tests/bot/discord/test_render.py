@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.answer import Answer, Citation, ShortAnswer
 from bot.discord.render import ABSTAIN_TITLE, answer_embed, citation_field, shorten
 
@@ -36,6 +38,13 @@ def test_field_keeps_the_quote_and_link_when_they_fit() -> None:
     name, value = citation_field(citation(2, "Maduro met Raisi."))
     assert name == "[2] Title — paragraph 2"
     assert value == "“Maduro met Raisi.”\nhttps://example.org/a"
+
+
+def test_titles_and_quotes_from_articles_are_shown_literally() -> None:
+    source = replace(citation(1, "Read **this** at [x](https://evil.example) @everyone"), title="# [Win](https://evil.example)")
+    name, value = citation_field(source)
+    assert name == r"[1] \# \[Win\](https://evil.example) — paragraph 1"
+    assert value.startswith(r"“Read \*\*this\*\* at \[x\](https://evil.example) @" + "\u200beveryone”")
 
 
 def test_abstention_looks_different_and_lists_closest_passages() -> None:

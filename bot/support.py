@@ -1,0 +1,128 @@
+"""Does a generated sentence say what its cited passages say? Words, negation, modality and roles.
+
+A sentence is supported when every content word it uses is in a cited passage (same stem, or one of a few
+reporting words), when it is negated exactly when the passage sentence it restates is, hedged ("may",
+"plans to", "expected to") exactly when that sentence is, and when it names two of that sentence's people or
+places in the same order (so "A fired B" does not pass for "B fired A"). Checked per sentence against the
+union of the passages it cites, so a sentence that joins facts from two passages must cite both.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+
+import numpy as np
+import nupunkt
+
+from index.lexical import Analyzer, content_words
+from index.spans import find_spans
+
+REPORTING_WORDS = frozenset(
+    "said says say told stated added noted according report reports reported article articles passage passages "
+    "also since still two".split()
+)
+NEGATIONS = frozenset(
+    "not no never none nobody nothing neither nor without cannot denied denies deny refused refuses refuse "
+    "rejected failed fails unable".split()
+)
+MODALITY = frozenset(
+    "may might could would should will shall can plan plans planned planning expect expects expected "
+    "intend intends intended aim aims hope hopes hoped propose proposes proposed possibly likely "
+    "reportedly allegedly potential".split()
+)
+SOFT_SUPPORT = 0.65
+"""Cosine of single-word MiniLM vectors at which a passage word stands for a generated one (calibrated on
+tests/data/support_labelled.jsonl: see tests/bot/test_support.py)."""
+_TOKEN = re.compile(r"[^\W_]+(?:n't)?|n't", re.IGNORECASE)
+_CLAUSE_BREAK = re.compile(r"[,;:—–()]|\b(?:which|who|while|but|although|whereas)\b")
+
+
+@lru_cache(maxsize=1)
+def _analyzer() -> Analyzer:
+    return Analyzer()
+
+
+class WordVectors:
+    """Unit vectors of single words: the snapshot's vocabulary table, else the encoder (remembered)."""
+
+    def __init__(self, vocabulary: dict[str, int], table: np.ndarray, encode: Callable[[list[str]], np.ndarray],
+                 remembered: int = 50_000) -> None:
+        self.vocabulary, self.table, self.encode = vocabulary, table, encode
+        self._encoded: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._remembered = remembered
+        self._lock = threading.Lock()
+
+    def __call__(self, words: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            missing = [w for w in dict.fromkeys(words) if w not in self.vocabulary and w not in self._encoded]
+            if missing:
+                for word, vector in zip(missing, self.encode(missing), strict=True):
+                    self._encoded[word] = vector
+                while len(self._encoded) > self._remembered:
+                    self._encoded.popitem(last=False)
+            rows = [self.table[self.vocabulary[w]] if w in self.vocabulary else self._encoded[w] for w in words]
+        return np.array(rows, dtype=np.float32).reshape(len(words), -1)
+
+
+def unsupported(sentence: str, passages: Sequence[str], vectors: WordVectors | None = None,
+                soft_floor: float = SOFT_SUPPORT) -> str | None:
+    """Why `sentence` is not supported by `passages` (e.g. 'words "storm" not in'), or None. With `vectors`,
+    a word the passages lack is supported by a passage word whose cosine reaches `soft_floor`."""
+    analyzer = _analyzer()
+    source_words = list(dict.fromkeys(w for p in passages for w in content_words(p)))
+    source_stems = {analyzer.stem(w) for w in source_words}
+    extra = [w for w in dict.fromkeys(content_words(sentence))
+             if w not in REPORTING_WORDS and analyzer.stem(w) not in source_stems]
+    if extra and vectors is not None and source_words:
+        closest = (vectors(extra) @ vectors(source_words).T).max(axis=1)
+        extra = [w for w, similarity in zip(extra, closest, strict=True) if similarity < soft_floor]
+    if extra:
+        shown = ", ".join(f'"{w}"' for w in extra)
+        return f"{'word' if len(extra) == 1 else 'words'} {shown} not in"
+    sentences = [p[start:end] for p in passages for start, end in nupunkt.sent_spans(p)]
+    clauses = [(c, whole) for whole in sentences for c in _clauses(whole)]
+    for clause in _clauses(sentence):
+        overlaps = [_overlap(clause, restated) for restated, _ in clauses]
+        closest = [pair for pair, overlap in zip(clauses, overlaps, strict=True) if overlap == max(overlaps)]
+        negated, hedged = _cues(clause, NEGATIONS), _cues(clause, MODALITY)
+        for restated, whole in closest:  # every clause it may restate must agree (ties are not a way out)
+            if negated != _cues(restated, NEGATIONS):
+                return "negation that differs from"
+            if hedged != _cues(restated, MODALITY) and not (hedged and _cues(whole, MODALITY)):
+                return "certainty that differs from"
+            if _roles_swapped(clause, restated):
+                return "roles swapped against"
+    return None
+
+
+def _clauses(text: str) -> list[str]:
+    """`text` cut at punctuation and clause words, keeping the pieces that hold a content word."""
+    return [piece for piece in _CLAUSE_BREAK.split(text) if piece and content_words(piece)] or [text]
+
+
+def _overlap(text: str, other: str) -> int:
+    """How many content stems `text` shares with `other`."""
+    analyzer = _analyzer()
+    return len({analyzer.stem(w) for w in content_words(text)} & {analyzer.stem(w) for w in content_words(other)})
+
+
+def _cues(text: str, cues: frozenset[str]) -> bool:
+    """Whether `text` holds one of `cues` (a word ending in "n't" counts as a negation)."""
+    tokens = {t.lower().replace("’", "'") for t in _TOKEN.findall(text)}
+    if cues is NEGATIONS and any(t.endswith("n't") for t in tokens):
+        return True
+    return bool(tokens & cues)
+
+
+def _roles_swapped(sentence: str, restated: str) -> bool:
+    """Names (each once in both) in another order than in the clause restated, neither passive."""
+    if " by " in f" {sentence} " or " by " in f" {restated} ":
+        return False
+    mine = [span.key.split()[-1] for span in find_spans(sentence) if span.kind == "name"]
+    theirs = [span.key.split()[-1] for span in find_spans(restated) if span.kind == "name"]
+    shared = [name for name in mine if mine.count(name) == 1 and theirs.count(name) == 1]
+    return len(shared) >= 2 and sorted(shared, key=theirs.index) != shared

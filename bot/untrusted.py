@@ -1,0 +1,84 @@
+"""Untrusted text in, plain text out: the markup a generated sentence may carry (links, mentions, invites,
+masked links, images, headings, code) is removed unless the same span is in the passages it cites."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_FENCED_CODE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
+_IMAGE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*\)")
+_MASKED_LINK = re.compile(r"\[([^\]\n]*)\]\(\s*<?([^)\s>]*)>?[^)\n]*\)")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+", re.MULTILINE)
+_INLINE_CODE = re.compile(r"`+([^`\n]*)`+")
+_MENTION = re.compile(r"<(?:@[!&]?|#)\d+>|@(?:everyone|here)\b", re.IGNORECASE)
+_INVITE = re.compile(r"(?:https?://)?(?:www\.)?(?:discord(?:app)?\.(?:gg|com/invite|io|me|li)|dsc\.gg)/[^\s<>)]+",
+                     re.IGNORECASE)
+_URL = re.compile(r"<?(?:https?|ftp)://[^\s<>]+>?|\bwww\.[^\s<>]+", re.IGNORECASE)
+_TRAILING_PUNCTUATION = ".,;:!?)]}\"'”’"
+_SPACES = re.compile(r"[ \t]{2,}")
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """Text with its markup removed, and one note per removal ("link https://… is not in the passages")."""
+
+    text: str
+    removed: tuple[str, ...]
+
+
+def remove_code_blocks(text: str) -> Cleaned:
+    """Fenced code blocks go whole: an article quote never needs one."""
+    removed = tuple(f"code block {_shown(m.group(0))} removed" for m in _FENCED_CODE.finditer(text))
+    return Cleaned(_FENCED_CODE.sub(" ", text), removed)
+
+
+def plain_text(text: str, sources: Sequence[str]) -> Cleaned:
+    """`text` without links, mentions, invites, masked links, images, headings and code markup, except the
+    spans that occur verbatim in `sources`; a URL that stays is wrapped in <> so Discord shows no preview."""
+    source = "\n".join(sources)
+    removed: list[str] = []
+
+    def drop(kind: str, match: re.Match[str], keep: str = "") -> str:
+        removed.append(f"{kind} {_shown(match.group(0))} is not in the cited passages")
+        return keep
+
+    def image(match: re.Match[str]) -> str:
+        return drop("image", match)
+
+    def masked_link(match: re.Match[str]) -> str:
+        label, url = match.group(1), match.group(2)
+        if url and url in source:
+            return f"{label} <{url}>"
+        return drop("masked link", match, label)
+
+    def mention(match: re.Match[str]) -> str:
+        return match.group(0) if match.group(0) in source else drop("mention", match)
+
+    def invite(match: re.Match[str]) -> str:
+        return drop("invite link", match)  # never shown, even when an article prints one
+
+    def url(match: re.Match[str]) -> str:
+        bare = match.group(0).strip("<>").rstrip(_TRAILING_PUNCTUATION)
+        tail = match.group(0).strip("<>")[len(bare):]
+        if bare in source:
+            return f"<{bare}>{tail}"
+        return drop("link", match, tail)
+
+    text = _IMAGE.sub(image, text)
+    text = _MASKED_LINK.sub(masked_link, text)
+    text = _INVITE.sub(invite, text)
+    text = _URL.sub(url, text)
+    text = _MENTION.sub(mention, text)
+    if _HEADING.search(text):
+        removed.append("heading markup removed")
+        text = _HEADING.sub("", text)
+    text = _INLINE_CODE.sub(lambda m: m.group(1), text)
+    return Cleaned(_SPACES.sub(" ", text).strip(), tuple(removed))
+
+
+def _shown(span: str, limit: int = 80) -> str:
+    """A removed span as operators see it in notes: quoted, one line, cut."""
+    flat = " ".join(span.split())
+    return repr(flat if len(flat) <= limit else flat[: limit - 1] + "…")
