@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -126,3 +128,45 @@ def _roles_swapped(sentence: str, restated: str) -> bool:
     theirs = [span.key.split()[-1] for span in find_spans(restated) if span.kind == "name"]
     shared = [name for name in mine if mine.count(name) == 1 and theirs.count(name) == 1]
     return len(shared) >= 2 and sorted(shared, key=theirs.index) != shared
+
+
+@dataclass(frozen=True)
+class SupportReport:
+    """How the check does on a labelled file of {"passages", "sentence", "supported"} rows."""
+
+    supported: int
+    unsupported: int
+    kept_supported: int
+    kept_unsupported: list[str]
+    seconds_p95: float
+
+    @property
+    def precision(self) -> float:
+        kept = self.kept_supported + len(self.kept_unsupported)
+        return self.kept_supported / kept if kept else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.kept_supported / self.supported if self.supported else 1.0
+
+    def line(self) -> str:
+        return (f"support check: precision {self.precision:.1%}, recall {self.recall:.1%} "
+                f"({self.kept_supported} of {self.supported} supported sentences kept, "
+                f"{len(self.kept_unsupported)} of {self.unsupported} unsupported ones), "
+                f"p95 {self.seconds_p95 * 1000:.1f} ms per sentence")
+
+
+def score_labelled(rows: Sequence[dict], vectors: WordVectors | None) -> SupportReport:
+    """Run the check on every labelled row (the first run of a word may encode it; timings include that)."""
+    kept_supported, kept_unsupported, seconds = 0, [], []
+    for row in rows:
+        started = time.perf_counter()
+        kept = unsupported(row["sentence"], row["passages"], vectors) is None
+        seconds.append(time.perf_counter() - started)
+        if kept and row["supported"]:
+            kept_supported += 1
+        elif kept:
+            kept_unsupported.append(row["sentence"])
+    supported = sum(bool(row["supported"]) for row in rows)
+    return SupportReport(supported, len(rows) - supported, kept_supported, kept_unsupported,
+                         float(np.percentile(seconds, 95)) if seconds else 0.0)
