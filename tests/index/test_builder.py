@@ -143,8 +143,10 @@ def test_last_two_snapshots_are_kept(tmp_path: Path, embedder: Embedder) -> None
 
 def test_manifest_mismatch_is_refused(seed_settings) -> None:
     store = SnapshotStore(seed_settings.index_dir)
-    with pytest.raises(SnapshotError, match=r"built with model all-MiniLM-L6-v2 .dimension 384. but the configured"):
-        store.load("other-model", 768)
+    for model, dimension in (("other-model", 768), ("other-model", 384), ("all-MiniLM-L6-v2", 768)):
+        with pytest.raises(SnapshotError, match=r"built with model all-MiniLM-L6-v2 .dimension 384. but the "
+                                                r"configured .* rebuild it with `python -m bot index --full`"):
+            store.load(model, dimension)
     with pytest.raises(SnapshotError, match=r"no index in .*python -m bot index"):
         SnapshotStore(Path("/nonexistent-footnote")).load("all-MiniLM-L6-v2", 384)
 
@@ -184,7 +186,7 @@ def test_a_snapshot_of_other_weights_with_the_same_name_is_refused(tmp_path: Pat
     assert manifest["model_fingerprint"] == embedder.fingerprint and len(embedder.fingerprint) == 64
     manifest["model_fingerprint"] = "0" * 64
     (report.path / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(SnapshotError, match="other all-MiniLM-L6-v2 weights"):
+    with pytest.raises(SnapshotError, match=r"other all-MiniLM-L6-v2 weights .*rebuild it with `python -m bot index"):
         builder.store.load(embedder.name, embedder.dimension, fingerprint=embedder.fingerprint)
     assert builder.build(SEED_CORPUS).reused == 0  # nothing is reused from vectors of other weights
 

@@ -1,0 +1,44 @@
+"""The FAISS vector store on its own: what the snapshot tests reach only indirectly (found by mutation testing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index import store
+from index.store import FaissVectorStore
+
+
+def unit_vectors(count: int, dimension: int = 16, seed: int = 7) -> np.ndarray:
+    vectors = np.random.default_rng(seed).normal(size=(count, dimension)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("threshold", [1000, 10])  # flat, then HNSW
+def test_reconstruct_returns_the_stored_rows_even_one_or_none(threshold: int) -> None:
+    vectors = unit_vectors(40)
+    vectors_store = FaissVectorStore.build(vectors, hnsw_threshold=threshold)
+    assert vectors_store.kind == ("flat" if threshold == 1000 else "hnsw") and vectors_store.size == 40
+    np.testing.assert_allclose(vectors_store.reconstruct(np.array([3])), vectors[[3]], rtol=1e-6)
+    np.testing.assert_allclose(vectors_store.reconstruct(np.array([5, 0, 39])), vectors[[5, 0, 39]], rtol=1e-6)
+    assert vectors_store.reconstruct(np.array([], dtype=np.int64)).shape == (0, 16)
+
+
+def test_search_ranks_by_inner_product_and_caps_k_at_the_size() -> None:
+    vectors = unit_vectors(6)
+    scores, rows = FaissVectorStore.build(vectors).search(vectors[[2]], k=10)
+    assert rows.shape == (1, 6) and rows[0, 0] == 2 and scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+    assert list(scores[0]) == sorted(scores[0], reverse=True)
+    empty_scores, empty_rows = FaissVectorStore.build(np.zeros((0, 16), np.float32)).search(vectors[[2]], k=5)
+    assert empty_scores.shape == empty_rows.shape == (1, 0)
+
+
+def test_loaded_hnsw_uses_the_served_ef_search_and_more_past_the_large_size(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "vectors.faiss"
+    FaissVectorStore.build(unit_vectors(50), hnsw_threshold=10, ef_search=16).save(path)
+    assert FaissVectorStore.load(path).index.hnsw.efSearch == 128
+    assert FaissVectorStore.load(path, ef_search=64).index.hnsw.efSearch == 64
+    monkeypatch.setattr(store, "LARGE_HNSW_VECTORS", 49)
+    assert FaissVectorStore.load(path, ef_search=64).index.hnsw.efSearch == store.LARGE_HNSW_EF_SEARCH
