@@ -17,6 +17,7 @@ import functools
 import re
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -172,16 +173,20 @@ class SentenceFinder:
 
     def examine_many(self, questions: list[tuple[str, list[Turn]]]) -> list[Examined]:
         """Candidates and features for clean questions, with one embedding call for all of them."""
+        return list(self.iter_examined(questions))
+
+    def iter_examined(self, questions: list[tuple[str, list[Turn]]]) -> Iterator[Examined]:
+        """`examine_many`, yielding each question's examination as soon as it is ready."""
         if not questions:
-            return []
+            return
         started = time.perf_counter()
         analysed = [analyse(q, h) for q, h in questions]
         unknown = sorted({w for q in analysed for w in q.words if w not in self.snapshot.vocabulary})
         vectors = self.embedder.encode([q.text for q in analysed] + unknown)
         unknown_vectors = dict(zip(unknown, vectors[len(analysed):], strict=True))
         embed_ms = (time.perf_counter() - started) * 1000 / len(analysed)
-        return [self._examine(text, question, vector, unknown_vectors, embed_ms)
-                for (text, _), question, vector in zip(questions, analysed, vectors[: len(analysed)], strict=True)]
+        for (text, _), question, vector in zip(questions, analysed, vectors[: len(analysed)], strict=True):
+            yield self._examine(text, question, vector, unknown_vectors, embed_ms)
 
     def _examine(self, text: str, question: Question, vector: np.ndarray, unknown: dict[str, np.ndarray],
                  embed_ms: float) -> Examined:
@@ -247,8 +252,10 @@ class Answerer:
         threshold (0 answers whenever any sentence may answer, as `eval` does)."""
         return self.ask_many([(question, history or [])], threshold)[0]
 
-    def ask_many(self, questions: list[tuple[str, list[Turn]]], threshold: float | None = None) -> list[Answer]:
-        """Answer several questions with one embedding call (the service's micro-batches)."""
+    def ask_many(self, questions: list[tuple[str, list[Turn]]], threshold: float | None = None,
+                 on_answer: Callable[[int, Answer], None] | None = None) -> list[Answer]:
+        """Answer several questions with one embedding call (the service's micro-batches); `on_answer(i,
+        answer)` hears of each answer as soon as it is composed, so no asker waits for the whole batch."""
         answers: list[Answer | None] = [None] * len(questions)
         valid = []
         for position, (question, history) in enumerate(questions):
@@ -256,9 +263,13 @@ class Answerer:
                 valid.append((position, clean_question(question, self.config.max_question_chars), history))
             except QuestionRejected as exc:
                 answers[position] = Answer(question, str(exc), True, [], refusal=str(exc))
-        examined = self.finder.examine_many([(q, h) for _, q, h in valid])
+                if on_answer:
+                    on_answer(position, answers[position])
+        examined = self.finder.iter_examined([(q, h) for _, q, h in valid])
         for (position, _, _), item in zip(valid, examined, strict=True):
             answers[position] = self.answer(item, threshold)
+            if on_answer:
+                on_answer(position, answers[position])
         return [a for a in answers if a is not None]
 
     def ranked_documents(self, question: str) -> list[str]:

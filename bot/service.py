@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from bot.answer import CONFIDENCE_FEATURES, Answer, AnswerConfig, Answerer, SentenceFinder, Turn
@@ -175,19 +176,24 @@ class QAService:
             batch = [request for request in batch if not request.future.done()]  # askers that gave up
             if not batch:
                 continue
+
+            def ready(position: int, answer: Answer, batch: list[_Request] = batch) -> None:  # answer thread
+                loop.call_soon_threadsafe(self._resolve, batch[position], answer)
+
             try:
-                answers = await loop.run_in_executor(
-                    self._answer_thread, self.answerer.ask_many, [(r.question, r.history) for r in batch])
+                await loop.run_in_executor(self._answer_thread, partial(
+                    self.answerer.ask_many, [(r.question, r.history) for r in batch], on_answer=ready))
             except asyncio.CancelledError:
                 _fail(batch, ServiceClosed("Footnote is shutting down"))
                 raise
-            except Exception as exc:  # every waiter gets the failure, none hangs
+            except Exception as exc:  # every waiter still waiting gets the failure, none hangs
                 _fail(batch, exc)
-                continue
-            for request, answer in zip(batch, answers, strict=True):
-                self._record(answer)
-                if not request.future.done():
-                    request.future.set_result(answer)
+
+    def _resolve(self, request: _Request, answer: Answer) -> None:
+        """Hand one answer to its asker (on the event loop) as soon as it is composed."""
+        self._record(answer)
+        if not request.future.done():
+            request.future.set_result(answer)
 
     def _record(self, answer: Answer) -> None:
         if answer.refusal:

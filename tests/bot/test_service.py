@@ -27,11 +27,11 @@ class GatedAnswerer:
         self.gate = threading.Event()
         self.batches: list[list[str]] = []
 
-    def ask_many(self, questions: list[tuple[str, list[Turn]]]) -> list[Answer]:
+    def ask_many(self, questions: list[tuple[str, list[Turn]]], on_answer=None) -> list[Answer]:
         self.batches.append([q for q, _ in questions])
         self.entered.set()
         self.gate.wait(timeout=30)
-        return self.answerer.ask_many(questions, threshold=0.0)
+        return self.answerer.ask_many(questions, threshold=0.0, on_answer=on_answer)
 
 
 async def started_service(settings, embedder: Embedder, **overrides: object) -> tuple[QAService, GatedAnswerer]:
@@ -110,3 +110,30 @@ async def test_close_stops_a_running_build_and_the_previous_index_keeps_serving(
         await build
     assert store.current_path() == before and not list(settings.index_dir.glob(f"{BUILD_PREFIX}*"))
     assert len(store.load(embedder.name, embedder.dimension).documents) == 3
+
+
+async def test_each_asker_gets_its_answer_when_it_is_composed_not_when_the_batch_ends(seed_settings, embedder) -> None:
+    service, gated = await started_service(seed_settings, embedder)
+    first_delivered = threading.Event()
+    real_answer = gated.answerer.answer
+
+    def answer_then_wait(examined, threshold=None):  # the second answer waits until the first was delivered
+        if examined.text == "When does the tour end?":
+            assert first_delivered.wait(timeout=30)
+        return real_answer(examined, threshold)
+
+    gated.answerer.answer = answer_then_wait
+    blocker = asyncio.create_task(service.ask("Which countries?"))
+    await asyncio.to_thread(gated.entered.wait, 10)
+    gated.entered.clear()
+    first = asyncio.create_task(service.ask("Who did Raisi meet in Caracas?"))
+    second = asyncio.create_task(service.ask("When does the tour end?"))
+    await asyncio.sleep(0)
+    gated.gate.set()
+    await blocker
+    answer = await asyncio.wait_for(first, 10)  # resolved while the second is still being composed
+    assert "Maduro" in answer.answer and not second.done()
+    first_delivered.set()
+    assert not (await asyncio.wait_for(second, 10)).refusal
+    assert gated.batches[1] == ["Who did Raisi meet in Caracas?", "When does the tour end?"]
+    await service.close()
