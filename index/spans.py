@@ -95,7 +95,7 @@ def span_rows(text: str, sentences: Sequence[tuple[int, int]]) -> np.ndarray:
 
 def spans_from_rows(text: str, rows: np.ndarray) -> list[Span]:
     """The spans of one sentence (`text`) from its stored rows."""
-    return [Span(int(start), int(end), KINDS[int(kind)], text[int(start) : int(end)]) for _, start, end, kind in rows]
+    return [Span(start, end, KINDS[kind], text[start:end]) for _, start, end, kind in rows.tolist()]
 
 
 def find_spans(text: str, common: Set[str] = COMMON_STARTERS) -> list[Span]:
