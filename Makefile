@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test lint bench eval index clean
+.PHONY: run test lint bench bench-quick eval index clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ index: $(STAMP)
 
 bench: $(VENV)/.bench-installed
 	$(PY) -m benchmarks
+
+bench-quick: $(VENV)/.bench-installed
+	$(PY) -m benchmarks --quick
 
 clean:
 	rm -rf var

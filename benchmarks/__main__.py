@@ -10,12 +10,13 @@ import sys
 import time
 from datetime import UTC, datetime
 from importlib import metadata
+from pathlib import Path
 
 import index  # noqa: F401  (process defaults: offline, OMP_WAIT_POLICY=PASSIVE, before torch loads)
 from benchmarks import build, concurrency, memory, peer, query, report, scale
 from benchmarks.common import ROOT, WORK, Context, log
 from benchmarks.corpora import seed_corpus, squad_corpus, synthetic_corpus
-from index.embedding import Embedder
+from index.embedding import Embedder, cpu_has_amx
 
 SECTIONS = (("build", build), ("query", query), ("concurrency", concurrency), ("peer", peer),
             ("scale", scale), ("memory", memory))
@@ -54,10 +55,28 @@ def _meta(ctx: Context, seconds: float) -> dict:
                         for n, c in ctx.corpora.items()}}
 
 
+def machine_line(embedder: Embedder) -> str:
+    """What the figures were measured on: CPU model, AMX or not, backend, threads and precision."""
+    import torch
+
+    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), "unknown")
+    return (f"machine: {model}, {os.cpu_count()} CPUs, {'AMX' if cpu_has_amx() else 'no AMX'}; "
+            f"encoder: torch {torch.__version__}, {torch.get_num_threads()} threads, "
+            f"{'bfloat16' if embedder.bfloat16 else 'float32'}")
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return [f"model name: {platform.processor()}"]
+
+
 def main() -> int:
     args = _arguments()
     started = time.perf_counter()
     ctx = _context(args)
+    log(machine_line(ctx.embedder))
     log("corpora ready: " + ", ".join(f"{n} ({c.documents} docs)" for n, c in ctx.corpora.items()))
     sections = []
     for name, module in SECTIONS:
@@ -65,6 +84,7 @@ def main() -> int:
         ctx.results[name] = section.details
         sections.append(section)
     seconds = time.perf_counter() - started
+    print(machine_line(ctx.embedder))
     print(report.render(sections))
     print(f"\n{report.summary(sections)}; wall time {seconds:.0f} s")
     path = WORK / ("quick.json" if args.quick else "latest.json")
