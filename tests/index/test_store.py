@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bot.service import make_builder
 from index import store
 from index.store import FaissVectorStore
+from tests.conftest import SEED_CORPUS, make_settings
 
 
 def unit_vectors(count: int, dimension: int = 16, seed: int = 7) -> np.ndarray:
@@ -42,3 +44,13 @@ def test_loaded_hnsw_uses_the_served_ef_search_and_more_past_the_large_size(tmp_
     assert FaissVectorStore.load(path, ef_search=64).index.hnsw.efSearch == 64
     monkeypatch.setattr(store, "LARGE_HNSW_VECTORS", 49)
     assert FaissVectorStore.load(path, ef_search=64).index.hnsw.efSearch == store.LARGE_HNSW_EF_SEARCH
+
+
+def test_a_loaded_snapshot_serves_with_the_asked_ef_search_and_has_every_part(tmp_path: Path, embedder) -> None:
+    settings = make_settings(tmp_path, hnsw_threshold=1)  # the seed's few chunks in an HNSW index
+    report = make_builder(settings, embedder).build(SEED_CORPUS)
+    snapshot = store.SnapshotStore(settings.index_dir).load(embedder.name, embedder.dimension, ef_search=64)
+    assert snapshot.path == report.path and snapshot.vectors.kind == "hnsw"
+    assert snapshot.vectors.index.hnsw.efSearch == 64
+    assert snapshot.lexical.size == snapshot.vectors.size == len(snapshot.chunks) == report.chunks
+    assert len(snapshot.span_bounds) == len(snapshot.sentences) + 1
