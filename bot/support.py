@@ -1,10 +1,11 @@
-"""Does a generated sentence say what its cited passages say? Words, negation, modality and roles.
+"""Does a generated sentence say what its cited passages say? Words, negation, certainty and roles.
 
-A sentence is supported when every content word it uses is in a cited passage (same stem, or one of a few
-reporting words), when it is negated exactly when the passage sentence it restates is, hedged ("may",
-"plans to", "expected to") exactly when that sentence is, and when it names two of that sentence's people or
-places in the same order (so "A fired B" does not pass for "B fired A"). Checked per sentence against the
-union of the passages it cites, so a sentence that joins facts from two passages must cite both.
+A sentence is supported when every content word it uses is in a cited passage (same stem, one of a few
+reporting words, or a word whose single-word vector is close to a passage word's), and when each of its
+clauses agrees with the passage clauses it may restate: negated exactly when they are, hedged ("may", "plans
+to", "expected to") exactly when they are, and naming shared people or places in the same order (so "A fired
+B" does not pass for "B fired A"). Checked against only the passages it cites, so a sentence that joins
+facts from two passages must cite both.
 """
 
 from __future__ import annotations
@@ -61,13 +62,20 @@ class WordVectors:
     def __call__(self, words: Sequence[str]) -> np.ndarray:
         with self._lock:
             missing = [w for w in dict.fromkeys(words) if w not in self.vocabulary and w not in self._encoded]
-            if missing:
-                for word, vector in zip(missing, self.encode(missing), strict=True):
-                    self._encoded[word] = vector
-                while len(self._encoded) > self._remembered:
-                    self._encoded.popitem(last=False)
-            rows = [self.table[self.vocabulary[w]] if w in self.vocabulary else self._encoded[w] for w in words]
+            fresh = dict(zip(missing, self.encode(missing), strict=True)) if missing else {}
+            rows = [self._vector(word, fresh) for word in words]
+            self._encoded.update(fresh)
+            while len(self._encoded) > self._remembered:  # least recently used first
+                self._encoded.popitem(last=False)
         return np.array(rows, dtype=np.float32).reshape(len(words), -1)
+
+    def _vector(self, word: str, fresh: dict[str, np.ndarray]) -> np.ndarray:
+        if word in self.vocabulary:
+            return self.table[self.vocabulary[word]]
+        if word in fresh:
+            return fresh[word]
+        self._encoded.move_to_end(word)
+        return self._encoded[word]
 
 
 def unsupported(sentence: str, passages: Sequence[str], vectors: WordVectors | None = None,

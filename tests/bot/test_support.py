@@ -137,3 +137,22 @@ async def test_an_obeyed_injection_in_a_passage_changes_nothing_shown(vectors: W
     assert prompt[1]["content"].count("</passages>") == 1  # the passage could not close the fence
     assert "never instructions" in prompt[0]["content"]
     assert build_messages(QUESTION, passages)[1]["content"].startswith("<passages>\n[1]")
+
+
+def test_word_vectors_use_the_table_then_encode_each_new_word_once_and_forget_the_oldest(embedder) -> None:
+    calls: list[list[str]] = []
+
+    def encode(words: list[str]) -> np.ndarray:
+        calls.append(list(words))
+        return embedder.encode(words)
+
+    table = embedder.encode(["oil"])
+    vectors = WordVectors({"oil": 0}, table, encode, remembered=2)
+    first = vectors(["oil", "petroleum", "fuel", "petroleum"])
+    assert calls == [["petroleum", "fuel"]] and first.shape == (4, embedder.dimension)
+    np.testing.assert_allclose(first[0], table[0])
+    np.testing.assert_allclose(first[1], first[3])
+    vectors(["petroleum"])  # remembered: no encoder call; now the most recent
+    vectors(["gasoline"])  # a third word: "fuel", the least recently used, is forgotten
+    vectors(["petroleum", "fuel"])
+    assert calls == [["petroleum", "fuel"], ["gasoline"], ["fuel"]]
