@@ -117,6 +117,22 @@ class Answer:
         return data
 
 
+_CALENDAR_NAMES = (
+    re.compile(r"\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b"),
+    re.compile(r"\b(January|February|March|April|June|July|August|September|October|November|December)\b"),
+)
+
+
+def dates_conflict(question: str, sentences: list[str]) -> bool:
+    """Whether the question names a weekday (or month) and the answer's sentences name only other ones."""
+    shown = " ".join(sentences)
+    for names in _CALENDAR_NAMES:
+        asked, told = set(names.findall(question)), set(names.findall(shown))
+        if asked and told and not asked & told:
+            return True
+    return False
+
+
 class QuestionRejected(ValueError):
     """A question that cannot be answered as asked; the message is shown to the user."""
 
@@ -307,6 +323,8 @@ class Answerer:
         chosen = self._choose(examined, eligible)
         signals = confidence_features(examined, chosen, eligible)
         confidence = float(self.model.confidence.probability(signals[None, :])[0])
+        if dates_conflict(examined.question.text, [candidates[i].text for i in chosen]):
+            confidence = 0.0  # "on Wednesday?" answered by what happened on Monday is not an answer
         return Draft(ranked, eligible, chosen, signals, confidence)
 
     def _compose(self, examined: Examined, draft: Draft) -> Answer:

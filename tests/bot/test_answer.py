@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.answer import ABSTAIN_TEXT, Answerer, Turn
+from bot.answer import ABSTAIN_TEXT, Answerer, Turn, dates_conflict
 from bot.evaluation import evaluate, read_questions
 from bot.scorer import MODEL_PATH
 from bot.service import load_answerer, make_builder
@@ -162,3 +162,23 @@ def test_news_set_end_to_end(news_answerer: Answerer) -> None:
     assert sum(row.correct for row in report.rows) >= 9, [row.answer[:60] for row in report.rows]
     assert report.citations_verbatim == 1.0 and report.abstention_recall == 1.0
     assert report.recall_at_5 == 1.0
+
+
+def test_an_answer_about_another_day_is_no_answer(seed_answerer: Answerer) -> None:
+    monday = seed_answerer.ask("Who did Raisi meet in Caracas on Monday?")
+    assert not monday.abstained and "Maduro" in monday.answer
+    wednesday = seed_answerer.ask("Who did Raisi meet in Caracas on Wednesday?")
+    assert wednesday.abstained and wednesday.confidence == 0.0 and wednesday.suggestions
+    follow_up = seed_answerer.ask("And on Wednesday?", [Turn("Who did Raisi meet in Caracas?", monday.answer)])
+    assert follow_up.abstained
+
+
+@pytest.mark.parametrize(("question", "sentences", "conflict"), [
+    ("What happened on Wednesday?", ["It rained on Monday."], True),
+    ("What happened on Wednesday?", ["It rained on Monday and Wednesday."], False),
+    ("What happened on Wednesday?", ["It rained."], False),
+    ("Who won in March?", ["She won in April."], True),
+    ("Who won?", ["She won on Monday in April."], False),
+])
+def test_dates_conflict(question: str, sentences: list[str], conflict: bool) -> None:
+    assert dates_conflict(question, sentences) is conflict
