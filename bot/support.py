@@ -94,10 +94,12 @@ def unsupported(sentence: str, passages: Sequence[str], vectors: WordVectors | N
         shown = ", ".join(f'"{w}"' for w in extra)
         return f"{'word' if len(extra) == 1 else 'words'} {shown} not in"
     sentences = [p[start:end] for p in passages for start, end in nupunkt.sent_spans(p)]
-    clauses = [(c, whole) for whole in sentences for c in _clauses(whole)]
+    clauses = [(c, whole, _stems(c)) for whole in sentences for c in _clauses(whole)]
     for clause in _clauses(sentence):
-        overlaps = [_overlap(clause, restated) for restated, _ in clauses]
-        closest = [pair for pair, overlap in zip(clauses, overlaps, strict=True) if overlap == max(overlaps)]
+        wanted = _stems(clause)
+        overlaps = [len(wanted & stems) for _, _, stems in clauses]
+        most = max(overlaps, default=0)
+        closest = [(c, whole) for (c, whole, _), overlap in zip(clauses, overlaps, strict=True) if overlap == most]
         negated, hedged = _cues(clause, NEGATIONS), _cues(clause, MODALITY)
         for restated, whole in closest:  # every clause it may restate must agree (ties are not a way out)
             if negated != _cues(restated, NEGATIONS):
@@ -114,10 +116,10 @@ def _clauses(text: str) -> list[str]:
     return [piece for piece in _CLAUSE_BREAK.split(text) if piece and content_words(piece)] or [text]
 
 
-def _overlap(text: str, other: str) -> int:
-    """How many content stems `text` shares with `other`."""
+def _stems(text: str) -> set[str]:
+    """The stems of the content words of `text`."""
     analyzer = _analyzer()
-    return len({analyzer.stem(w) for w in content_words(text)} & {analyzer.stem(w) for w in content_words(other)})
+    return {analyzer.stem(w) for w in content_words(text)}
 
 
 def _cues(text: str, cues: frozenset[str]) -> bool:
