@@ -10,7 +10,7 @@ from benchmarks.corpora import Corpus
 from benchmarks.memory import spawn
 from benchmarks.report import Section, Target
 from bot.answer import Answerer
-from bot.service import load_answerer
+from bot.service import load_answerer, settle_heap
 
 TARGETS = {"p50": Target("<", 20.0), "p95": Target("<", 50.0), "compose p95": Target("<", 5.0)}
 JUDGED = "synthetic"
@@ -56,6 +56,7 @@ def run(ctx: Context) -> Section:
     section = Section("Query latency (in-process Answerer.ask)")
     for name, corpus in ctx.corpora.items():
         answerer = load_answerer(ctx.settings[name], ctx.embedder)
+        settle_heap()  # as the serving processes do
         stats = {part: percentiles(values) for part, values in
                  time_answers(answerer, questions_for(corpus, MIN_SAMPLES)).items()}
         label = f"{name} ({corpus.documents:,} docs, {len(answerer.snapshot.chunks):,} chunks)"

@@ -153,10 +153,14 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _answerer(settings: Settings):
-    from bot.service import load_answerer
+def _answerer(settings: Settings, serving: bool = False):
+    """The answerer over the current snapshot; `serving` (many questions to come) also settles the heap."""
+    from bot.service import load_answerer, settle_heap
 
-    return load_answerer(settings, _shared_embedder(settings))
+    answerer = load_answerer(settings, _shared_embedder(settings))
+    if serving:
+        settle_heap()
+    return answerer
 
 
 @contextmanager
@@ -186,7 +190,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.question is None and not args.jsonl:
         print("footnote ask: give a question, or --jsonl to read questions from stdin", file=sys.stderr)
         return EXIT_CONFIG
-    answerer = _answerer(settings)
+    answerer = _answerer(settings, serving=args.jsonl)
     with generated_asker(settings, answerer.ask, answerer.word_vectors) as generated:
         return _answer_questions(args, generated or answerer.ask)
 
@@ -230,7 +234,7 @@ def answer_line(line: str, ask: Callable[[str], Answer]) -> dict:
     try:
         record = json.loads(line)
     except ValueError:
-        return {"qid": None, "error": "malformed input line: expected a JSON object"}
+        record = None
     if not isinstance(record, dict):
         return {"qid": None, "error": "malformed input line: expected a JSON object"}
     qid, question = record.get("qid"), record.get("question")
@@ -246,7 +250,7 @@ def answer_line(line: str, ask: Callable[[str], Answer]) -> dict:
 def _chat(args: argparse.Namespace, settings: Settings) -> int:
     from bot.terminal import chat
 
-    return chat(_answerer(settings))
+    return chat(_answerer(settings, serving=True))
 
 
 def corpus_settings(settings: Settings, corpus: Path) -> Settings:

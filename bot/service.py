@@ -65,14 +65,14 @@ def load_answerer(settings: Settings, embedder: Embedder) -> Answerer:
     snapshot = SnapshotStore(settings.index_dir).load(embedder.name, embedder.dimension,
                                                       settings.hnsw_ef_search, embedder.fingerprint)
     model = load_model(FEATURES, CONFIDENCE_FEATURES, SPAN_FEATURES, settings.answer_model or MODEL_PATH)
-    answerer = Answerer(SentenceFinder(snapshot, embedder, search_config(settings), answer_config(settings)), model)
-    _settle_heap()
-    return answerer
+    return Answerer(SentenceFinder(snapshot, embedder, search_config(settings), answer_config(settings)), model)
 
 
-def _settle_heap() -> None:
-    """Move what is loaded (model, snapshot) out of the garbage collector's sight: a full collection over it
-    paused an answer for 250 ms at 1,000 articles. What a swap drops is unfrozen and collected first."""
+def settle_heap() -> None:
+    """For a process that goes on answering: move what is loaded (model, snapshot) out of the garbage
+    collector's sight, since a full collection over it paused an answer for 250 ms at 1,000 articles. What a
+    swap drops is unfrozen and collected first. The collection costs about 0.25 s, so one-shot commands skip
+    it."""
     gc.unfreeze()
     gc.collect()
     gc.freeze()
@@ -131,6 +131,7 @@ class QAService:
             self.embedder = await loop.run_in_executor(self._answer_thread, make_embedder, self.settings)
         self.answerer = await loop.run_in_executor(self._answer_thread, load_answerer, self.settings,
                                                    self.embedder)
+        await loop.run_in_executor(self._answer_thread, settle_heap)
         self._consumer = asyncio.create_task(self._consume(), name="footnote-answers")
 
     async def close(self) -> None:
@@ -224,7 +225,9 @@ class QAService:
         assert self.embedder is not None
         report = make_builder(self.settings, self.embedder).build(Path(self.settings.corpus_dir), full, progress,
                                                                   self._stop_build)
-        return report, load_answerer(self.settings, self.embedder)
+        answerer = load_answerer(self.settings, self.embedder)
+        settle_heap()
+        return report, answerer
 
     def stats(self) -> ServiceStats:
         latencies = sorted(self._latencies)
