@@ -130,7 +130,8 @@ def _shared_embedder(settings: Settings) -> Embedder:
     """One model per process and embedding configuration, whatever settings copy asks for it."""
     from bot.service import make_embedder
 
-    key = (settings.embed_model, settings.embed_batch_size, settings.embed_batch_tokens, settings.embed_precision)
+    key = (settings.embed_model, settings.embed_batch_size, settings.embed_batch_tokens, settings.embed_precision,
+           settings.embed_backend, settings.model_cache_dir)
     if key not in _EMBEDDERS:
         _EMBEDDERS[key] = make_embedder(settings)
     return _EMBEDDERS[key]

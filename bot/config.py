@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from index.backends import Backend
 from index.embedding import Precision
 
 IdList = Annotated[list[int], NoDecode]
@@ -26,6 +27,9 @@ class Settings(BaseSettings):
     embed_batch_tokens: int = Field(8192, ge=256, description="most padded tokens in one encoder batch")
     embed_precision: Precision = Field(
         "auto", description="auto: bfloat16 where the CPU has AMX, float32 elsewhere")
+    embed_backend: Backend = Field(
+        "auto", description="auto: the encoder runtime measured fastest on this machine; torch or onnx forces one")
+    model_cache_dir: Path = Field(Path("var/models"), description="exported models, runtime choice, token table")
     chunk_words: int = Field(120, ge=10, le=2000)
     chunk_overlap_sentences: int = Field(1, ge=0, le=10)
     hnsw_threshold: int = Field(200_000, ge=1)

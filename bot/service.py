@@ -48,7 +48,8 @@ def answer_config(settings: Settings) -> AnswerConfig:
 
 def make_embedder(settings: Settings) -> Embedder:
     return Embedder(settings.embed_model, batch_size=settings.embed_batch_size,
-                    batch_tokens=settings.embed_batch_tokens, precision=settings.embed_precision)
+                    batch_tokens=settings.embed_batch_tokens, precision=settings.embed_precision,
+                    backend=settings.embed_backend, cache_dir=settings.model_cache_dir)
 
 
 def make_builder(settings: Settings, embedder: Embedder) -> IndexBuilder:

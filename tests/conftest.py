@@ -31,7 +31,7 @@ def examples(default: int) -> int:
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
-    return Embedder()
+    return Embedder(cache_dir=ROOT / "var" / "models")  # measured and exported once per machine, then reused
 
 
 def make_settings(tmp: Path, corpus: Path = SEED_CORPUS, **overrides: object) -> Settings:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from index.embedding import Embedder, SpanSums, cpu_has_amx, pooled_vectors
+from index.backends import ONNX_FLOAT32, TORCH_FLOAT32, cpu_has_amx
+from index.embedding import Embedder, EmbedderError, SpanSums, pooled_vectors
 
 TEXTS = [
     "Iranian President Ebrahim Raisi arrived in Caracas on Monday.",
@@ -19,10 +21,17 @@ TEXTS = [
 ]
 
 
-def test_vectors_match_sentence_transformers_encode(embedder: Embedder) -> None:
+@pytest.fixture(scope="module")
+def reference(embedder: Embedder):
+    """sentence-transformers' own float32 model from the same folder: what every runtime must agree with."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(embedder.path), device="cpu", local_files_only=True)
+
+
+def test_vectors_match_sentence_transformers_encode(embedder: Embedder, reference) -> None:
     ours = embedder.encode(TEXTS)
-    theirs = embedder.model.encode(TEXTS, convert_to_tensor=True).float().numpy()
-    theirs /= np.linalg.norm(theirs, axis=1, keepdims=True)  # in bfloat16, the model's own output is rounded
+    theirs = reference.encode(TEXTS, normalize_embeddings=True)
     assert ours.shape == (len(TEXTS), embedder.dimension) and ours.dtype == np.float32
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
     assert (ours * theirs).sum(axis=1).min() > 0.9999
@@ -39,14 +48,14 @@ def test_batches_stay_within_the_token_budget_and_batch_size(embedder: Embedder)
     assert len(batches) < 40  # short texts share large batches, not one batch per 64
 
 
-def test_a_span_pools_the_tokens_it_covers(embedder: Embedder) -> None:
+def test_a_span_pools_the_tokens_it_covers(embedder: Embedder, reference) -> None:
     text = TEXTS[1]
     comma = text.index(", and") + 1
     spans = [(0, comma), (comma + 1, len(text)), (len(text), len(text))]
     vectors, sums = embedder.encode_with_spans([text, TEXTS[0]], [spans, []])
     assert np.allclose(vectors, embedder.encode([text, TEXTS[0]]), atol=1e-6)
-    token_vectors = embedder.model.encode([text], output_value="token_embeddings")[0].float().numpy()
-    encoded = embedder.tokenizer(text, return_offsets_mapping=True)
+    token_vectors = reference.encode([text], output_value="token_embeddings")[0].float().numpy()
+    encoded = reference.tokenizer(text, return_offsets_mapping=True)
     inside = [i for i, (s, e) in enumerate(encoded["offset_mapping"]) if e > s and s < comma]
     assert sums.counts[0] == len(inside) and sums.counts[2] == 0
     assert sums.counts[0] + sums.counts[1] == len(encoded["input_ids"]) - 2  # every word token, once
@@ -58,17 +67,68 @@ def test_a_span_pools_the_tokens_it_covers(embedder: Embedder) -> None:
     assert pooled[0] @ alone > 0.7  # a clause in context still resembles the clause embedded alone
 
 
-def test_small_batches_run_on_one_thread_without_changing_the_callers_setting(embedder: Embedder) -> None:
-    before = torch.get_num_threads()
-    seen: list[int] = []
-    original = embedder.model.forward
-    embedder.model.forward = lambda features: (seen.append(torch.get_num_threads()), original(features))[1]
+def test_small_batches_run_on_the_question_runtime_and_large_ones_on_the_build_runtime(embedder: Embedder) -> None:
+    seen: list[tuple[str, int]] = []
+    roles = {embedder.choice.query, embedder.choice.build}
+    originals = {name: embedder.runtime(name).token_embeddings for name in roles}
+    for name in roles:
+        embedder.runtime(name).token_embeddings = (
+            lambda batch, n=name: (seen.append((n, batch["input_ids"].size)), originals[n](batch))[1])
     try:
         embedder.encode(["Who visited Caracas?"])
-        embedder.encode(TEXTS * 20)
+        embedder.encode(TEXTS * 40)
     finally:
-        del embedder.model.forward
-    assert seen[0] == 1 and seen[-1] == before and torch.get_num_threads() == before
+        for name in roles:
+            del embedder.runtime(name).token_embeddings
+    assert seen[0] == (embedder.choice.query, seen[0][1]) and seen[0][1] <= 1024
+    assert seen[1][0] == embedder.choice.build and seen[1][1] > 1024
+
+
+def test_every_candidate_runtime_agrees_with_torch_and_the_choice_is_cached(embedder: Embedder) -> None:
+    choice = embedder.choice
+    assert {choice.query, choice.build} <= set(choice.timings) and TORCH_FLOAT32 in choice.timings
+    for name, check in choice.checks.items():
+        assert check["min_cosine"] >= 0.999 and check["same_neighbours"], name
+    stored = json.loads((embedder.cache_folder / "choice.json").read_text(encoding="utf-8"))
+    assert (stored["query"], stored["build"]) == (choice.query, choice.build)
+    again = Embedder(cache_dir=embedder.cache_folder.parent)
+    again._encode_through = lambda name, texts: pytest.fail("a cached choice is not measured again")
+    assert again.choice == choice
+
+
+def test_onnx_export_gives_torch_float32_vectors(embedder: Embedder) -> None:
+    texts = [*TEXTS, "Who did Raisi meet?", " ".join(TEXTS) * 3]
+    torch_vectors = embedder._encode_through(TORCH_FLOAT32, texts)
+    onnx_vectors = embedder._encode_through(ONNX_FLOAT32, texts)
+    assert (embedder.cache_folder / "model.onnx").is_file()
+    assert (torch_vectors * onnx_vectors).sum(axis=1).min() > 0.9999
+
+
+def test_a_forced_backend_is_used_without_measuring(embedder: Embedder, tmp_path: Path) -> None:
+    forced = Embedder(backend="torch", precision="float32", cache_dir=tmp_path)
+    assert (forced.choice.query, forced.choice.build) == (TORCH_FLOAT32, TORCH_FLOAT32)
+    assert not (forced.cache_folder / "choice.json").exists()
+    assert (forced.encode(TEXTS) * embedder.encode(TEXTS)).sum(axis=1).min() > 0.9999
+
+
+def test_single_words_come_from_the_token_table_without_the_encoder(embedder: Embedder) -> None:
+    batches: list[list[str]] = []
+    embedder.token_table  # noqa: B018  (computed, or read from the cache, before counting batches)
+    embedder.on_batch = lambda texts, seconds: batches.append(texts)
+    try:
+        words = embedder.word_vectors(["sanctions", "Caracas", "counterterrorism", ""])
+    finally:
+        embedder.on_batch = None
+    assert batches == []
+    encoded = embedder.encode(["sanctions", "counterterrorism"])
+    assert words[0] @ encoded[0] > 0.999  # one token: the vector of encoding the word alone
+    assert 0.3 < words[2] @ encoded[1] < 0.999  # several tokens: their mean, close but not equal
+    assert np.allclose(np.linalg.norm(words[:3], axis=1), 1.0, atol=1e-3) and not words[3].any()
+
+
+def test_a_folder_without_a_model_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(EmbedderError, match="no sentence-transformers model"):
+        Embedder(tmp_path)
 
 
 def test_empty_input_gives_empty_arrays(embedder: Embedder) -> None:
@@ -76,12 +136,10 @@ def test_empty_input_gives_empty_arrays(embedder: Embedder) -> None:
     assert vectors.shape == (0, embedder.dimension) and isinstance(sums, SpanSums) and sums.sums.shape[0] == 0
 
 
-@pytest.mark.skipif(not cpu_has_amx(), reason="bfloat16 is the default only on CPUs with AMX")
+@pytest.mark.skipif(not cpu_has_amx(), reason="bfloat16 is a candidate only on CPUs with AMX")
 def test_bfloat16_vectors_stay_close_to_float32(embedder: Embedder) -> None:
-    assert embedder.bfloat16
-    full = Embedder(precision="float32")
-    assert not full.bfloat16
-    assert (embedder.encode(TEXTS) * full.encode(TEXTS)).sum(axis=1).min() > 0.999
+    bfloat16 = embedder._encode_through("torch-bfloat16", TEXTS)
+    assert (bfloat16 * embedder._encode_through(TORCH_FLOAT32, TEXTS)).sum(axis=1).min() > 0.999
 
 
 def test_tokenize_accepts_no_texts(embedder: Embedder) -> None:
@@ -89,14 +147,14 @@ def test_tokenize_accepts_no_texts(embedder: Embedder) -> None:
 
 
 def test_whole_text_tokens_are_never_truncated_by_another_threads_encode(embedder: Embedder) -> None:
-    """sentence-transformers sets truncation on its tokenizer for every encode; document tokens must not see it."""
+    """Encoding truncates to the model's length; document tokens must never be truncated."""
     long_text = " ".join(["Caracas"] * 400)
     lengths: list[int] = []
     worker = threading.Thread(target=lambda: lengths.extend(
         len(tokens.ids) for _ in range(100) for tokens in embedder.tokenize_texts([long_text] * 8)))
     worker.start()
     while worker.is_alive():
-        embedder.model.encode([long_text, TEXTS[0]])
+        embedder.encode([long_text, TEXTS[0]])
     worker.join()
     assert lengths == [400] * 800 and embedder.count_tokens([long_text]) == [402]
 
@@ -109,3 +167,13 @@ def test_inputs_cut_from_a_long_text_are_truncated_like_the_tokenizer_truncates(
     assert len(tokens.ids) > embedder.max_seq_length
     assert ours["input_ids"][0].tolist() == theirs["input_ids"][0]
     assert ours["offset_mapping"][0].tolist() == [list(o) for o in theirs["offset_mapping"][0]]
+
+
+def test_exporting_leaves_the_torch_model_in_inference_mode(embedder: Embedder, tmp_path: Path) -> None:
+    from index.runtimes import export_onnx
+
+    torch_runtime = embedder.runtime(TORCH_FLOAT32)
+    before = embedder._encode_through(TORCH_FLOAT32, TEXTS)
+    export_onnx(torch_runtime, tmp_path / "model.onnx")
+    assert not torch_runtime.model.training
+    assert np.allclose(embedder._encode_through(TORCH_FLOAT32, TEXTS), before, atol=1e-6)

@@ -1,0 +1,129 @@
+"""Encoder runtimes: one transformer run by torch (float32 or bfloat16) or by ONNX Runtime (float32).
+
+A runtime takes a padded batch of model inputs (int64 numpy arrays: `input_ids`, `attention_mask` and, for
+models that have them, `token_type_ids`) and returns every token's output embedding as float32 numpy.
+Tokenizing, batching, pooling and span sums stay in `index.embedding.Embedder`, so every runtime feeds the
+same code. The ONNX file is exported from the torch model by `export_onnx` (torch's own exporter, no
+network); sentence-transformers' `backend="onnx"` needs optimum-onnx, which pins transformers < 4.58 and
+cannot be installed beside sentence-transformers 6.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+SMALL_BATCH_TOKENS = 1024
+"""Padded batches up to this size (a question, a few words) run torch on one thread: on these small
+inputs waking a second OpenMP thread for every operator costs more than it gains."""
+
+
+class Runtime(Protocol):
+    name: str
+    inputs: tuple[str, ...]
+
+    def token_embeddings(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """(texts, tokens, dimension) float32 output embeddings of a padded batch."""
+        ...
+
+
+class TorchRuntime:
+    """The model's transformer in torch (`transformers.AutoModel`), float32 or bfloat16."""
+
+    def __init__(self, model_path: Path, bfloat16: bool = False) -> None:
+        import torch
+        from transformers import AutoModel
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+        transformers_logging.set_verbosity_error()
+        self.model = AutoModel.from_pretrained(str(model_path), local_files_only=True).eval()
+        if bfloat16:
+            self.model.to(torch.bfloat16)
+        self.name = "torch-bfloat16" if bfloat16 else "torch-float32"
+        accepted = inspect.signature(self.model.forward).parameters
+        self.inputs = tuple(name for name in MODEL_INPUTS if name in accepted)
+
+    def token_embeddings(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        features = {name: torch.from_numpy(batch[name]) for name in self.inputs}
+        with _torch_threads(1 if batch["input_ids"].size <= SMALL_BATCH_TOKENS else None), torch.inference_mode():
+            return self.model(**features).last_hidden_state.float().numpy()
+
+
+class OnnxRuntime:
+    """The exported transformer in ONNX Runtime on the CPU (float32, intra-op threads = physical cores)."""
+
+    name = "onnxruntime-float32"
+
+    def __init__(self, model_file: Path) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        names = {node.name for node in self.session.get_inputs()}
+        self.inputs = tuple(name for name in MODEL_INPUTS if name in names)
+
+    def token_embeddings(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(["token_embeddings"], {name: batch[name] for name in self.inputs})[0]
+
+
+def export_onnx(runtime: TorchRuntime, target: Path) -> None:
+    """Write the float32 torch model as ONNX (dynamic batch and sequence axes) to `target`, atomically."""
+    import torch
+
+    if runtime.name != "torch-float32":
+        raise ValueError("export from the float32 model")
+    names = runtime.inputs
+
+    class TokenEmbeddings(torch.nn.Module):
+        def __init__(self, model: torch.nn.Module) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            return self.model(**dict(zip(names, inputs, strict=True))).last_hidden_state
+
+    example = tuple(torch.ones((2, 8), dtype=torch.int64) if name != "token_type_ids"
+                    else torch.zeros((2, 8), dtype=torch.int64) for name in names)
+    axes = {name: {0: "texts", 1: "tokens"} for name in (*names, "token_embeddings")}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        with warnings.catch_warnings(), torch.inference_mode(False):
+            warnings.simplefilter("ignore")  # the exporter warns about every traced shape expression
+            # an eval-mode wrapper: the exporter restores the wrapper's mode afterwards, and a wrapper left in
+            # training mode would switch dropout on in the torch model it shares
+            torch.onnx.export(TokenEmbeddings(runtime.model).eval(), example, str(partial), dynamo=False,
+                              input_names=list(names), output_names=["token_embeddings"], dynamic_axes=axes,
+                              opset_version=17)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+@contextmanager
+def _torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with `count` intra-op threads in this thread only (OpenMP's setting is per thread)."""
+    import torch
+
+    if count is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
