@@ -198,10 +198,10 @@ class SentenceFinder:
         started = time.perf_counter()
         analysed = [analyse(q, h) for q, h in questions]
         unknown = sorted({w for q in analysed for w in q.words if w not in self.snapshot.vocabulary})
-        vectors = self.embedder.encode([q.text for q in analysed] + unknown)
-        unknown_vectors = dict(zip(unknown, vectors[len(analysed):], strict=True))
+        vectors = self.embedder.encode([q.text for q in analysed])
+        unknown_vectors = dict(zip(unknown, self.embedder.word_vectors(unknown), strict=True))
         embed_ms = (time.perf_counter() - started) * 1000 / len(analysed)
-        for (text, _), question, vector in zip(questions, analysed, vectors[: len(analysed)], strict=True):
+        for (text, _), question, vector in zip(questions, analysed, vectors, strict=True):
             yield self._examine(text, question, vector, unknown_vectors, embed_ms)
 
     def _examine(self, text: str, question: Question, vector: np.ndarray, unknown: dict[str, np.ndarray],
@@ -253,9 +253,10 @@ class Answerer:
 
     @functools.cached_property
     def word_vectors(self) -> WordVectors:
-        """Single-word vectors for checking generated sentences: the snapshot's vocabulary, else the encoder."""
+        """Single-word vectors for checking generated sentences: the snapshot's vocabulary, else the model's
+        token table."""
         snapshot = self.snapshot
-        return WordVectors(snapshot.vocabulary, snapshot.vocabulary_vectors, self.embedder.encode)
+        return WordVectors(snapshot.vocabulary, snapshot.vocabulary_vectors, self.embedder.word_vectors)
 
     @property
     def threshold(self) -> float:

@@ -11,9 +11,7 @@ facts from two passages must cite both.
 from __future__ import annotations
 
 import re
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -50,32 +48,20 @@ def _analyzer() -> Analyzer:
 
 
 class WordVectors:
-    """Unit vectors of single words: the snapshot's vocabulary table, else the encoder (remembered)."""
+    """Unit vectors of single words: the snapshot's vocabulary table, else `lookup` (the model's token table)."""
 
-    def __init__(self, vocabulary: dict[str, int], table: np.ndarray, encode: Callable[[list[str]], np.ndarray],
-                 remembered: int = 50_000) -> None:
-        self.vocabulary, self.table, self.encode = vocabulary, table, encode
-        self._encoded: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._remembered = remembered
-        self._lock = threading.Lock()
+    def __init__(self, vocabulary: dict[str, int], table: np.ndarray,
+                 lookup: Callable[[Sequence[str]], np.ndarray]) -> None:
+        self.vocabulary, self.table, self.lookup = vocabulary, table, lookup
 
     def __call__(self, words: Sequence[str]) -> np.ndarray:
-        with self._lock:
-            missing = [w for w in dict.fromkeys(words) if w not in self.vocabulary and w not in self._encoded]
-            fresh = dict(zip(missing, self.encode(missing), strict=True)) if missing else {}
-            rows = [self._vector(word, fresh) for word in words]
-            self._encoded.update(fresh)
-            while len(self._encoded) > self._remembered:  # least recently used first
-                self._encoded.popitem(last=False)
-        return np.array(rows, dtype=np.float32).reshape(len(words), -1)
-
-    def _vector(self, word: str, fresh: dict[str, np.ndarray]) -> np.ndarray:
-        if word in self.vocabulary:
-            return self.table[self.vocabulary[word]]
-        if word in fresh:
-            return fresh[word]
-        self._encoded.move_to_end(word)
-        return self._encoded[word]
+        vectors = np.zeros((len(words), self.table.shape[1]), dtype=np.float32)
+        missing = [row for row, word in enumerate(words) if word not in self.vocabulary]
+        known = [row for row, word in enumerate(words) if word in self.vocabulary]
+        vectors[known] = self.table[[self.vocabulary[words[row]] for row in known]]
+        if missing:
+            vectors[missing] = self.lookup([words[row] for row in missing])
+        return vectors
 
 
 def unsupported(sentence: str, passages: Sequence[str], vectors: WordVectors | None = None,

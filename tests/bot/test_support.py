@@ -28,7 +28,7 @@ LABELLED = [json.loads(line) for line in (DATA / "support_labelled.jsonl").read_
 
 @pytest.fixture(scope="module")
 def vectors(embedder: Embedder) -> WordVectors:
-    return WordVectors({}, np.zeros((0, embedder.dimension), np.float32), embedder.encode)
+    return WordVectors({}, np.zeros((0, embedder.dimension), np.float32), embedder.word_vectors)
 
 
 def test_labelled_set_no_unsupported_sentence_passes_and_most_paraphrases_do(vectors: WordVectors) -> None:
@@ -139,20 +139,23 @@ async def test_an_obeyed_injection_in_a_passage_changes_nothing_shown(vectors: W
     assert build_messages(QUESTION, passages)[1]["content"].startswith("<passages>\n[1]")
 
 
-def test_word_vectors_use_the_table_then_encode_each_new_word_once_and_forget_the_oldest(embedder) -> None:
-    calls: list[list[str]] = []
+def test_word_vectors_use_the_snapshot_table_then_the_token_table_never_the_encoder(embedder) -> None:
+    asked: list[list[str]] = []
 
-    def encode(words: list[str]) -> np.ndarray:
-        calls.append(list(words))
-        return embedder.encode(words)
+    def lookup(words: list[str]) -> np.ndarray:
+        asked.append(list(words))
+        return embedder.word_vectors(words)
 
     table = embedder.encode(["oil"])
-    vectors = WordVectors({"oil": 0}, table, encode, remembered=2)
-    first = vectors(["oil", "petroleum", "fuel", "petroleum"])
-    assert calls == [["petroleum", "fuel"]] and first.shape == (4, embedder.dimension)
-    np.testing.assert_allclose(first[0], table[0])
-    np.testing.assert_allclose(first[1], first[3])
-    vectors(["petroleum"])  # remembered: no encoder call; now the most recent
-    vectors(["gasoline"])  # a third word: "fuel", the least recently used, is forgotten
-    vectors(["petroleum", "fuel"])
-    assert calls == [["petroleum", "fuel"], ["gasoline"], ["fuel"]]
+    vectors = WordVectors({"oil": 0}, table, lookup)
+    batches: list[list[str]] = []
+    embedder.on_batch = lambda texts, seconds: batches.append(texts)
+    try:
+        found = vectors(["oil", "petroleum", "fuel", "petroleum"])
+    finally:
+        embedder.on_batch = None
+    assert asked == [["petroleum", "fuel", "petroleum"]] and batches == []
+    assert found.shape == (4, embedder.dimension)
+    np.testing.assert_allclose(found[0], table[0])
+    np.testing.assert_allclose(found[1], found[3])
+    np.testing.assert_allclose(found[2], embedder.encode(["fuel"])[0], atol=2e-3)  # one token: as if encoded
