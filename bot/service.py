@@ -26,6 +26,7 @@ from bot.config import Settings
 from bot.features import FEATURES, SPAN_FEATURES
 from bot.generation import DeltaCallback, LLMClient, generate_answer
 from bot.scorer import MODEL_PATH, load_model
+from index.backends import BackendChoice
 from index.builder import BuildInProgress, BuildProgress, BuildReport, IndexBuilder
 from index.chunking import ChunkingConfig
 from index.embedding import Embedder
@@ -103,6 +104,7 @@ class ServiceStats:
     p50_ms: float | None
     p95_ms: float | None
     uptime_seconds: float
+    encoder: str
 
 
 class QAService:
@@ -130,6 +132,7 @@ class QAService:
         loop = asyncio.get_running_loop()
         if self.embedder is None:
             self.embedder = await loop.run_in_executor(self._answer_thread, make_embedder, self.settings)
+        await loop.run_in_executor(self._answer_thread, self.embedder.warm_up)
         self.answerer = await loop.run_in_executor(self._answer_thread, load_answerer, self.settings,
                                                    self.embedder)
         await loop.run_in_executor(self._answer_thread, settle_heap)
@@ -241,8 +244,13 @@ class QAService:
             p50_ms=statistics.median(latencies) if latencies else None,
             p95_ms=latencies[int(0.95 * (len(latencies) - 1))] if latencies else None,
             uptime_seconds=time.monotonic() - self._started,
+            encoder=_encoder_line(self.embedder.chosen if self.embedder else None),
         )
 
+
+
+def _encoder_line(choice: BackendChoice | None) -> str:
+    return f"{choice.query} for questions, {choice.build} for builds" if choice else "not chosen yet"
 
 
 def _fail(requests: list[_Request], error: Exception) -> None:

@@ -140,6 +140,11 @@ class Embedder:
             return choice
 
     @property
+    def chosen(self) -> BackendChoice | None:
+        """The runtimes if already chosen, else None (reading this never measures)."""
+        return self.__dict__.get("choice")
+
+    @property
     def build_precision(self) -> str:
         """The number format builds run in ("float32" or "bfloat16")."""
         return "bfloat16" if self.choice.build == TORCH_BFLOAT16 else "float32"
@@ -166,6 +171,12 @@ class Embedder:
         """Sentence vectors of `texts` through one named runtime (for checking and timing runtimes)."""
         encoded = self.tokenize(texts)
         return self._pool(self.runtime(name), self._features(encoded, list(range(len(texts)))))
+
+    def warm_up(self) -> None:
+        """Choose the runtimes, load the one for questions and the word table, and encode once, so that the
+        first question pays for none of it (the first start on a machine measures and exports: seconds)."""
+        self.token_table  # noqa: B018
+        self.encode(["warm up"])
 
     @functools.cached_property
     def token_table(self) -> np.ndarray:

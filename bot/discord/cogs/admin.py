@@ -150,6 +150,7 @@ class AdminCog(commands.Cog):
             ("Questions answered", str(stats.questions)), ("Abstention rate", rate),
             ("Latency p50 / p95", f"{ms(stats.p50_ms)} / {ms(stats.p95_ms)}"),
             ("Feedback", f"👍 {feedback.up} · 👎 {feedback.down}" if feedback else "n/a"),
+            ("Encoder", stats.encoder),
         ]:
             embed.add_field(name=name, value=shorten(value, FIELD_VALUE_LIMIT))
         await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)

@@ -179,6 +179,7 @@ async def test_admin_role_may_use_admin_commands(newsroom: StartBot) -> None:
     await room.fake.wait_for(lambda: record.acknowledged, timeout=10)
     fields = {f["name"]: f["value"] for f in embed_of(record.original)["fields"]}
     assert fields["Documents"] == "1" and fields["Snapshot"] == room.bot.service.stats().snapshot_id
+    assert fields["Encoder"].startswith(f"{room.bot.service.embedder.choice.query} for questions")
 
 
 async def test_sources_lists_the_indexed_articles(newsroom: StartBot, tmp_path: Path) -> None:
