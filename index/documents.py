@@ -2,7 +2,8 @@
 
 Every loader returns `Document`s whose `text` is normalised (NFC, one space between words, paragraphs
 separated by one blank line); all offsets elsewhere refer to that text. Files that cannot be read become
-`Problem`s, one line each, and never stop the others from loading.
+`Problem`s, one line each, and never stop the others from loading. The `*_document` builders take text
+already in memory (an upload, a fetched page), so every source goes through the same rules.
 """
 
 from __future__ import annotations
@@ -116,11 +117,15 @@ def _title_from_text(text: str, limit: int = 100) -> str:
 def read_text_file(path: Path, max_bytes: int) -> str:
     """Read a UTF-8 text file, refusing empty, over-large, binary and undecodable files."""
     size = path.stat().st_size
-    if size == 0:
-        raise CorpusError("empty file")
     if size > max_bytes:
         raise CorpusError(f"file too large ({size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB)")
-    data = path.read_bytes()
+    return decode_text(path.read_bytes())
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 text (a byte-order mark is dropped), refusing empty, binary, undecodable and blank input."""
+    if not data:
+        raise CorpusError("empty file")
     if b"\x00" in data[:8192]:
         raise CorpusError("binary file (contains NUL bytes), not text")
     try:
@@ -169,41 +174,61 @@ def _scalar_text(value: object) -> str | None:
 
 
 def load_markdown(path: Path, doc_id: str, max_bytes: int) -> Document:
-    metadata, body = split_front_matter(read_text_file(path, max_bytes))
-    return make_document(doc_id, body, str(path), **metadata)
+    return markdown_document(read_text_file(path, max_bytes), doc_id, str(path))
+
+
+def markdown_document(text: str, doc_id: str, source: str) -> Document:
+    """A Markdown article; its front matter gives the title, author, URL and date."""
+    metadata, body = split_front_matter(text)
+    return make_document(doc_id, body, source, **metadata)
 
 
 def load_plain_text(path: Path, doc_id: str, max_bytes: int) -> Document:
-    text = read_text_file(path, max_bytes)
-    return make_document(doc_id, text, str(path), title=text.strip().split("\n", 1)[0][:300])
+    return plain_text_document(read_text_file(path, max_bytes), doc_id, str(path))
+
+
+def plain_text_document(text: str, doc_id: str, source: str) -> Document:
+    """A plain-text article titled by its first line."""
+    return make_document(doc_id, text, source, title=text.strip().split("\n", 1)[0][:300])
 
 
 def load_html(path: Path, doc_id: str, max_bytes: int) -> Document:
-    """Main-text extraction with trafilatura (boilerplate, menus and scripts removed)."""
+    return html_document(read_text_file(path, max_bytes), doc_id, str(path))
+
+
+def html_document(html: str | bytes, doc_id: str, source: str, page_url: str = "") -> Document:
+    """Main-text extraction with trafilatura (boilerplate, menus and scripts removed).
+
+    The URL is the page's canonical one when it names it, else `page_url`.
+    """
     import trafilatura
 
-    html = read_text_file(path, max_bytes)
-    result = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False)
+    result = trafilatura.bare_extraction(html, url=page_url or None, with_metadata=True, include_comments=False)
     extracted = result.as_dict() if result is not None else {}
     if not (extracted.get("text") or "").strip():
         raise CorpusError("no article text found in the HTML")
     return make_document(
         doc_id,
         extracted["text"],
-        str(path),
+        source,
         title=extracted.get("title") or "",
         author=extracted.get("author") or "",
-        url=extracted.get("url") or "",
+        url=extracted.get("url") or page_url,
         published=extracted.get("date") or "",
     )
 
 
 def iter_bundle(path: Path, max_bytes: int) -> Iterator[Document | Problem]:
     """Documents of a JSONL bundle, one article a line; a bad line becomes a Problem."""
-    for number, line in enumerate(read_text_file(path, max_bytes).split("\n"), start=1):
+    yield from bundle_documents(read_text_file(path, max_bytes), str(path))
+
+
+def bundle_documents(text: str, source: str) -> Iterator[Document | Problem]:
+    """Documents of JSONL text, one article a line; a bad line becomes a Problem named `source:line`."""
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
-        where = f"{path}:{number}"
+        where = f"{source}:{number}"
         try:
             yield _bundle_document(line, where)
         except CorpusError as exc:

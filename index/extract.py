@@ -1,0 +1,235 @@
+"""Turning a fetched page or an uploaded file into `Document`s, by the same rules as the corpus folder.
+
+HTML goes through trafilatura (article text, title, author, date, canonical URL); Markdown with front matter,
+plain text and JSON Lines bundles are read as `index.documents` reads them; PDF is read with pypdf, within a
+page cap, and every format within a text cap.
+
+PDF pages: each page's text is normalised on its own and the pages are joined by one blank line, so the joined
+text is already the document's normalised text. `Extracted.page_starts[k]` is the offset in `document.text`
+where page k + 1 begins; a page without text starts where the next one does (it holds no characters), so
+`Extracted.page_of(offset)` gives the page a citation shows ("p. 3") for any offset in the text.
+
+Every document is named by `source_name`, a slug of its canonical URL (or title) plus a short hash, used as its
+doc_id and the stem of its stored file; a name the user gave is never used. `find_duplicate` finds the same
+article added before: same canonical URL, or same normalised text.
+
+Input that cannot become a document raises `CorpusError`, whose message says why.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import io
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit, urlunsplit
+
+from pypdf import PdfReader
+
+from index.documents import (
+    SUPPORTED_SUFFIXES,
+    CorpusError,
+    Document,
+    Problem,
+    bundle_documents,
+    decode_text,
+    html_document,
+    make_document,
+    markdown_document,
+    normalise_text,
+    plain_text_document,
+    slugify,
+)
+from index.fetch import Fetched
+
+UPLOAD_SUFFIXES = (*SUPPORTED_SUFFIXES, ".pdf")
+_KIND_BY_SUFFIX = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html", ".htm": "html",
+                   ".jsonl": "jsonl", ".pdf": "pdf"}
+_KIND_BY_MEDIA_TYPE = {"text/html": "html", "application/xhtml+xml": "html", "text/markdown": "markdown",
+                       "application/json": "jsonl", "application/x-ndjson": "jsonl", "application/pdf": "pdf"}
+_SLUG_LENGTH = 60
+_HASH_LENGTH = 10
+_UNNAMED = ""  # documents get their name from `source_name` once their URL and title are known
+
+
+@dataclass(frozen=True)
+class ExtractLimits:
+    """The most text one source may bring."""
+
+    max_pdf_pages: int = 300
+    max_text_chars: int = 2_000_000
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """A document and, for a PDF, the offset in its text where each page starts (see the module docstring)."""
+
+    document: Document
+    page_starts: tuple[int, ...] = ()
+
+    def page_of(self, offset: int) -> int | None:
+        """The 1-based PDF page that holds `offset` of the document's text; None when it is not a PDF."""
+        return bisect_right(self.page_starts, offset) if self.page_starts else None
+
+
+def extract_fetched(fetched: Fetched, limits: ExtractLimits | None = None) -> list[Extracted]:
+    """The documents in a fetched page or file, read by its content type (or, failing that, the URL's suffix)."""
+    suffix = PurePosixPath(urlsplit(fetched.url).path).suffix.lower()
+    kind = _KIND_BY_MEDIA_TYPE.get(fetched.content_type) or _KIND_BY_SUFFIX.get(suffix, "text")
+    return _extract(kind, fetched.content, fetched.url, fetched.url, fetched.charset, limits or ExtractLimits())
+
+
+def extract_upload(filename: str, data: bytes, limits: ExtractLimits | None = None) -> list[Extracted]:
+    """The documents in an uploaded file, read by its suffix; the file name is only a label, never a path."""
+    name = PurePosixPath(filename.replace("\\", "/")).name
+    kind = _KIND_BY_SUFFIX.get(PurePosixPath(name).suffix.lower())
+    if kind is None:
+        raise CorpusError(f"unsupported file type; expected one of {', '.join(UPLOAD_SUFFIXES)}")
+    return _extract(kind, data, f"upload:{name}", "", None, limits or ExtractLimits())
+
+
+def source_name(document: Document) -> str:
+    """The document's doc_id and stored file stem: a slug of its canonical URL (or title) and a short hash.
+
+    The hash is of the canonical URL when there is one, so a page added again keeps its name, else of the text.
+    """
+    url = canonical_url(document.url)
+    readable = slugify(url.split("://", 1)[-1] if url else document.title)[:_SLUG_LENGTH].rstrip("-")
+    digest = hashlib.sha256((url or document.text).encode("utf-8")).hexdigest()[:_HASH_LENGTH]
+    return f"{readable}-{digest}"
+
+
+def canonical_url(url: str) -> str:
+    """`url` in the form two links to the same page share: lower-case scheme and host, no fragment."""
+    parts = urlsplit(url.strip())
+    if not parts.scheme:
+        return url.strip()
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", parts.query, ""))
+
+
+def find_duplicate(document: Document, existing: Iterable[Document]) -> Document | None:
+    """The first of `existing` that is the same article: the same canonical URL or the same normalised text."""
+    url = canonical_url(document.url)
+    for other in existing:
+        if (url and canonical_url(other.url) == url) or other.text == document.text:
+            return other
+    return None
+
+
+def _extract(kind: str, data: bytes, source: str, page_url: str, charset: str | None,
+             limits: ExtractLimits) -> list[Extracted]:
+    if kind == "pdf":
+        extracted = [_pdf(data, source, limits)]
+    elif kind == "html":
+        extracted = [Extracted(html_document(_html_input(data, charset), _UNNAMED, source, page_url))]
+    else:
+        text = _decode(data, charset)
+        documents = _bundle(text, source) if kind == "jsonl" else [_TEXT_READERS[kind](text, _UNNAMED, source)]
+        extracted = [Extracted(document) for document in documents]
+    for item in extracted:
+        if len(item.document.text) > limits.max_text_chars:
+            raise _too_much_text(limits.max_text_chars)
+    return [Extracted(_named(item.document, page_url), item.page_starts) for item in extracted]
+
+
+_TEXT_READERS: dict[str, Callable[[str, str, str], Document]] = {
+    "markdown": markdown_document, "text": plain_text_document}
+
+
+def _named(document: Document, page_url: str) -> Document:
+    """The document with the page's URL when it names none, and its `source_name` as doc_id."""
+    located = replace(document, url=document.url or page_url)
+    metadata = {"title": located.title, "author": located.author, "url": located.url, "published": located.published}
+    return make_document(source_name(located), located.text, located.source, **metadata)
+
+
+def _decode(data: bytes, charset: str | None) -> str:
+    """Text in the declared charset (UTF-8 when none is declared or it is unknown)."""
+    try:
+        codec = codecs.lookup(charset or "utf-8").name
+    except LookupError:
+        codec = "utf-8"
+    if codec != "utf-8":
+        try:
+            data = data.decode(codec).encode("utf-8")
+        except UnicodeDecodeError:
+            raise CorpusError(f"not valid {codec} text, though the site said it was") from None
+    return decode_text(data)
+
+
+def _html_input(data: bytes, charset: str | None) -> str | bytes:
+    """HTML as text in the declared charset, or as bytes for trafilatura to detect the encoding."""
+    if charset:
+        try:
+            return data.decode(charset, errors="replace")
+        except LookupError:
+            pass
+    return data
+
+
+def _bundle(text: str, source: str) -> list[Document]:
+    """Every article of a JSON Lines file; one bad line refuses the whole file, so nothing is half-added."""
+    documents = []
+    for item in bundle_documents(text, source):
+        if isinstance(item, Problem):
+            raise CorpusError(f"line {item.source.removeprefix(source + ':')}: {item.reason}")
+        documents.append(item)
+    return documents
+
+
+def _pdf(data: bytes, source: str, limits: ExtractLimits) -> Extracted:
+    with _damaged_pdf_refused():
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise CorpusError("the PDF is encrypted; only unencrypted PDFs can be read")
+        if len(reader.pages) > limits.max_pdf_pages:
+            raise CorpusError(f"the PDF has {len(reader.pages)} pages; the most that can be read is "
+                              f"{limits.max_pdf_pages}")
+        pages = list(_page_texts(reader, limits.max_text_chars))
+        info = reader.metadata
+        title, author = (info.title or "", info.author or "") if info else ("", "")
+    text, starts = _join_pages(pages)
+    if not text:
+        raise CorpusError("the PDF has no text to read (it may hold only scanned images)")
+    return Extracted(make_document(_UNNAMED, text, source, title=title, author=author), starts)
+
+
+def _page_texts(reader: PdfReader, max_chars: int) -> Iterator[str]:
+    """Each page's normalised text, refused as soon as the total passes `max_chars`."""
+    total = 0
+    for page in reader.pages:
+        text = normalise_text(page.extract_text() or "")
+        total += len(text)
+        if total > max_chars:
+            raise _too_much_text(max_chars)
+        yield text
+
+
+def _join_pages(pages: list[str]) -> tuple[str, tuple[int, ...]]:
+    """Normalised page texts joined by a blank line, and the offset where each page starts in the result."""
+    text = "\n\n".join(page for page in pages if page)
+    starts, offset = [], 0
+    for page in pages:
+        starts.append(min(offset, len(text)))
+        if page:
+            offset += len(page) + 2
+    return text, tuple(starts)
+
+
+@contextmanager
+def _damaged_pdf_refused() -> Iterator[None]:
+    """pypdf raises many kinds of exception on a malformed file: each becomes one clear refusal."""
+    try:
+        yield
+    except CorpusError:
+        raise
+    except Exception:
+        raise CorpusError("the PDF is damaged and cannot be read") from None
+
+
+def _too_much_text(max_chars: int) -> CorpusError:
+    return CorpusError(f"more than {max_chars:,} characters of text, the most one source may have")
