@@ -209,7 +209,7 @@ def html_document(html: str | bytes, doc_id: str, source: str, page_url: str = "
         raise CorpusError("no article text found in the HTML")
     return make_document(
         doc_id,
-        extracted["text"],
+        extracted["text"].replace("\n", "\n\n"),  # trafilatura ends every block with one line break
         source,
         title=extracted.get("title") or "",
         author=extracted.get("author") or "",

@@ -54,6 +54,7 @@ def test_html_main_text_is_extracted_without_boilerplate(tmp_path: Path) -> None
     assert "agreement covers energy" in doc.text and "Talks continue on Friday" in doc.text
     assert "do not index me" not in doc.text and "Copyright footer" not in doc.text
     assert doc.title == "Energy deal signed"
+    assert doc.text.split("\n\n")[-1] == "Talks continue on Friday in the capital."  # each block a paragraph
 
 
 def test_jsonl_bundle_and_its_bad_lines(tmp_path: Path) -> None:
