@@ -12,6 +12,7 @@ from index.backends import Backend
 from index.embedding import Precision
 
 IdList = Annotated[list[int], NoDecode]
+HostList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -64,6 +65,17 @@ class Settings(BaseSettings):
     thread_history_messages: int = Field(50, ge=1, le=100, description="a thread's last messages read after a restart")
     database_path: Path = Path("var/footnote.db")
 
+    # Each server's own sources (/add, /remove)
+    guilds_dir: Path = Field(Path("var/guilds"), description="every server's added sources and index")
+    guild_cache_mb: float = Field(512.0, gt=0, description="memory budget for the servers' loaded indexes")
+    guild_max_sources: int = Field(200, ge=1)
+    guild_max_mb: float = Field(50.0, gt=0, description="bytes of sources one server may store")
+    fetch_max_mb: float = Field(10.0, gt=0, description="largest page or file /add reads")
+    fetch_timeout_seconds: float = Field(20.0, gt=0)
+    fetch_allow_hosts: HostList = Field(
+        default_factory=list, description="for tests only: hosts fetched even on loopback or private addresses")
+    adds_per_hour: int = Field(20, ge=1, description="sources one admin may add or remove in an hour")
+
     # Optional generated answers (OpenAI-compatible server)
     llm_base_url: str | None = None
     llm_model: str | None = None
@@ -72,7 +84,7 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(300, ge=16)
     llm_temperature: float = Field(0.1, ge=0, le=2)
 
-    @field_validator("dev_guild_ids", "admin_role_ids", "allowed_channel_ids", mode="before")
+    @field_validator("dev_guild_ids", "admin_role_ids", "allowed_channel_ids", "fetch_allow_hosts", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):

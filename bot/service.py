@@ -18,20 +18,25 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.answer import CONFIDENCE_FEATURES, Answer, AnswerConfig, Answerer, SentenceFinder, Turn
 from bot.config import Settings
 from bot.features import FEATURES, SPAN_FEATURES
 from bot.generation import DeltaCallback, LLMClient, generate_answer
 from bot.scorer import MODEL_PATH, load_model
+from bot.sources import Adder, Source
 from index.backends import BackendChoice
 from index.builder import BuildInProgress, BuildProgress, BuildReport, IndexBuilder
 from index.chunking import ChunkingConfig
 from index.embedding import Embedder
+from index.extract import Extracted
 from index.search import SearchConfig
 from index.store import SnapshotStore
+
+if TYPE_CHECKING:
+    from bot.library import Added, GuildLibrary
 
 MAX_BATCH = 64
 
@@ -92,6 +97,14 @@ class _Request:
     question: str
     history: list[Turn]
     future: asyncio.Future[Answer]
+    guild_id: int | None = None
+
+
+def better_answer(shared: Answer, own: Answer) -> Answer:
+    """Of the shared corpus' answer and a server's own, the one that answers, with the higher confidence."""
+    if shared.refusal or shared.abstained != own.abstained:
+        return shared if shared.refusal or own.abstained else own
+    return shared if shared.confidence >= own.confidence else own
 
 
 @dataclass
@@ -115,6 +128,7 @@ class QAService:
         self.settings = settings
         self.embedder = embedder
         self.answerer: Answerer | None = None
+        self.library: GuildLibrary | None = None
         self._answer_thread = ThreadPoolExecutor(1, thread_name_prefix="footnote-answer")
         self._build_thread = ThreadPoolExecutor(1, thread_name_prefix="footnote-build")
         self._queue: asyncio.Queue[_Request] = asyncio.Queue(settings.max_pending_questions)
@@ -135,6 +149,8 @@ class QAService:
         await loop.run_in_executor(self._answer_thread, self.embedder.warm_up)
         self.answerer = await loop.run_in_executor(self._answer_thread, load_answerer, self.settings,
                                                    self.embedder)
+        self.library = await loop.run_in_executor(self._answer_thread, _open_library, self.settings,
+                                                  self.embedder)
         await loop.run_in_executor(self._answer_thread, settle_heap)
         self._consumer = asyncio.create_task(self._consume(), name="footnote-answers")
 
@@ -151,18 +167,21 @@ class QAService:
             await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
         if self.llm is not None:
             await self.llm.aclose()
+        if self.library is not None:
+            self.library.registry.close()
 
     async def ask(self, question: str, history: list[Turn] | None = None,
-                  on_delta: DeltaCallback | None = None) -> Answer:
+                  on_delta: DeltaCallback | None = None, guild_id: int | None = None) -> Answer:
         """Answer in the worker thread (questions that wait together share one embedding call), then, when
         an LLM is configured, let it rephrase from the same evidence, verified, with the extractive answer
         as the fallback; `on_delta` sees the verified generated text as it grows. When too many questions
-        wait, the answer is a polite "busy" refusal."""
+        wait, the answer is a polite "busy" refusal. In a server (`guild_id`), the server's own sources
+        answer beside the shared corpus."""
         if self._consumer is None or self._consumer.done():
             raise ServiceClosed("the QA service is not running")
         future = asyncio.get_running_loop().create_future()
         try:
-            self._queue.put_nowait(_Request(question, list(history or []), future))
+            self._queue.put_nowait(_Request(question, list(history or []), future, guild_id))
         except asyncio.QueueFull:
             return Answer(question, BUSY, True, [], refusal=BUSY)
         answer = await future
@@ -186,13 +205,28 @@ class QAService:
                 loop.call_soon_threadsafe(self._resolve, batch[position], answer)
 
             try:
-                await loop.run_in_executor(self._answer_thread, partial(
-                    self.answerer.ask_many, [(r.question, r.history) for r in batch], on_answer=ready))
+                await loop.run_in_executor(self._answer_thread, self._answer_batch, batch, ready)
             except asyncio.CancelledError:
                 _fail(batch, ServiceClosed("Footnote is shutting down"))
                 raise
             except Exception as exc:  # every waiter still waiting gets the failure, none hangs
                 _fail(batch, exc)
+
+    def _answer_batch(self, batch: list[_Request], ready: Callable[[int, Answer], None]) -> None:
+        """Answer the batch server by server (worker thread): from the shared corpus alone, or, for a server
+        with its own sources, the better of the two answers."""
+        groups: dict[int | None, list[int]] = {}
+        for position, request in enumerate(batch):
+            groups.setdefault(request.guild_id, []).append(position)
+        for guild_id, positions in groups.items():
+            questions = [(batch[p].question, batch[p].history) for p in positions]
+            own = self.library.answerer(guild_id) if guild_id is not None and self.library else None
+            if own is None:
+                self.answerer.ask_many(questions, on_answer=lambda i, answer, at=positions: ready(at[i], answer))
+                continue
+            shared = self.answerer.ask_many(questions)
+            for position, first, second in zip(positions, shared, own.ask_many(questions), strict=True):
+                ready(position, better_answer(first, second))
 
     def _resolve(self, request: _Request, answer: Answer) -> None:
         """Hand one answer to its asker (on the event loop) as soon as it is composed."""
@@ -211,19 +245,41 @@ class QAService:
     def building(self) -> bool:
         return self._building
 
-    async def reindex(self, full: bool = False,
-                      progress: Callable[[BuildProgress], None] | None = None) -> BuildReport:
-        """Build in the build thread, then swap to the new snapshot; questions go on meanwhile."""
+    async def reindex(self, full: bool = False, progress: Callable[[BuildProgress], None] | None = None,
+                      guild_id: int | None = None) -> BuildReport | None:
+        """Build in the build thread, then swap to the new snapshot; questions go on meanwhile. With
+        `guild_id`, only that server's own sources are rebuilt (None when it has none)."""
+        if guild_id is not None:
+            return await self._in_build_thread(self._library().rebuild, guild_id, full, progress, self._stop_build)
+        report, answerer = await self._in_build_thread(self._build, full, progress)
+        self.answerer = answerer
+        return report
+
+    async def add_source(self, guild_id: int, extracted: list[Extracted], by: Adder, origin: str = "") -> Added:
+        """Store and index a server's new source (SourceRefused for quotas); questions go on meanwhile."""
+        return await self._in_build_thread(self._library().add, guild_id, extracted, by, origin, self._stop_build)
+
+    async def remove_source(self, guild_id: int, source_id: int, by: Adder) -> Source:
+        """Remove one of a server's sources and rebuild its index (SourceRefused when there is no such source)."""
+        return await self._in_build_thread(self._library().remove, guild_id, source_id, by, self._stop_build)
+
+    def sources(self, guild_id: int) -> list[Source]:
+        return self._library().registry.sources(guild_id)
+
+    def _library(self) -> GuildLibrary:
+        if self.library is None:
+            raise ServiceClosed("the QA service is not running")
+        return self.library
+
+    async def _in_build_thread(self, work: Callable, *args):
+        """Run one build at a time in the build thread; a second one waits for the first."""
         if self._building:
             raise BuildInProgress("a reindex is already running")
         self._building = True
-        loop = asyncio.get_running_loop()
         try:
-            report, answerer = await loop.run_in_executor(self._build_thread, self._build, full, progress)
+            return await asyncio.get_running_loop().run_in_executor(self._build_thread, work, *args)
         finally:
             self._building = False
-        self.answerer = answerer
-        return report
 
     def _build(self, full: bool, progress: Callable[[BuildProgress], None] | None) -> tuple[BuildReport, Answerer]:
         assert self.embedder is not None
@@ -233,13 +289,16 @@ class QAService:
         settle_heap()
         return report, answerer
 
-    def stats(self) -> ServiceStats:
+    def stats(self, guild_id: int | None = None) -> ServiceStats:
+        """Figures of the shared corpus, plus the server's own sources when `guild_id` is given."""
         latencies = sorted(self._latencies)
         snapshot = self.answerer.snapshot if self.answerer else None
+        own = self.library.answerer(guild_id) if guild_id is not None and self.library else None
+        snapshots = [s for s in (snapshot, own.snapshot if own else None) if s is not None]
         return ServiceStats(
-            snapshot_id=snapshot.snapshot_id if snapshot else "none",
-            documents=len(snapshot.documents) if snapshot else 0,
-            chunks=len(snapshot.chunks) if snapshot else 0,
+            snapshot_id=" + ".join(s.snapshot_id for s in snapshots) or "none",
+            documents=sum(len(s.documents) for s in snapshots),
+            chunks=sum(len(s.chunks) for s in snapshots),
             questions=self._questions, abstentions=self._abstentions,
             p50_ms=statistics.median(latencies) if latencies else None,
             p95_ms=latencies[int(0.95 * (len(latencies) - 1))] if latencies else None,
@@ -247,6 +306,13 @@ class QAService:
             encoder=_encoder_line(self.embedder.chosen if self.embedder else None),
         )
 
+
+
+def _open_library(settings: Settings, embedder: Embedder) -> GuildLibrary:
+    from bot.library import GuildLibrary  # it builds on this module's factories
+    from bot.sources import SourceRegistry
+
+    return GuildLibrary(settings, embedder, SourceRegistry(Path(settings.database_path)))
 
 
 def _encoder_line(choice: BackendChoice | None) -> str:

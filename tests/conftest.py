@@ -36,7 +36,8 @@ def embedder() -> Embedder:
 
 def make_settings(tmp: Path, corpus: Path = SEED_CORPUS, **overrides: object) -> Settings:
     """Settings isolated from the environment and any .env file, rooted in `tmp`."""
-    values = {"corpus_dir": corpus, "index_dir": tmp / "index", "database_path": tmp / "footnote.db", **overrides}
+    values = {"corpus_dir": corpus, "index_dir": tmp / "index", "database_path": tmp / "footnote.db",
+              "guilds_dir": tmp / "guilds", **overrides}
     return Settings(_env_file=None, **values)
 
 

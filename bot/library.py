@@ -1,0 +1,230 @@
+"""Each server's own sources beside the operator's shared corpus (no Discord import).
+
+A server's sources are files `<guilds_dir>/<guild id>/corpus/<name>.jsonl` (one article a line, named by
+`index.extract.source_name`, never by user input) with their own snapshot store in `<guild id>/index`, so
+adding to one server never touches another's answers. Answerers of servers are loaded when a server asks and
+kept in a least-recently-used set bounded by a memory budget (estimated by the snapshots' bytes on disk).
+
+Adding or removing a source changes the file, rebuilds the server's index incrementally and only then records
+the change in the registry; when the build fails, the file is put back as it was, so nothing half-added stays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from bot.answer import Answerer
+from bot.config import Settings
+from bot.service import load_answerer, make_builder
+from bot.sources import Adder, Source, SourceRegistry
+from index.builder import BuildProgress, BuildReport
+from index.documents import Document
+from index.extract import Extracted, canonical_url, source_name
+from index.store import SnapshotError, SnapshotStore
+
+log = logging.getLogger(__name__)
+
+
+class SourceRefused(Exception):
+    """The source cannot be added or removed; the message is one sentence for the asker."""
+
+
+@dataclass(frozen=True)
+class Added:
+    source: Source
+    updated: bool  # the same article was there already and was replaced
+    report: BuildReport
+    documents: list[Document]
+    sentences: int  # sentences of this source in the server's new index
+
+
+def source_documents(extracted: Sequence[Extracted], name: str) -> list[Document]:
+    """The documents one source stores, with doc_ids derived from its stored name: a PDF becomes one document
+    per page with text, titled "<title>, p. N" so that every citation names its page; a bundle's articles
+    are numbered; a single article is named `name`."""
+    if len(extracted) == 1 and not extracted[0].page_starts:
+        return [replace(extracted[0].document, doc_id=name)]
+    documents = []
+    for position, item in enumerate(extracted, start=1):
+        document = item.document
+        if not item.page_starts:
+            documents.append(replace(document, doc_id=f"{name}-{position}"))
+            continue
+        ends = [*item.page_starts[1:], len(document.text)]
+        for page, (start, end) in enumerate(zip(item.page_starts, ends, strict=True), start=1):
+            if text := document.text[start:end].strip():
+                documents.append(replace(document, doc_id=f"{name}-p{page}", text=text,
+                                         title=f"{document.title}, p. {page}"))
+    return documents
+
+
+class GuildLibrary:
+    """The servers' corpora: adding, removing, rebuilding, and their answerers loaded on demand."""
+
+    def __init__(self, settings: Settings, embedder, registry: SourceRegistry) -> None:
+        self.settings, self.embedder, self.registry = settings, embedder, registry
+        self.root = Path(settings.guilds_dir)
+        self.budget = int(settings.guild_cache_mb * 1024 * 1024)
+        self._loaded: OrderedDict[int, tuple[Answerer, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def corpus_dir(self, guild_id: int) -> Path:
+        return self.root / str(guild_id) / "corpus"
+
+    def settings_for(self, guild_id: int) -> Settings:
+        """The settings with the server's own corpus and index folders."""
+        return self.settings.model_copy(update={"corpus_dir": self.corpus_dir(guild_id),
+                                                "index_dir": self.root / str(guild_id) / "index"})
+
+    @property
+    def loaded_bytes(self) -> int:
+        with self._lock:
+            return sum(size for _, size in self._loaded.values())
+
+    def answerer(self, guild_id: int) -> Answerer | None:
+        """The server's answerer, loaded on first use; None when the server has added nothing."""
+        with self._lock:
+            if guild_id in self._loaded:
+                self._loaded.move_to_end(guild_id)
+                return self._loaded[guild_id][0]
+        index_dir = self.settings_for(guild_id).index_dir
+        if not (index_dir / "CURRENT").is_file():
+            return None
+        try:
+            answerer = load_answerer(self.settings_for(guild_id), self.embedder)
+        except SnapshotError as error:
+            log.warning("server %s: its index cannot be loaded (%s)", guild_id, error)
+            return None
+        self._keep(guild_id, answerer)
+        return answerer
+
+    def _keep(self, guild_id: int, answerer: Answerer) -> None:
+        size = _folder_bytes(SnapshotStore(self.settings_for(guild_id).index_dir).current_path())
+        with self._lock:
+            self._loaded.pop(guild_id, None)
+            self._loaded[guild_id] = (answerer, size)
+            total = sum(s for _, s in self._loaded.values())
+            while total > self.budget and len(self._loaded) > 1:
+                _, (_, dropped) = self._loaded.popitem(last=False)
+                total -= dropped
+
+    def _forget(self, guild_id: int) -> None:
+        with self._lock:
+            self._loaded.pop(guild_id, None)
+
+    def add(self, guild_id: int, extracted: Sequence[Extracted], by: Adder, origin: str = "",
+            stop: threading.Event | None = None) -> Added:
+        """Store the documents as one source of the server (replacing the same article added before), rebuild
+        the server's index and record who added it. Raises SourceRefused for quotas."""
+        if not extracted:
+            raise SourceRefused("That source has no text to index.")
+        first = extracted[0].document
+        url = canonical_url(first.url or origin)
+        text_sha256 = hashlib.sha256("\n\n".join(e.document.text for e in extracted).encode("utf-8")).hexdigest()
+        existing = self.registry.same_article(guild_id, url, text_sha256)
+        name = existing.name if existing else source_name(first)
+        documents = source_documents(extracted, name)
+        if not documents:
+            raise SourceRefused("That source has no text to index.")
+        payload = "".join(json.dumps(_bundle_line(d), ensure_ascii=False) + "\n" for d in documents).encode()
+        self._check_quota(guild_id, len(payload), existing)
+        report = self._change_file(guild_id, name, payload, stop)
+        sentences = self._sentences_of(guild_id, {d.doc_id for d in documents})
+        source = Source(0, guild_id, name, first.title, first.url or origin, url, text_sha256, len(documents),
+                        len(payload), by.user_id, by.name, 0.0, 0.0)
+        return Added(self.registry.record(source, by, replaces=existing), existing is not None, report, documents,
+                     sentences)
+
+    def _sentences_of(self, guild_id: int, doc_ids: set[str]) -> int:
+        answerer = self.answerer(guild_id)
+        if answerer is None:
+            return 0
+        snapshot = answerer.snapshot
+        rows = [row for row, doc_id in enumerate(snapshot.doc_ids) if doc_id in doc_ids]
+        return int(np.isin(snapshot.sentences[:, 0], rows).sum())
+
+    def remove(self, guild_id: int, source_id: int, by: Adder, stop: threading.Event | None = None) -> Source:
+        """Delete one of the server's sources and rebuild its index (or drop the index when none is left)."""
+        source = self.registry.get(guild_id, source_id)
+        if source is None:
+            raise SourceRefused("This server has no such source (it may have been removed already).")
+        self._change_file(guild_id, source.name, None, stop)
+        removed = self.registry.remove(guild_id, source_id, by)
+        return removed or source
+
+    def rebuild(self, guild_id: int, full: bool = False, progress: Callable[[BuildProgress], None] | None = None,
+                stop: threading.Event | None = None) -> BuildReport | None:
+        """Rebuild the server's index from its files; None when the server has no sources."""
+        corpus = self.corpus_dir(guild_id)
+        if not any(corpus.glob("*.jsonl")):
+            return None
+        settings = self.settings_for(guild_id)
+        report = make_builder(settings, self.embedder).build(corpus, full, progress, stop)
+        self._keep(guild_id, load_answerer(settings, self.embedder))
+        return report
+
+    def _check_quota(self, guild_id: int, size: int, existing: Source | None) -> None:
+        count, used = self.registry.usage(guild_id)
+        if existing is not None:
+            count, used = count - 1, used - existing.bytes
+        if count + 1 > self.settings.guild_max_sources:
+            raise SourceRefused(f"This server already has {count} sources, the most allowed; remove one first.")
+        limit = self.settings.guild_max_mb * 1024 * 1024
+        if used + size > limit:
+            raise SourceRefused(f"This source would take the server past its {self.settings.guild_max_mb:g} MB "
+                                "of sources; remove some first.")
+
+    def _change_file(self, guild_id: int, name: str, payload: bytes | None,
+                     stop: threading.Event | None) -> BuildReport | None:
+        """Write (or, with None, delete) a source file and rebuild; on any failure the file is restored."""
+        corpus = self.corpus_dir(guild_id)
+        corpus.mkdir(parents=True, exist_ok=True)
+        path = corpus / f"{name}.jsonl"
+        before = path.read_bytes() if path.exists() else None
+        try:
+            _write(path, payload)
+            report = self.rebuild(guild_id, stop=stop)
+            if report is None:  # the server's last source is gone: so is its index
+                self._forget(guild_id)
+                shutil.rmtree(self.settings_for(guild_id).index_dir, ignore_errors=True)
+            return report
+        except BaseException:
+            _write(path, before)
+            raise
+
+
+def _bundle_line(document: Document) -> dict:
+    record = {"doc_id": document.doc_id, "text": document.text}
+    record.update({key: value for key in ("title", "author", "url", "published")
+                   if (value := getattr(document, key))})
+    return record
+
+
+def _write(path: Path, payload: bytes | None) -> None:
+    """Replace the file atomically with `payload`, or delete it for None."""
+    if payload is None:
+        path.unlink(missing_ok=True)
+        return
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    with partial.open("wb") as handle:
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+
+
+def _folder_bytes(path: Path | None) -> int:
+    if path is None or not path.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

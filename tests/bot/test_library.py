@@ -1,0 +1,147 @@
+"""Each server's own sources: adding, updating, quotas, removing, answers kept apart, and the loaded-index budget."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from bot.library import GuildLibrary, SourceRefused, source_documents
+from bot.service import QAService
+from bot.sources import Adder, SourceRegistry
+from index.builder import BuildCancelled
+from index.embedding import Embedder
+from index.extract import extract_upload
+from tests.conftest import NEWS, make_settings
+from tests.fakes.pdf import minimal_pdf
+
+ARTICLES = {json.loads(line)["doc_id"]: json.loads(line)
+            for line in (NEWS / "corpus.jsonl").read_text(encoding="utf-8").splitlines()}
+EDITOR = Adder(42, "editor")
+GUILD, OTHER_GUILD = 1001, 2002
+
+
+def markdown_upload(doc_id: str) -> tuple[str, bytes]:
+    article = ARTICLES[doc_id]
+    front = f"---\ntitle: {json.dumps(article['title'])}\nurl: {article['url']}\n---\n"
+    return f"{doc_id}.md", (front + article["text"]).encode("utf-8")
+
+
+@pytest.fixture
+def library(tmp_path: Path, embedder: Embedder):
+    settings = make_settings(tmp_path)
+    registry = SourceRegistry(settings.database_path)
+    yield GuildLibrary(settings, embedder, registry)
+    registry.close()
+
+
+def test_an_added_article_is_indexed_recorded_and_audited_for_its_server_only(library: GuildLibrary) -> None:
+    added = library.add(GUILD, extract_upload(*markdown_upload("harbor-bridge-2024")), EDITOR)
+    assert not added.updated and added.sentences >= 4
+    assert added.source.title == ARTICLES["harbor-bridge-2024"]["title"] and added.source.added_by_name == "editor"
+    assert [p.name for p in library.corpus_dir(GUILD).iterdir()] == [f"{added.source.name}.jsonl"]
+    answer = library.answerer(GUILD).ask("How much did the Lantern Bridge cost?", threshold=0.0)
+    assert "$410 million" in answer.answer
+    assert answer.citations[0].doc_id == added.source.name
+    assert library.answerer(OTHER_GUILD) is None and not library.corpus_dir(OTHER_GUILD).exists()
+    assert [(e.action, e.user_id) for e in library.registry.audit(GUILD)] == [("added", 42)]
+
+
+def test_the_same_article_added_again_is_updated_not_duplicated(library: GuildLibrary) -> None:
+    first = library.add(GUILD, extract_upload(*markdown_upload("harbor-bridge-2024")), EDITOR)
+    again = library.add(GUILD, extract_upload(*markdown_upload("harbor-bridge-2024")), Adder(7, "other"))
+    assert again.updated and again.source.source_id == first.source.source_id
+    assert again.source.added_by_name == "editor"  # who first added it stays
+    assert len(library.registry.sources(GUILD)) == 1 and len(list(library.corpus_dir(GUILD).iterdir())) == 1
+    assert [e.action for e in library.registry.audit(GUILD)] == ["updated", "added"]
+
+
+def test_quotas_refuse_before_anything_is_written(tmp_path: Path, embedder: Embedder) -> None:
+    settings = make_settings(tmp_path, guild_max_sources=1, guild_max_mb=0.0002)
+    library = GuildLibrary(settings, embedder, SourceRegistry(settings.database_path))
+    try:
+        with pytest.raises(SourceRefused, match="MB"):
+            library.add(GUILD, extract_upload(*markdown_upload("harbor-bridge-2024")), EDITOR)
+        assert library.registry.sources(GUILD) == [] and not any(library.corpus_dir(GUILD).glob("*"))
+        library.settings = settings.model_copy(update={"guild_max_mb": 10.0})
+        library.add(GUILD, extract_upload(*markdown_upload("harbor-bridge-2024")), EDITOR)
+        second = next(doc_id for doc_id in ARTICLES if doc_id != "harbor-bridge-2024")
+        with pytest.raises(SourceRefused, match="most allowed"):
+            library.add(GUILD, extract_upload(*markdown_upload(second)), EDITOR)
+        assert len(library.registry.sources(GUILD)) == 1 and len(list(library.corpus_dir(GUILD).iterdir())) == 1
+    finally:
+        library.registry.close()
+
+
+def test_a_build_that_fails_leaves_nothing_half_added(library: GuildLibrary) -> None:
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(BuildCancelled):
+        library.add(GUILD, extract_upload(*markdown_upload("harbor-bridge-2024")), EDITOR, stop=stop)
+    assert library.registry.sources(GUILD) == [] and list(library.corpus_dir(GUILD).iterdir()) == []
+    assert library.registry.audit(GUILD) == [] and library.answerer(GUILD) is None
+
+
+def test_removing_sources_rebuilds_and_the_last_one_takes_the_index_with_it(library: GuildLibrary) -> None:
+    ids = [doc_id for doc_id in ARTICLES][:2]
+    added = [library.add(GUILD, extract_upload(*markdown_upload(d)), EDITOR) for d in ids]
+    library.remove(GUILD, added[0].source.source_id, Adder(9, "mod"))
+    answerer = library.answerer(GUILD)
+    assert set(answerer.snapshot.documents) == {added[1].source.name}
+    with pytest.raises(SourceRefused, match="no such source"):
+        library.remove(GUILD, added[0].source.source_id, EDITOR)
+    with pytest.raises(SourceRefused):
+        library.remove(OTHER_GUILD, added[1].source.source_id, EDITOR)  # another server's source
+    library.remove(GUILD, added[1].source.source_id, EDITOR)
+    assert library.answerer(GUILD) is None and library.registry.sources(GUILD) == []
+    assert [(e.action, e.user_name) for e in library.registry.audit(GUILD)][:2] == [("removed", "editor"),
+                                                                                   ("removed", "mod")]
+
+
+def test_a_pdf_is_indexed_page_by_page_and_citations_name_the_page(library: GuildLibrary) -> None:
+    pdf = minimal_pdf(["The council met on Monday to discuss the harbour budget.",
+                       "",
+                       "The council approved 12 new ferries for the harbour route."], title="Council minutes")
+    added = library.add(GUILD, extract_upload("minutes.pdf", pdf), EDITOR)
+    assert [d.title for d in added.documents] == ["Council minutes, p. 1", "Council minutes, p. 3"]
+    answer = library.answerer(GUILD).ask("How many ferries did the council approve?", threshold=0.0)
+    assert "12 new ferries" in answer.answer and answer.citations[0].title == "Council minutes, p. 3"
+
+
+def test_source_documents_of_a_bundle_are_numbered_under_the_stored_name() -> None:
+    bundle = "\n".join(json.dumps({"doc_id": d, "text": a["text"], "title": a["title"]})
+                       for d, a in list(ARTICLES.items())[:2]).encode()
+    documents = source_documents(extract_upload("two.jsonl", bundle), "stored-name")
+    assert [d.doc_id for d in documents] == ["stored-name-1", "stored-name-2"]
+
+
+def test_loaded_server_indexes_stay_within_the_memory_budget(tmp_path: Path, embedder: Embedder) -> None:
+    settings = make_settings(tmp_path, guild_cache_mb=0.01)
+    library = GuildLibrary(settings, embedder, SourceRegistry(settings.database_path))
+    try:
+        for guild, doc_id in zip((GUILD, OTHER_GUILD), ARTICLES, strict=False):
+            library.add(guild, extract_upload(*markdown_upload(doc_id)), EDITOR)
+        assert list(library._loaded) == [OTHER_GUILD]  # each index is larger than the budget: one stays loaded
+        assert library.answerer(GUILD) is not None and list(library._loaded) == [GUILD]
+    finally:
+        library.registry.close()
+
+
+async def test_a_servers_sources_answer_there_and_nowhere_else(tmp_path: Path, seed_settings, embedder) -> None:
+    service = QAService(seed_settings.model_copy(update={"guilds_dir": tmp_path / "guilds",
+                                                         "database_path": tmp_path / "footnote.db"}), embedder)
+    await service.start()
+    try:
+        await service.add_source(GUILD, extract_upload(*markdown_upload("harbor-bridge-2024")), EDITOR)
+        question = "How much did the Lantern Bridge in Harbor City cost?"
+        here = await service.ask(question, guild_id=GUILD)
+        elsewhere, in_dm = await service.ask(question, guild_id=OTHER_GUILD), await service.ask(question)
+        assert not here.abstained and "$410 million" in here.answer
+        assert all("410" not in a.answer for a in (elsewhere, in_dm))
+        shared = await service.ask("Who did Raisi meet in Caracas?", guild_id=GUILD)
+        assert "Maduro" in shared.answer  # the shared corpus still answers in the server
+        assert service.stats(GUILD).documents == service.stats().documents + 1
+    finally:
+        await service.close()
