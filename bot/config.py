@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     discord_gateway_url: str = "wss://gateway.discord.gg/"
     dev_guild_ids: IdList = Field(default_factory=list)
     admin_role_ids: IdList = Field(default_factory=list)
+    operator_ids: IdList = Field(default_factory=list, description="users who may rebuild the shared articles")
     allowed_channel_ids: IdList = Field(default_factory=list)
     message_content_intent: bool = False
     open_threads: bool = True
@@ -84,7 +85,8 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(300, ge=16)
     llm_temperature: float = Field(0.1, ge=0, le=2)
 
-    @field_validator("dev_guild_ids", "admin_role_ids", "allowed_channel_ids", "fetch_allow_hosts", mode="before")
+    @field_validator("dev_guild_ids", "admin_role_ids", "operator_ids", "allowed_channel_ids", "fetch_allow_hosts",
+                     mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):

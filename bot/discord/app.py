@@ -21,7 +21,7 @@ from index.store import SnapshotError
 
 log = logging.getLogger("footnote.discord")
 
-EXTENSIONS = ("bot.discord.cogs.ask", "bot.discord.cogs.admin")
+EXTENSIONS = ("bot.discord.cogs.ask", "bot.discord.cogs.admin", "bot.discord.cogs.sources")
 NO_MENTIONS = discord.AllowedMentions.none()
 EXIT_CONFIG = 2
 
@@ -37,11 +37,11 @@ def error_id() -> str:
 
 
 class Cooldown:
-    """One question per user per `seconds`, shared by /ask and mentions (discord.py's CooldownMapping,
-    which forgets users whose cooldown has ended)."""
+    """`rate` actions per user per `seconds` (one question, shared by /ask and mentions; source changes),
+    with discord.py's CooldownMapping, which forgets users whose cooldown has ended."""
 
-    def __init__(self, seconds: float) -> None:
-        self._mapping = commands.CooldownMapping.from_cooldown(1, seconds, _by_user_id) if seconds > 0 else None
+    def __init__(self, seconds: float, rate: int = 1) -> None:
+        self._mapping = commands.CooldownMapping.from_cooldown(rate, seconds, _by_user_id) if seconds > 0 else None
 
     def retry_after(self, user_id: int) -> float:
         """0 when the user may ask now (and starts their cooldown), else seconds left."""

@@ -1,4 +1,4 @@
-"""Administration: `/reindex`, `/sources` and `/stats`, for Manage Server or the admin roles."""
+"""Administration: `/reindex` and `/stats`, for Manage Server or the admin roles."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 PROGRESS_EDIT_SECONDS = 1.0
-SOURCES_PER_PAGE = 10
+NO_OWN_SOURCES = "This server has no sources of its own to rebuild; add one with /add."
 
 
 def is_admin() -> Callable[[T], T]:
@@ -67,12 +67,17 @@ class AdminCog(commands.Cog):
     def __init__(self, bot: FootnoteBot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="reindex", description="Rebuild the article index (admins)")
-    @app_commands.describe(full="Re-embed every article, not only the changed ones")
+    @app_commands.command(name="reindex", description="Rebuild this server's sources, or the shared articles (admins)")
+    @app_commands.describe(full="Re-embed every article, not only the changed ones",
+                           shared="Rebuild the shared articles instead (the bot's operators only)")
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
     @is_admin()
-    async def reindex(self, interaction: discord.Interaction, full: bool = False) -> None:
+    async def reindex(self, interaction: discord.Interaction, full: bool = False, shared: bool = False) -> None:
+        if shared and interaction.user.id not in self.bot.settings.operator_ids:
+            await interaction.response.send_message("Only the bot's operators can rebuild the shared articles.",
+                                                    ephemeral=True, allowed_mentions=NO_MENTIONS)
+            return
         await interaction.response.defer(ephemeral=True, thinking=True)
         if self.bot.service.building:
             await interaction.edit_original_response(content="A reindex is already running; try again when it ends.")
@@ -80,9 +85,9 @@ class AdminCog(commands.Cog):
         progress = ReindexProgress(asyncio.get_running_loop())
         editor = asyncio.create_task(self._show_progress(interaction, progress))
         try:
-            report = await self.bot.service.reindex(full, progress)
-            text = "Done: " + report.summary()
-            if report.problems:
+            report = await self.bot.service.reindex(full, progress, None if shared else interaction.guild_id)
+            text = ("Done: " + report.summary()) if report else NO_OWN_SOURCES
+            if report and report.problems:
                 text += "\nSkipped:\n" + "\n".join(f"• {p}" for p in report.problems[:10])
         except BuildInProgress:
             text = "A reindex is already running; try again when it ends."
@@ -102,42 +107,12 @@ class AdminCog(commands.Cog):
             last_edit = time.monotonic()
             await interaction.edit_original_response(content=progress.text())
 
-    @app_commands.command(name="sources", description="List the indexed articles (admins)")
-    @app_commands.default_permissions(manage_guild=True)
-    @app_commands.guild_only()
-    @is_admin()
-    async def sources(self, interaction: discord.Interaction) -> None:
-        pages = self.source_pages()
-        view = PageView(interaction.user.id, pages)
-        await interaction.response.send_message(embed=pages[0], view=view if len(pages) > 1 else discord.utils.MISSING,
-                                                ephemeral=True, allowed_mentions=NO_MENTIONS)
-
-    def source_pages(self) -> list[discord.Embed]:
-        answerer = self.bot.service.answerer
-        snapshot = answerer.snapshot if answerer else None
-        if snapshot is None:
-            return [discord.Embed(title="Indexed articles", description="No index is loaded.")]
-        chunks: dict[str, int] = {}
-        for chunk in snapshot.chunks:
-            chunks[chunk.doc_id] = chunks.get(chunk.doc_id, 0) + 1
-        lines = [f"**{shorten(d.title, 120)}** — {chunks.get(d.doc_id, 0)} chunks, indexed "
-                 f"{snapshot.manifest.indexed_at.get(d.doc_id, snapshot.manifest.built_at)}"
-                 for d in snapshot.documents.values()]
-        pages = []
-        for first in range(0, len(lines), SOURCES_PER_PAGE):
-            page = discord.Embed(title=f"Indexed articles ({len(lines)})",
-                                 description=shorten("\n".join(lines[first : first + SOURCES_PER_PAGE]), 4096))
-            page.set_footer(text=f"Page {first // SOURCES_PER_PAGE + 1}/{-(-len(lines) // SOURCES_PER_PAGE)} · "
-                                 f"snapshot {snapshot.snapshot_id}")
-            pages.append(page)
-        return pages or [discord.Embed(title="Indexed articles", description="The index is empty.")]
-
     @app_commands.command(name="stats", description="Index and answering statistics (admins)")
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
     @is_admin()
     async def stats(self, interaction: discord.Interaction) -> None:
-        stats = self.bot.service.stats()
+        stats = await asyncio.to_thread(self.bot.service.stats, interaction.guild_id)  # may load its index
         feedback = await asyncio.to_thread(self.bot.feedback.counts) if self.bot.feedback else None
         rate = f"{stats.abstentions / stats.questions:.0%}" if stats.questions else "n/a"
 

@@ -41,7 +41,7 @@ class AskCog(commands.Cog):
             return
         deferred = await interaction.response.defer(thinking=True, ephemeral=private)
         stream = ThrottledEditor(lambda text: interaction.edit_original_response(content=text))
-        answer = await self.bot.service.ask(question, on_delta=stream)
+        answer = await self.bot.service.ask(question, on_delta=stream, guild_id=interaction.guild_id)
         await stream.finish()
         if deferred and deferred.message_id:  # on record before its buttons can be clicked
             await self.remember(deferred.message_id, answer, interaction.guild_id, interaction.channel_id)
@@ -106,7 +106,8 @@ class AskCog(commands.Cog):
         reply = Reply(message, channel)
         stream = ThrottledEditor(reply.show)
         async with channel.typing():
-            answer = await self.bot.service.ask(question, history[-HISTORY_TURNS:], on_delta=stream)
+            answer = await self.bot.service.ask(question, history[-HISTORY_TURNS:], on_delta=stream,
+                                                guild_id=message.guild.id if message.guild else None)
         await stream.finish()
         sent = await reply.show(**self.reply_parts(answer))
         if not answer.refusal:

@@ -52,7 +52,7 @@ async def newsroom(fake_discord: FakeDiscord, run_bot: BotRunner, embedder: Embe
         reader = fake_discord.add_member(guild, "reader")
         # answer whenever a sentence may: these tests are about Discord, not about calibration
         base = {"cooldown_seconds": 0.0, "dev_guild_ids": [guild.id], "database_path": tmp_path / "footnote.db",
-                "abstain_threshold": 0.0}
+                "guilds_dir": tmp_path / "guilds", "abstain_threshold": 0.0, "fetch_allow_hosts": ["127.0.0.1"]}
         if corpus is None:
             settings = seed_settings.model_copy(update={**base, **overrides})
         else:

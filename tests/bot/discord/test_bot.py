@@ -47,13 +47,15 @@ async def test_login_syncs_the_command_schema_with_default_intents(newsroom: Sta
     fake = room.fake
     assert fake.intents == discord.Intents.default().value and not fake.intents & MESSAGE_CONTENT
     commands = {c["name"]: c for c in fake.commands[room.guild.id]}
-    assert set(commands) == {"ask", "reindex", "sources", "stats"}
+    assert set(commands) == {"ask", "reindex", "add", "remove", "sources", "stats"}
     assert [(o["name"], o["type"], o.get("required", False)) for o in commands["ask"]["options"]] == [
         ("question", 3, True), ("private", 5, False)]
     assert commands["ask"]["default_member_permissions"] is None
-    for admin_command in ("reindex", "sources", "stats"):
+    for admin_command in ("reindex", "add", "remove", "sources", "stats"):
         assert commands[admin_command]["default_member_permissions"] == MANAGE_GUILD
-    assert [(o["name"], o["type"]) for o in commands["reindex"]["options"]] == [("full", 5)]
+    assert [(o["name"], o["type"]) for o in commands["reindex"]["options"]] == [("full", 5), ("shared", 5)]
+    assert [(o["name"], o["type"]) for o in commands["add"]["options"]] == [("url", 3), ("file", 11)]
+    assert [(o["name"], o.get("autocomplete")) for o in commands["remove"]["options"]] == [("source", True)]
 
 
 async def test_ask_defers_then_answers_with_a_citation_embed(newsroom: StartBot) -> None:
@@ -138,15 +140,16 @@ async def test_admin_reindex_shows_progress_and_questions_keep_being_answered(
     corpus = copy_seed(tmp_path / "corpus")
     write_articles(corpus, 120)
     room = await newsroom(corpus=corpus)
+    room.bot.settings.operator_ids.append(room.admin.id)
     fake = room.fake
     started = asyncio.get_running_loop().time()
-    reindex = await fake.invoke_command(room.channel, room.admin, "reindex", {"full": True})
+    reindex = await fake.invoke_command(room.channel, room.admin, "reindex", {"full": True, "shared": True})
     await fake.wait_for(lambda: room.bot.service.building, timeout=10)
     ask = await fake.invoke_command(room.channel, room.reader, "ask", {"question": "Who did Raisi meet in Caracas?"})
     await fake.wait_for(lambda: ask.edits, timeout=20)
     assert room.bot.service.building, "the question waited for the build"
     assert "Maduro" in embed_of(final_message(fake, ask))["description"]
-    second = await fake.invoke_command(room.channel, room.admin, "reindex")
+    second = await fake.invoke_command(room.channel, room.admin, "reindex", {"shared": True})
     await fake.wait_for(lambda: second.edits, timeout=10)
     assert "already running" in second.edits[-1]["content"] and second.ephemeral
     await fake.wait_for(lambda: reindex.edits and reindex.edits[-1]["content"].startswith("Done"), timeout=120)
@@ -189,8 +192,8 @@ async def test_sources_lists_the_indexed_articles(newsroom: StartBot, tmp_path: 
     record = await room.fake.invoke_command(room.channel, room.admin, "sources")
     await room.fake.wait_for(lambda: record.acknowledged, timeout=10)
     first = embed_of(record.original)
-    assert first["title"] == "Indexed articles (15)" and first["footer"]["text"].startswith("Page 1/2")
-    assert "**Port report 0** — " in first["description"] and " chunks, indexed 20" in first["description"]
+    assert first["title"] == "Sources (15)" and first["footer"]["text"].startswith("Page 1/2")
+    assert "**Port report 0** — shared" in first["description"]
     click = await room.fake.click_button(record.original, room.admin, _custom_id(record.original, "▶"))
     await room.fake.wait_for(lambda: click.acknowledged, timeout=10)
     assert embed_of(click.original or record.original)["footer"]["text"].startswith("Page 2/2")
@@ -393,9 +396,9 @@ async def test_after_a_restart_a_thread_s_context_is_its_last_messages_oldest_fi
     service = restarted.client.service
     real_ask = service.ask
 
-    async def recording_ask(question, history=None, on_delta=None):
+    async def recording_ask(question, history=None, on_delta=None, guild_id=None):
         seen.append([turn.question for turn in history or []])
-        return await real_ask(question, history, on_delta)
+        return await real_ask(question, history, on_delta, guild_id)
 
     service.ask = recording_ask
     await fake.user_message(thread, room.reader, "And what did he sign?", reply_to=fake.sent_messages(thread)[-1])
