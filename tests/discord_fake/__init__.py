@@ -3,10 +3,12 @@
 from .client_setup import EndpointOverride, RunningBot, point_discord_at, start_bot
 from .interactions import PermissionRefused, UnknownCommand
 from .messages import Outgoing, Pings
-from .server import ClientDied, FakeDiscord
+from .server import AutocompleteRefused, ClientDied, FakeDiscord
 from .state import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser, InteractionRecord
+from .uploads import FakeUpload
 
 __all__ = [
+    "AutocompleteRefused",
     "ClientDied",
     "EndpointOverride",
     "FakeChannel",
@@ -14,6 +16,7 @@ __all__ = [
     "FakeGuild",
     "FakeMember",
     "FakeRole",
+    "FakeUpload",
     "FakeUser",
     "InteractionRecord",
     "Outgoing",

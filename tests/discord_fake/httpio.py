@@ -17,7 +17,7 @@ class DiscordError(Exception):
     """An API error answered as `{"message", "code"[, "errors"]}` with an HTTP status."""
 
     def __init__(self, status: int, code: int, message: str, errors: dict[str, Any] | None = None) -> None:
-        super().__init__(f"{status} {code} {message}")
+        super().__init__(f"{status} {code} {message}" + (f" {json.dumps(errors)}" if errors else ""))
         self.status = status
         self.code = code
         self.message = message

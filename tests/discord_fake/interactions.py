@@ -1,13 +1,17 @@
-"""INTERACTION_CREATE payloads, built the way a Discord client would for a slash command or click."""
+"""INTERACTION_CREATE payloads, built the way a Discord client would for a slash command, autocomplete or click."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from .httpio import invalid_form
 from .state import ADMINISTRATOR, FakeChannel, FakeGuild, FakeMember, FakeRole, InteractionRecord, Payload
+from .uploads import ATTACHMENT_SIZE_LIMIT, HostedAttachment
 
 SCALAR_TYPES: dict[int, tuple[type, ...]] = {3: (str,), 4: (int,), 5: (bool,), 10: (int, float)}
 SUBCOMMAND_TYPES = (1, 2)
+ATTACHMENT = 11
+MAX_CHOICES = 25
 
 
 class PermissionRefused(Exception):
@@ -35,6 +39,55 @@ def check_permissions(command: Payload, member: FakeMember) -> None:
 
 def command_data(command: Payload, path: list[str], values: dict[str, Any], member: FakeMember) -> Payload:
     """The interaction `data` for `/<path...>` with option `values` typed by the synced schema."""
+    data, node, schema = _command_node(command, path)
+    resolved: Payload = {}
+    node["options"] = [_option(spec, values[spec["name"]], resolved, member) for spec in _matched(schema, values)]
+    if resolved:
+        data["resolved"] = resolved
+    return data
+
+
+def autocomplete_data(
+    command: Payload, path: list[str], values: dict[str, Any], focused: str, member: FakeMember
+) -> tuple[Payload, Payload]:
+    """The autocomplete `data` for `/<path...>` and the focused option's schema.
+
+    `values[focused]` is the text typed so far; the other options may be incomplete (required ones
+    missing) and, as on Discord, nothing is resolved.
+    """
+    data, node, schema = _command_node(command, path)
+    focused_spec = _autocompleted(schema, focused, values.get(focused))
+    node["options"] = [
+        {"name": focused, "type": spec["type"], "value": values[focused], "focused": True}
+        if spec is focused_spec
+        else _option(spec, values[spec["name"]], {}, member)
+        for spec in _matched(schema, values, partial=True)
+    ]
+    return data, focused_spec
+
+
+def check_choices(choices: Any, option: Payload) -> None:
+    """Refuse an autocomplete result as Discord does (400 Invalid Form Body).
+
+    At most 25 choices, names of 1-100 characters, values of the option's type (strings up to 100).
+    """
+    if not isinstance(choices, list):
+        raise invalid_form("data.choices", "This field is required")
+    if len(choices) > MAX_CHOICES:
+        raise invalid_form("data.choices", f"Must be {MAX_CHOICES} or fewer in length.")
+    kind = option["type"]
+    for i, choice in enumerate(choices):
+        name, value = choice.get("name"), choice.get("value")
+        if not isinstance(name, str) or not 1 <= len(name) <= 100:
+            raise invalid_form(f"data.choices.{i}.name", "Must be between 1 and 100 in length.")
+        if not _fits(kind, value):
+            raise invalid_form(f"data.choices.{i}.value", f"Must be a value of option type {kind}.")
+        if kind == 3 and len(value) > 100:
+            raise invalid_form(f"data.choices.{i}.value", "Must be 100 or fewer in length.")
+
+
+def _command_node(command: Payload, path: list[str]) -> tuple[Payload, Payload, list[Payload]]:
+    """The `data` skeleton, the (sub)command node that takes the options, and their schema."""
     data: Payload = {"id": command["id"], "name": command["name"], "type": command.get("type", 1)}
     if command.get("guild_id"):
         data["guild_id"] = command["guild_id"]
@@ -46,20 +99,27 @@ def command_data(command: Payload, path: list[str], values: dict[str, Any], memb
         child: Payload = {"name": name, "type": spec["type"]}
         node["options"] = [child]
         node, schema = child, spec.get("options") or []
-    resolved: Payload = {}
-    node["options"] = [_option(spec, values[spec["name"]], resolved, member) for spec in _matched(schema, values)]
-    if resolved:
-        data["resolved"] = resolved
-    return data
+    return data, node, schema
 
 
-def _matched(schema: list[Payload], values: dict[str, Any]) -> list[Payload]:
+def _matched(schema: list[Payload], values: dict[str, Any], *, partial: bool = False) -> list[Payload]:
+    """The schema of each given option, refusing unknown ones (and missing required ones unless `partial`)."""
     names = {o["name"] for o in schema}
     unknown = values.keys() - names
-    missing = [o["name"] for o in schema if o.get("required") and o["name"] not in values]
+    missing = [] if partial else [o["name"] for o in schema if o.get("required") and o["name"] not in values]
     if unknown or missing:
         raise ValueError(f"options do not fit the synced schema: unknown={sorted(unknown)} missing={missing}")
     return [o for o in schema if o["name"] in values]
+
+
+def _autocompleted(schema: list[Payload], name: str, text: Any) -> Payload:
+    """The schema of the option being typed into; Discord only autocompletes `autocomplete: true` options."""
+    spec = next((o for o in schema if o["name"] == name), None)
+    if spec is None or not spec.get("autocomplete"):
+        raise ValueError(f"option {name!r} is not declared with autocomplete: true, so Discord cannot autocomplete it")
+    if not isinstance(text, str):
+        raise TypeError(f"the focused option {name!r} takes the text typed so far (a str), got {text!r}")
+    return spec
 
 
 def _option(spec: Payload, value: Any, resolved: Payload, member: FakeMember) -> Payload:
@@ -68,15 +128,15 @@ def _option(spec: Payload, value: Any, resolved: Payload, member: FakeMember) ->
         _check_scalar(spec, value)
         raw = value
     else:
-        raw = str(value.id)
         _resolve(kind, value, resolved, member)
+        raw = str(value.id)
     return {"name": spec["name"], "type": kind, "value": raw}
 
 
 def _check_scalar(spec: Payload, value: Any) -> None:
     """Refuse what the Discord client's option picker would not let a user enter."""
     kind, name = spec["type"], spec["name"]
-    if not isinstance(value, SCALAR_TYPES[kind]) or (kind != 5 and isinstance(value, bool)):
+    if not _fits(kind, value):
         raise TypeError(f"option {name!r} has Discord type {kind}, got {value!r}")
     choices = [c["value"] for c in spec.get("choices") or []]
     if choices and value not in choices:
@@ -86,6 +146,11 @@ def _check_scalar(spec: Payload, value: Any) -> None:
     high = spec.get("max_length" if kind == 3 else "max_value")
     if (low is not None and size < low) or (high is not None and size > high):
         raise ValueError(f"option {name!r}={value!r} is outside [{low}, {high}]")
+
+
+def _fits(kind: int, value: Any) -> bool:
+    """Whether `value` has the Python type of scalar option type `kind` (bool is not an int here)."""
+    return isinstance(value, SCALAR_TYPES[kind]) and (kind == 5 or not isinstance(value, bool))
 
 
 def _resolve(kind: int, value: Any, resolved: Payload, member: FakeMember) -> None:
@@ -98,6 +163,8 @@ def _resolve(kind: int, value: Any, resolved: Payload, member: FakeMember) -> No
     elif isinstance(value, FakeChannel) and kind == 7:
         channel = {**value.payload(), "permissions": str(member.permissions)}
         resolved.setdefault("channels", {})[str(value.id)] = channel
+    elif isinstance(value, HostedAttachment) and kind == ATTACHMENT:
+        resolved.setdefault("attachments", {})[str(value.id)] = value.payload()
     else:
         raise TypeError(f"cannot pass {value!r} as an option of Discord type {kind}")
 
@@ -146,7 +213,7 @@ def interaction_payload(
         "entitlement_sku_ids": [],
         "authorizing_integration_owners": {"0": str(guild.id)},
         "context": 0,
-        "attachment_size_limit": 10 * 1024 * 1024,
+        "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
     }
     if record.message is not None:
         payload["message"] = record.message

@@ -14,7 +14,14 @@ from aiohttp import web
 
 from .gateway import Gateway, GatewaySession
 from .httpio import DiscordError, Handler, discord_errors, invalid_form
-from .interactions import UnknownCommand, check_permissions, command_data, component_type, interaction_payload
+from .interactions import (
+    UnknownCommand,
+    autocomplete_data,
+    check_permissions,
+    command_data,
+    component_type,
+    interaction_payload,
+)
 from .messages import (
     EPHEMERAL,
     Outgoing,
@@ -46,6 +53,7 @@ from .state import (
     Snowflakes,
     now_iso,
 )
+from .uploads import FakeUpload, UploadHost
 from .webhooks import WebhookApi
 
 T = TypeVar("T")
@@ -57,12 +65,17 @@ class ClientDied(AssertionError):
     """A watched discord.py client task finished while the test still relied on it."""
 
 
+class AutocompleteRefused(AssertionError):
+    """Discord refused the bot's autocomplete result (too many choices, over-long names or values...)."""
+
+
 class FakeDiscord:
     """In-process Discord. Build the world with `add_*`, act as users, then inspect the records.
 
     Records: `outbox` (every bot send/edit with its allowed_mentions and pings), `interactions`
     (by id), `commands` (synced schemas by guild id, None = global), `typing`, `reactions`,
-    `presence_updates`, `requests` (every HTTP call) and `unknown_calls` (unsupported routes/ops).
+    `presence_updates`, `requests` (every HTTP call), `unknown_calls` (unsupported routes/ops) and
+    `uploads` (files users attached to commands, served on loopback).
     """
 
     def __init__(
@@ -89,6 +102,7 @@ class FakeDiscord:
         self.presence_updates: list[Any] = []
         self.requests: list[str] = []
         self.unknown_calls: list[str] = []
+        self.uploads = UploadHost()
         self.gateway = Gateway(self)
         self.api_base = self.gateway_url = ""
         self._runner: web.AppRunner | None = None
@@ -100,13 +114,14 @@ class FakeDiscord:
         """Serve on an ephemeral 127.0.0.1 port; sets `api_base` and `gateway_url`."""
         app = web.Application(middlewares=[self._log_request, discord_errors, bot_auth(self)])
         app.router.add_get("/", self.gateway.handle)
-        app.router.add_routes(RestApi(self).routes() + WebhookApi(self).routes())
+        app.router.add_routes(RestApi(self).routes() + WebhookApi(self).routes() + self.uploads.routes())
         app.router.add_route("*", "/{tail:.*}", self._unknown_route)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
         port = self._runner.addresses[0][1]
-        self.api_base = f"http://127.0.0.1:{port}/api/v10"
+        origin = self.uploads.origin = f"http://127.0.0.1:{port}"
+        self.api_base = f"{origin}/api/v10"
         self.gateway_url = f"ws://127.0.0.1:{port}/"
 
     async def stop(self) -> None:
@@ -212,15 +227,35 @@ class FakeDiscord:
     ) -> InteractionRecord:
         """Run `/name` (subcommands: "group sub") as `member`, typed by the synced schema.
 
+        Attachment options take a FakeUpload: it is hosted on the fake's CDN first (ValueError over
+        the attachment size limit) and resolved in `data.resolved.attachments`.
         Raises PermissionRefused when default_member_permissions hides the command from the member,
         unless `override_permissions` simulates an admin's per-guild override.
         """
         path = name.split()
-        command = self.find_command(path[0], channel.guild.id)
-        if not override_permissions:
-            check_permissions(command, member)
-        data = command_data(command, path, options or {}, member)
+        command = self._usable_command(path[0], member, channel, override_permissions)
+        data = command_data(command, path, self._upload(channel, options or {}), member)
         return await self._interact(2, name, channel, member, data)
+
+    async def autocomplete(
+        self,
+        channel: FakeChannel,
+        member: FakeMember,
+        name: str,
+        options: dict[str, Any],
+        *,
+        focused: str,
+        override_permissions: bool = False,
+    ) -> InteractionRecord:
+        """Type `options[focused]` (the text so far) into `/name`'s autocomplete option as `member`.
+
+        Other options may be partial; required ones may be missing. ValueError if the option is not
+        declared with `autocomplete: true`. Wait for the bot's answer with `wait_for_choices`.
+        """
+        path = name.split()
+        command = self._usable_command(path[0], member, channel, override_permissions)
+        data, option = autocomplete_data(command, path, options, focused, member)
+        return await self._interact(4, name, channel, member, data, focused_option=option)
 
     async def click_button(self, message: Payload, member: FakeMember, custom_id: str) -> InteractionRecord:
         """Click the component `custom_id` on `message` (must exist and be enabled)."""
@@ -241,6 +276,21 @@ class FakeDiscord:
             session.close(code, "Dropped by the test")
         await self.gateway.drain()
 
+    def _usable_command(
+        self, name: str, member: FakeMember, channel: FakeChannel, override_permissions: bool
+    ) -> Payload:
+        command = self.find_command(name, channel.guild.id)
+        if not override_permissions:
+            check_permissions(command, member)
+        return command
+
+    def _upload(self, channel: FakeChannel, options: dict[str, Any]) -> dict[str, Any]:
+        """Host each FakeUpload, as the Discord client uploads files before it sends the command."""
+        return {
+            name: self.uploads.host(self.ids.next(), channel.id, value) if isinstance(value, FakeUpload) else value
+            for name, value in options.items()
+        }
+
     async def _interact(
         self,
         kind: int,
@@ -249,11 +299,13 @@ class FakeDiscord:
         member: FakeMember,
         data: Payload,
         message: Payload | None = None,
+        *,
+        focused_option: Payload | None = None,
     ) -> InteractionRecord:
         self._require_client()
         record = InteractionRecord(
             self.ids.next(), secrets.token_urlsafe(32), kind, name,
-            channel.guild.id, channel.id, member.id, message=message,
+            channel.guild.id, channel.id, member.id, message=message, focused_option=focused_option,
         )
         self.interactions[record.id] = record
         payload = interaction_payload(
@@ -499,6 +551,13 @@ class FakeDiscord:
             if task.done():
                 error = None if task.cancelled() else task.exception()
                 raise ClientDied(f"client task {task.get_name()} ended: {error!r}") from error
+
+    async def wait_for_choices(self, record: InteractionRecord, timeout: float = 5.0) -> list[Payload]:
+        """The autocomplete choices the bot answered `record` with; AutocompleteRefused if Discord refused them."""
+        await self.wait_for(lambda: record.acknowledged or record.rejections, timeout)
+        if record.choices is None:
+            raise AutocompleteRefused(f"/{record.name} autocomplete answer refused: {record.rejection_messages}")
+        return record.choices
 
     async def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0, *, interval: float = 0.01) -> T:
         """Poll `predicate` until truthy and return its value; TimeoutError or ClientDied otherwise."""

@@ -33,6 +33,9 @@ TEXT_CHANNEL = 0
 PUBLIC_THREAD = 11
 PRIVATE_THREAD = 12
 
+# Interaction callback type answering an autocomplete interaction.
+AUTOCOMPLETE_RESULT = 8
+
 
 def now_iso() -> str:
     """Current UTC time as Discord's ISO-8601 timestamp."""
@@ -302,7 +305,8 @@ class InteractionRecord:
     """What the bot did with one dispatched interaction.
 
     `history` lists ("ack" | "followup" | "edit" | "delete", payload) in order; `rejections`
-    lists the Discord error codes the fake answered (10062, 10015, 40060, ...).
+    lists the Discord error codes the fake answered (10062, 10015, 40060, ...) and
+    `rejection_messages` the full errors. Autocomplete records keep the focused option's schema.
     """
 
     id: int
@@ -314,6 +318,7 @@ class InteractionRecord:
     user_id: int
     dispatched_at: float = field(default_factory=time.monotonic)
     message: Payload | None = None
+    focused_option: Payload | None = None
     ack_type: int | None = None
     ack_after: float | None = None
     ephemeral: bool = False
@@ -321,10 +326,18 @@ class InteractionRecord:
     followups: list[Payload] = field(default_factory=list)
     history: list[tuple[str, Payload]] = field(default_factory=list)
     rejections: list[int] = field(default_factory=list)
+    rejection_messages: list[str] = field(default_factory=list)
 
     @property
     def acknowledged(self) -> bool:
         return self.ack_type is not None
+
+    @property
+    def choices(self) -> list[Payload] | None:
+        """The autocomplete choices ({name, value}) the bot answered with; None before it did."""
+        if self.ack_type != AUTOCOMPLETE_RESULT:
+            return None
+        return next(body for kind, body in self.history if kind == "ack")["data"]["choices"]
 
     @property
     def edits(self) -> list[Payload]:

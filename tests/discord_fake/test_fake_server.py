@@ -8,6 +8,7 @@ import json
 import math
 import time
 import zlib
+from typing import Any
 
 import aiohttp
 import discord
@@ -19,8 +20,9 @@ from discord.webhook.async_ import async_context, interaction_response_params
 from .conftest import BotRunner
 from .interactions import PermissionRefused
 from .messages import Pings
-from .server import ClientDied, FakeDiscord
+from .server import AutocompleteRefused, ClientDied, FakeDiscord
 from .state import ADMINISTRATOR, GUILD_MEMBERS, MANAGE_GUILD, MESSAGE_CONTENT, FakeChannel, FakeGuild
+from .uploads import ATTACHMENT_SIZE_LIMIT, FakeUpload
 
 PRIVILEGED = GUILD_MEMBERS | MESSAGE_CONTENT | (1 << 8)
 
@@ -544,3 +546,113 @@ async def test_a_crashing_payload_is_reported(fake_discord: FakeDiscord, run_bot
     with pytest.raises(ClientDied, match="KeyError"):
         await fake_discord.wait_for(lambda: False)
     fake_discord.unwatch(running.task)
+
+
+async def test_attachment_option_is_downloaded_from_the_fake(fake_discord: FakeDiscord, run_bot: BotRunner) -> None:
+    guild, channel = newsroom(fake_discord)
+    alice = fake_discord.add_member(guild, "alice")
+    bot = make_bot()
+    received: list[tuple[discord.Attachment, dict[str, object]]] = []
+
+    @bot.tree.command(description="Add a source")
+    async def add(interaction: discord.Interaction, file: discord.Attachment) -> None:
+        received.append((file, dict(interaction.data or {})))
+        data = await file.read()  # discord.py downloads `url` with its own aiohttp session
+        await interaction.response.send_message(f"{file.filename}: {len(data)} bytes", ephemeral=True)
+
+    @bot.tree.command(description="Ask about the news")
+    async def ask(interaction: discord.Interaction, question: str) -> None:
+        await interaction.response.send_message(question)
+
+    await run_bot(bot)
+    await sync_to(bot, guild)
+    stored = {c["name"]: c for c in fake_discord.commands[guild.id]}
+    assert [(o["name"], o["type"]) for o in stored["add"]["options"]] == [("file", 11)]
+    pdf = FakeUpload("march report.pdf", b"%PDF-1.7 " + bytes(range(256)) * 40, "application/pdf")
+    record = await fake_discord.invoke_command(channel, alice, "add", {"file": pdf})
+    await fake_discord.wait_for(lambda: record.acknowledged)
+    assert record.original is not None and record.original["content"] == f"march report.pdf: {len(pdf.data)} bytes"
+
+    [(file, data)] = received
+    assert data["options"] == [{"name": "file", "type": 11, "value": str(file.id)}]
+    assert data["resolved"] == {"attachments": {str(file.id): {
+        "id": str(file.id), "filename": "march report.pdf", "size": len(pdf.data), "content_type": "application/pdf",
+        "url": file.url, "proxy_url": file.url, "ephemeral": True, "flags": 0,
+    }}}
+    path = f"/ephemeral-attachments/{channel.id}/{file.id}/march%20report.pdf"
+    assert file.url == fake_discord.api_base.removesuffix("/api/v10") + path
+    assert f"GET {path}" in fake_discord.requests
+    async with aiohttp.ClientSession() as session:
+        async with session.get(file.url) as served:
+            assert (served.status, served.content_type, await served.read()) == (200, "application/pdf", pdf.data)
+        for wrong in (file.url.replace(str(file.id), str(file.id + 1)), file.url.replace("march", "april")):
+            async with session.get(wrong) as missing:
+                assert missing.status == 404
+
+    too_big = FakeUpload("huge.pdf", bytes(ATTACHMENT_SIZE_LIMIT + 1))
+    with pytest.raises(ValueError, match="attachment_size_limit"):
+        await fake_discord.invoke_command(channel, alice, "add", {"file": too_big})
+    with pytest.raises(TypeError, match="type 11"):
+        await fake_discord.invoke_command(channel, alice, "add", {"file": "march report.pdf"})
+    with pytest.raises(TypeError, match="type 3"):
+        await fake_discord.invoke_command(channel, alice, "ask", {"question": pdf})
+    assert list(fake_discord.interactions) == [record.id]
+
+
+SOURCES = [f"rainfall-{year}" for year in range(1990, 2014)] + ["raisi-caracas", "reuters-feed"]  # 25 match "rai"
+BROKEN_CHOICES = {  # what a careless bot answers to these texts, and why Discord refuses it
+    "long name": ([app_commands.Choice(name="n" * 101, value="v")], r"choices\.0\.name\W.*between 1 and 100"),
+    "long value": ([app_commands.Choice(name="n", value="v" * 101)], r"choices\.0\.value\W.*100 or fewer"),
+    "number": ([app_commands.Choice(name="n", value=7)], r"choices\.0\.value\W.*option type 3"),
+}
+
+
+async def test_autocomplete_offers_choices_within_discord_limits(
+    fake_discord: FakeDiscord, run_bot: BotRunner
+) -> None:
+    guild, channel = newsroom(fake_discord)
+    alice = fake_discord.add_member(guild, "alice")
+    bot = make_bot()
+    typed: list[dict[str, object]] = []
+
+    @bot.tree.command(description="Remove a source")
+    async def remove(interaction: discord.Interaction, source: str, reason: str) -> None:
+        await interaction.response.send_message(f"Removed {source}")
+
+    @remove.autocomplete("source")
+    async def source_choices(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[Any]]:
+        typed.append(dict(interaction.data or {}))
+        if current in BROKEN_CHOICES:
+            return BROKEN_CHOICES[current][0]
+        matches = [app_commands.Choice(name=s, value=s) for s in SOURCES if current in s]
+        return matches if current == "" else matches[:25]  # the bot forgets the cap when nothing is typed
+
+    await run_bot(bot)
+    await sync_to(bot, guild)
+    record = await fake_discord.autocomplete(channel, alice, "remove", {"source": "rai"}, focused="source")
+    assert await fake_discord.wait_for_choices(record) == [{"name": s, "value": s} for s in SOURCES[:25]]
+    assert (record.type, record.ack_type, record.rejections) == (4, 8, [])
+    assert typed[0]["options"] == [{"name": "source", "type": 3, "value": "rai", "focused": True}]
+    assert "resolved" not in typed[0]
+
+    with_reason = await fake_discord.autocomplete(
+        channel, alice, "remove", {"reason": "stale", "source": "cara"}, focused="source"
+    )
+    assert await fake_discord.wait_for_choices(with_reason) == [{"name": "raisi-caracas", "value": "raisi-caracas"}]
+    assert typed[1]["options"] == [
+        {"name": "source", "type": 3, "value": "cara", "focused": True},
+        {"name": "reason", "type": 3, "value": "stale"},
+    ]
+
+    refusals = {"": r"choices\W.*25 or fewer"} | {text: reason for text, (_, reason) in BROKEN_CHOICES.items()}
+    for text, reason in refusals.items():
+        refused = await fake_discord.autocomplete(channel, alice, "remove", {"source": text}, focused="source")
+        with pytest.raises(AutocompleteRefused, match=reason):
+            await fake_discord.wait_for_choices(refused)
+        assert (refused.rejections, refused.choices) == ([50035], None)
+
+    with pytest.raises(ValueError, match="autocomplete: true"):
+        await fake_discord.autocomplete(channel, alice, "remove", {"reason": "st"}, focused="reason")
+    with pytest.raises(TypeError, match="text typed so far"):
+        await fake_discord.autocomplete(channel, alice, "remove", {"source": 3}, focused="source")
+    assert fake_discord.outbox == []  # autocompletion never runs the command

@@ -11,18 +11,20 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from .httpio import DiscordError, invalid_form, json_response, no_content, read_body
+from .interactions import check_choices
 from .messages import EPHEMERAL, LOADING
 from .rest import API
-from .state import FakeChannel, InteractionRecord, Payload
+from .state import AUTOCOMPLETE_RESULT, FakeChannel, InteractionRecord, Payload
 
 if TYPE_CHECKING:
     from .server import FakeDiscord
 
-COMMAND, COMPONENT = 2, 3
+COMMAND, COMPONENT, AUTOCOMPLETE = 2, 3, 4
 MESSAGE, DEFERRED_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE, MODAL = 4, 5, 6, 7, 9
 VALID_ACKS = {
     COMMAND: {MESSAGE, DEFERRED_MESSAGE, MODAL},
     COMPONENT: {MESSAGE, DEFERRED_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE, MODAL},
+    AUTOCOMPLETE: {AUTOCOMPLETE_RESULT},
 }
 
 
@@ -75,7 +77,9 @@ class WebhookApi:
         self, record: InteractionRecord, kind: int, data: Payload, files: dict[str, tuple[str, bytes]]
     ) -> Payload | None:
         channel = self._channel(record)
-        if kind == MESSAGE:
+        if kind == AUTOCOMPLETE_RESULT and record.focused_option is not None:
+            check_choices(data.get("choices"), record.focused_option)
+        elif kind == MESSAGE:
             record.original = self.fake.bot_send(channel, data, files, kind="interaction", interaction=record)
         elif kind == DEFERRED_MESSAGE:
             flags = LOADING | (data.get("flags", 0) & EPHEMERAL)
@@ -145,6 +149,7 @@ def _rejections(record: InteractionRecord) -> Iterator[None]:
         yield
     except DiscordError as error:
         record.rejections.append(error.code)
+        record.rejection_messages.append(str(error))
         raise
 
 
