@@ -62,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--full", action="store_true", help="re-embed every document")
     index.add_argument("--corpus", type=Path, help="corpus folder or file (default: FOOTNOTE_CORPUS_DIR)")
     index.set_defaults(handler=_index)
+    changes = index.add_subparsers(dest="change", metavar="{add,remove,sources}")
+    add = changes.add_parser("add", help="add a link or a file as a source, and index it")
+    add.add_argument("target", help="an http(s) link or a local .md, .txt, .html, .jsonl or .pdf file")
+    remove = changes.add_parser("remove", help="remove a source by its id, and reindex")
+    remove.add_argument("source_id", type=int)
+    listing = changes.add_parser("sources", help="list the added sources with their ids")
+    for sub in (add, remove, listing):
+        sub.add_argument("--guild", type=int, default=0, help="a Discord server's id (default: the shared corpus)")
 
     ask = commands.add_parser("ask", help="answer one question, or JSON lines from stdin")
     ask.add_argument("question", nargs="?", help="the question")
@@ -149,9 +157,50 @@ def build_index(settings: Settings, full: bool = False, corpus: Path | None = No
 
 
 def _index(args: argparse.Namespace, settings: Settings) -> int:
+    if args.change:
+        return _change_sources(args, settings)
     report = build_index(settings, args.full, args.corpus, TerminalProgress())
     print(report.summary())
     return 0
+
+
+def _change_sources(args: argparse.Namespace, settings: Settings) -> int:
+    """`index add|remove|sources`: the same code path as Discord's /add, /remove and /sources."""
+    import getpass
+
+    from bot.library import GuildLibrary, SourceRefused, read_link
+    from bot.sources import Adder, SourceRegistry
+    from index.documents import CorpusError
+    from index.extract import extract_upload
+    from index.fetch import FetchRefused
+
+    library = GuildLibrary(settings, _shared_embedder(settings), SourceRegistry(Path(settings.database_path)))
+    operator = Adder(0, getpass.getuser() or "operator")
+    try:
+        if args.change == "sources":
+            for source in library.registry.sources(args.guild):
+                print(f"{source.source_id}\t{source.title}\t{source.url or '-'}\t{source.added_by_name}")
+            return 0
+        if args.change == "remove":
+            removed = library.remove(args.guild, args.source_id, operator)
+            print(f"removed source {removed.source_id}: {removed.title}")
+            return 0
+        if "://" in args.target:
+            extracted, origin = asyncio.run(read_link(args.target, settings))
+        else:
+            path = Path(args.target)
+            if path.stat().st_size > settings.fetch_max_mb * 1024 * 1024:
+                raise FetchRefused(f"The file is larger than {settings.fetch_max_mb:g} MB.")
+            extracted, origin = extract_upload(path.name, path.read_bytes()), ""
+        added = library.add(args.guild, extracted, operator, origin)
+        print(f"{'updated' if added.updated else 'added'} source {added.source.source_id}: {added.source.title} "
+              f"({added.sentences} sentences indexed)")
+        return 0
+    except (FetchRefused, CorpusError, SourceRefused, OSError) as exc:
+        print(f"footnote: not {'removed' if args.change == 'remove' else 'added'}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        library.registry.close()
 
 
 def _answerer(settings: Settings, serving: bool = False):

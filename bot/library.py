@@ -29,11 +29,14 @@ from bot.config import Settings
 from bot.service import load_answerer, make_builder
 from bot.sources import Adder, Source, SourceRegistry
 from index.builder import BuildProgress, BuildReport
-from index.documents import Document
-from index.extract import Extracted, canonical_url, source_name
+from index.documents import SUPPORTED_SUFFIXES, Document
+from index.extract import Extracted, canonical_url, extract_fetched, extract_upload, source_name
+from index.fetch import Fetcher, FetchLimits
 from index.store import SnapshotError, SnapshotStore
 
 log = logging.getLogger(__name__)
+SHARED = 0
+"""The guild id under which the operator's CLI adds to the shared corpus (FOOTNOTE_CORPUS_DIR)."""
 
 
 class SourceRefused(Exception):
@@ -69,6 +72,18 @@ def source_documents(extracted: Sequence[Extracted], name: str) -> list[Document
     return documents
 
 
+async def read_link(url: str, settings: Settings, upload_name: str | None = None) -> tuple[list[Extracted], str]:
+    """Fetch a link by the safe-fetching rules and extract its articles, with the page's final URL; an
+    `upload_name` (an attachment on Discord's CDN) is read by its file name's suffix instead."""
+    limits = FetchLimits(max_bytes=int(settings.fetch_max_mb * 1024 * 1024),
+                         total_seconds=settings.fetch_timeout_seconds)
+    async with Fetcher(limits, allow_hosts=settings.fetch_allow_hosts) as fetcher:
+        fetched = await fetcher.fetch(url)
+    if upload_name is not None:
+        return extract_upload(upload_name, fetched.content), ""
+    return extract_fetched(fetched), fetched.url
+
+
 class GuildLibrary:
     """The servers' corpora: adding, removing, rebuilding, and their answerers loaded on demand."""
 
@@ -80,10 +95,12 @@ class GuildLibrary:
         self._lock = threading.Lock()
 
     def corpus_dir(self, guild_id: int) -> Path:
-        return self.root / str(guild_id) / "corpus"
+        return Path(self.settings.corpus_dir) if guild_id == SHARED else self.root / str(guild_id) / "corpus"
 
     def settings_for(self, guild_id: int) -> Settings:
-        """The settings with the server's own corpus and index folders."""
+        """The settings with the server's own corpus and index folders (SHARED: the settings themselves)."""
+        if guild_id == SHARED:
+            return self.settings
         return self.settings.model_copy(update={"corpus_dir": self.corpus_dir(guild_id),
                                                 "index_dir": self.root / str(guild_id) / "index"})
 
@@ -167,7 +184,7 @@ class GuildLibrary:
                 stop: threading.Event | None = None) -> BuildReport | None:
         """Rebuild the server's index from its files; None when the server has no sources."""
         corpus = self.corpus_dir(guild_id)
-        if not any(corpus.glob("*.jsonl")):
+        if not any(p.suffix.lower() in SUPPORTED_SUFFIXES for p in corpus.rglob("*") if p.is_file()):
             return None
         settings = self.settings_for(guild_id)
         report = make_builder(settings, self.embedder).build(corpus, full, progress, stop)

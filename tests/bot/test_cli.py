@@ -129,3 +129,26 @@ def test_chat_keeps_history_for_follow_ups(seed_answerer) -> None:
     transcript = stdout.getvalue()
     first, second = transcript.split("? ")[1:3]
     assert "Nicaragua" in first and "Cuba" in second and "\033[" not in transcript
+
+
+def test_index_add_sources_and_remove_for_a_server(run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FOOTNOTE_GUILDS_DIR", str(tmp_path / "guilds"))
+    monkeypatch.setenv("FOOTNOTE_DATABASE_PATH", str(tmp_path / "footnote.db"))
+    article = json.loads((NEWS / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    upload = tmp_path / "bridge.md"
+    upload.write_text(f"---\ntitle: {article['title']}\n---\n{article['text']}", encoding="utf-8")
+    status, out, _ = run("index", "add", str(upload), "--guild", "77")
+    assert status == 0 and out.startswith(f"added source 1: {article['title']} (") and "sentences indexed" in out
+    status, out, _ = run("index", "sources", "--guild", "77")
+    assert status == 0 and out.split("\t")[:2] == ["1", article["title"]]
+    assert run("index", "sources")[1] == ""  # the shared corpus has no added sources
+    assert run("index", "remove", "1", "--guild", "77")[:2] == (0, f"removed source 1: {article['title']}\n")
+    status, _, err = run("index", "remove", "1", "--guild", "77")
+    assert status == 1 and "no such source" in err and err.count("\n") == 1
+
+
+def test_index_add_refuses_a_loopback_link_in_one_line_before_connecting(run, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("FOOTNOTE_DATABASE_PATH", str(tmp_path / "footnote.db"))
+    status, out, err = run("index", "add", "http://127.0.0.1:9/article", "--guild", "77")
+    assert status == 1 and out == "" and err.startswith("footnote: not added: ") and err.count("\n") == 1
+    assert "loopback" in err

@@ -12,12 +12,12 @@ from discord.ext import commands
 from bot.discord.app import NO_MENTIONS, Cooldown
 from bot.discord.cogs.admin import PageView, is_admin
 from bot.discord.render import shorten, untrusted
-from bot.library import SourceRefused
+from bot.library import SourceRefused, read_link
 from bot.sources import Adder, Source
 from index.builder import BuildError, BuildInProgress
 from index.documents import CorpusError
-from index.extract import Extracted, extract_fetched, extract_upload
-from index.fetch import Fetcher, FetchLimits, FetchRefused
+from index.extract import Extracted
+from index.fetch import FetchRefused
 
 if TYPE_CHECKING:
     from bot.discord.app import FootnoteBot
@@ -72,17 +72,13 @@ class SourcesCog(commands.Cog):
         await interaction.edit_original_response(embed=embed, allowed_mentions=NO_MENTIONS)
 
     async def _read(self, url: str | None, file: discord.Attachment | None) -> tuple[list[Extracted], str]:
-        """Fetch the link or the attachment (from Discord's CDN, by the same rules) and extract its articles."""
+        """Fetch the link, or the attachment from Discord's CDN by the same rules, and extract its articles."""
         settings = self.bot.settings
-        limits = FetchLimits(max_bytes=int(settings.fetch_max_mb * 1024 * 1024),
-                             total_seconds=settings.fetch_timeout_seconds)
-        if file is not None and file.size > limits.max_bytes:
+        if file is None:
+            return await read_link(url, settings)
+        if file.size > settings.fetch_max_mb * 1024 * 1024:
             raise FetchRefused(f"The file is larger than {settings.fetch_max_mb:g} MB.")
-        async with Fetcher(limits, allow_hosts=settings.fetch_allow_hosts) as fetcher:
-            fetched = await fetcher.fetch(file.url if file is not None else url)
-        if file is not None:
-            return extract_upload(file.filename, fetched.content), ""
-        return extract_fetched(fetched), fetched.url
+        return await read_link(file.url, settings, upload_name=file.filename)
 
     def _rate_limited(self, interaction: discord.Interaction) -> str | None:
         retry_after = self.changes.retry_after(interaction.user.id)
