@@ -79,6 +79,9 @@ class BuildReport:
 SPLIT_GROUP = 64
 """Documents split per tokenizer call (one call per document costs more than the tokenizing)."""
 
+VOCABULARY_VECTORS = "token-table"
+"""Word vectors come from the model's token table (`Embedder.word_vectors`), as unknown question words do;
+snapshots whose words were encoded one by one have theirs made again."""
 SENTENCE_VECTORS = "chunk-pooled"
 """Sentence vectors are mean-pooled from their tokens inside the chunk pass; snapshots made otherwise are
 re-embedded in full rather than mixed."""
@@ -142,15 +145,14 @@ class IndexBuilder:
                                    chunks=len(previous.chunks), new=0, reused=count, removed=0,
                                    seconds=time.perf_counter() - started, embedded_texts=0,
                                    problems=loaded.problems, unchanged=True)
-            # Text work runs in a second thread while the encoder works in this one (the encoder leaves
-            # the GIL and some CPU free): documents are split and chunks tokenized during the
-            # vocabulary's encoding, and BM25 is built during the chunks'.
+            # Text work runs in a second thread while this one looks up word vectors and encodes (the
+            # encoder leaves the GIL and some CPU free): BM25 is built during the chunks' encoding.
             with ThreadPoolExecutor(1, thread_name_prefix="footnote-build-text") as text_worker:
                 preparing = text_worker.submit(self._prepare, loaded.documents, previous, progress)
-                vocabulary, vocabulary_vectors, new_words = self._vocabulary(loaded.documents, previous)
+                vocabulary, vocabulary_vectors = self._vocabulary(loaded.documents, previous)
                 parts, inputs = preparing.result()
                 lexical = text_worker.submit(self._lexical_index, parts)
-                embedded = self._embed_missing(inputs, progress) + new_words
+                embedded = self._embed_missing(inputs, progress)
                 lexical_index = lexical.result()
             _raise_if_stopped(stop)
             snapshot_id = new_snapshot_id()
@@ -191,7 +193,8 @@ class IndexBuilder:
         would make now (so publishing a copy of it would change nothing)."""
         kind = "hnsw" if len(previous.chunks) > self.hnsw_threshold else "flat"
         return (list(previous.manifest.documents.items()) == [(d.doc_id, d.sha256) for d in documents]
-                and previous.manifest.vector_index == kind and previous.manifest.annotations == ANNOTATIONS_VERSION)
+                and previous.manifest.vector_index == kind and previous.manifest.annotations == ANNOTATIONS_VERSION
+                and previous.manifest.vocabulary_vectors == VOCABULARY_VECTORS)
 
     def _document_parts(self, documents: list[Document], previous: Snapshot | None,
                         progress: ProgressCallback | None) -> list[DocumentParts]:
@@ -257,17 +260,18 @@ class IndexBuilder:
         return len(inputs.texts)
 
     def _vocabulary(self, documents: list[Document],
-                    previous: Snapshot | None) -> tuple[list[str], np.ndarray, int]:
-        """Every content word of the corpus with its embedding (for soft term matching at query time),
-        and how many words had to be embedded anew."""
+                    previous: Snapshot | None) -> tuple[list[str], np.ndarray]:
+        """Every content word of the corpus with its vector from the token table (for soft term matching at
+        query time); the words of `previous` keep theirs."""
         words = sorted({w for d in documents for w in content_words(d.text)})
-        known = previous.vocabulary if previous else {}
+        reusable = previous is not None and previous.manifest.vocabulary_vectors == VOCABULARY_VECTORS
+        known = previous.vocabulary if reusable else {}
         new_words = [w for w in words if w not in known]
-        new_vectors = dict(zip(new_words, self.embedder.encode(new_words), strict=True))
+        new_vectors = dict(zip(new_words, self.embedder.word_vectors(new_words), strict=True))
         vectors = np.zeros((len(words), self.embedder.dimension), dtype=np.float32)
         for row, word in enumerate(words):
             vectors[row] = new_vectors[word] if word in new_vectors else previous.vocabulary_vectors[known[word]]
-        return words, vectors, len(new_words)
+        return words, vectors
 
     def _lexical_index(self, parts: list[DocumentParts]) -> LexicalIndex:
         """BM25 over every chunk, in snapshot row order."""
@@ -297,7 +301,7 @@ class IndexBuilder:
             build_seconds=round(time.perf_counter() - started, 3), vector_index=vectors.kind,
             libraries=_library_versions(), sentence_vectors=SENTENCE_VECTORS,
             precision=self.embedder.build_precision, annotations=ANNOTATIONS_VERSION,
-            model_fingerprint=self.embedder.fingerprint,
+            model_fingerprint=self.embedder.fingerprint, vocabulary_vectors=VOCABULARY_VECTORS,
         )
         write_snapshot(folder, manifest, [p.document for p in parts], chunks,
                        np.array(sentence_rows, dtype=np.int64).reshape(-1, 4),

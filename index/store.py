@@ -128,6 +128,7 @@ class Manifest:
     precision: str = "float32"
     annotations: int = 0  # the index.annotations version that made the stored sentence spans and terms
     model_fingerprint: str = ""  # sha256 of the model folder (index.embedding.model_fingerprint)
+    vocabulary_vectors: str = "encoded"  # how word vectors were made; "token-table" since the token table
     schema_version: int = SCHEMA_VERSION
 
     @classmethod
