@@ -10,15 +10,15 @@ import sys
 import time
 from datetime import UTC, datetime
 from importlib import metadata
-from pathlib import Path
 
 import index  # noqa: F401  (process defaults: offline, OMP_WAIT_POLICY=PASSIVE, before torch loads)
-from benchmarks import build, concurrency, memory, peer, query, report, scale
+from benchmarks import build, concurrency, encoders, memory, peer, query, report, scale
 from benchmarks.common import ROOT, WORK, Context, log
 from benchmarks.corpora import seed_corpus, squad_corpus, synthetic_corpus
-from index.embedding import Embedder, cpu_has_amx
+from index.backends import cpu_has_amx, cpu_model
+from index.embedding import Embedder
 
-SECTIONS = (("build", build), ("query", query), ("concurrency", concurrency), ("peer", peer),
+SECTIONS = (("encoders", encoders), ("build", build), ("query", query), ("concurrency", concurrency), ("peer", peer),
             ("scale", scale), ("memory", memory))
 
 
@@ -56,20 +56,12 @@ def _meta(ctx: Context, seconds: float) -> dict:
 
 
 def machine_line(embedder: Embedder) -> str:
-    """What the figures were measured on: CPU model, AMX or not, backend, threads and precision."""
+    """What the figures were measured on: CPU model, AMX or not, the encoder runtimes, threads and precision."""
     import torch
 
-    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), "unknown")
-    return (f"machine: {model}, {os.cpu_count()} CPUs, {'AMX' if cpu_has_amx() else 'no AMX'}; "
-            f"encoder: torch {torch.__version__}, {torch.get_num_threads()} threads, "
-            f"{'bfloat16' if embedder.bfloat16 else 'float32'}")
-
-
-def _cpuinfo() -> list[str]:
-    try:
-        return Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return [f"model name: {platform.processor()}"]
+    return (f"machine: {cpu_model()}, {os.cpu_count()} CPUs, {'AMX' if cpu_has_amx() else 'no AMX'}; "
+            f"encoder: {embedder.choice.line()}; torch {torch.__version__} with {torch.get_num_threads()} threads; "
+            f"builds in {embedder.build_precision}")
 
 
 def main() -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from benchmarks.common import Context, log, settings_for
 from benchmarks.corpora import Corpus, edited_copy
+from benchmarks.encoders import raw_model
 from benchmarks.report import Section, Target
 from bot.service import make_builder
 from index.builder import BuildReport
@@ -43,7 +44,7 @@ class RawEncoderPairing:
 
 def paired_build(ctx: Context, corpus: Corpus) -> tuple[BuildReport, RawEncoderPairing]:
     """A full build of `corpus` with the encoder ceiling measured alongside."""
-    paired = RawEncoderPairing(ctx.embedder.model)
+    paired = RawEncoderPairing(raw_model(ctx))
     ctx.embedder.on_batch = paired
     try:
         report = make_builder(ctx.settings[corpus.name], ctx.embedder).build(corpus.path, full=True)

@@ -60,3 +60,4 @@ class Context:
     corpora: dict[str, Corpus] = field(default_factory=dict)
     settings: dict[str, Settings] = field(default_factory=dict)
     results: dict[str, dict] = field(default_factory=dict)
+    raw_model: object | None = None  # sentence-transformers' own model, loaded by the sections that compare with it

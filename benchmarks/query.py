@@ -13,6 +13,7 @@ from bot.answer import Answerer
 from bot.service import load_answerer, settle_heap
 
 TARGETS = {"p50": Target("<", 20.0), "p95": Target("<", 50.0), "compose p95": Target("<", 5.0)}
+RAW_RATIO_TARGETS = {"p50": Target("<=", 1.3), "p95": Target("<=", 2.0)}
 JUDGED = "synthetic"
 MIN_SAMPLES = 100
 OPENMP_SAMPLES = 30
@@ -52,6 +53,20 @@ def default_openmp(ctx: Context, section: Section) -> None:
     log(f"OMP_WAIT_POLICY=ACTIVE: p50 {stats['wall']['p50']} ms")
 
 
+def raw_ratios(ctx: Context, stats: dict, section: Section) -> None:
+    """`ask` against one raw encode of a question: sentence-transformers' `model.encode` (the issue's measure)
+    and the bare runtime that serves questions, both timed in this run."""
+    encoders = ctx.results.get("encoders", {})
+    raw = encoders.get("sentence_transformers_question_ms")
+    bare = encoders.get("fresh", {}).get(ctx.embedder.choice.query, {}).get("question_ms")
+    for p in ("p50", "p95"):
+        if raw:
+            section.add(f"{JUDGED}: ask {p} / sentence-transformers encode of one question", stats["wall"][p] / raw,
+                        "×", RAW_RATIO_TARGETS[p])
+        if bare:
+            section.add(f"{JUDGED}: ask {p} / bare {ctx.embedder.choice.query} encode", stats["wall"][p] / bare, "×")
+
+
 def run(ctx: Context) -> Section:
     section = Section("Query latency (in-process Answerer.ask)")
     for name, corpus in ctx.corpora.items():
@@ -66,6 +81,8 @@ def run(ctx: Context) -> Section:
             target = TARGETS.get(f"{part} p95") if name == JUDGED else None
             section.add(f"{label}: {part} p95", stats[part]["p95"], "ms", target)
         section.details[name] = stats
+        if name == JUDGED:
+            raw_ratios(ctx, stats, section)
         log(f"queried {name}: p50 {stats['wall']['p50']} ms, p95 {stats['wall']['p95']} ms")
     default_openmp(ctx, section)
     section.notes.append(f"targets judged at {JUDGED} (1,000 articles); samples repeat questions to ≥ {MIN_SAMPLES}")
