@@ -71,6 +71,7 @@ class OnnxRuntime:
         options = onnxruntime.SessionOptions()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
         names = {node.name for node in self.session.get_inputs()}
         self.inputs = tuple(name for name in MODEL_INPUTS if name in names)
