@@ -10,8 +10,8 @@ where page k + 1 begins; a page without text starts where the next one does (it 
 `Extracted.page_of(offset)` gives the page a citation shows ("p. 3") for any offset in the text.
 
 Every document is named by `source_name`, a slug of its canonical URL (or title) plus a short hash, used as its
-doc_id and the stem of its stored file; a name the user gave is never used. `find_duplicate` finds the same
-article added before: same canonical URL, or same normalised text.
+doc_id and the stem of its stored file; a name the user gave is never used. The same article added again is
+found by the source registry (`bot.sources`): same canonical URL, or same normalised text.
 
 Input that cannot become a document raises `CorpusError`, whose message says why.
 """
@@ -22,7 +22,7 @@ import codecs
 import hashlib
 import io
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
@@ -109,15 +109,6 @@ def canonical_url(url: str) -> str:
     if not parts.scheme:
         return url.strip()
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", parts.query, ""))
-
-
-def find_duplicate(document: Document, existing: Iterable[Document]) -> Document | None:
-    """The first of `existing` that is the same article: the same canonical URL or the same normalised text."""
-    url = canonical_url(document.url)
-    for other in existing:
-        if (url and canonical_url(other.url) == url) or other.text == document.text:
-            return other
-    return None
 
 
 def _extract(kind: str, data: bytes, source: str, page_url: str, charset: str | None,

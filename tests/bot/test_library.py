@@ -145,3 +145,12 @@ async def test_a_servers_sources_answer_there_and_nowhere_else(tmp_path: Path, s
         assert service.stats(GUILD).documents == service.stats().documents + 1
     finally:
         await service.close()
+
+
+def test_the_same_link_with_new_text_updates_its_source(library: GuildLibrary) -> None:
+    name, data = markdown_upload("harbor-bridge-2024")
+    first = library.add(GUILD, extract_upload(name, data), EDITOR)
+    edited = data.replace(b"$410 million", b"$415 million")
+    again = library.add(GUILD, extract_upload(name, edited), EDITOR)
+    assert again.updated and again.source.source_id == first.source.source_id
+    assert "$415 million" in library.answerer(GUILD).ask("How much did the Lantern Bridge cost?", threshold=0.0).answer

@@ -9,7 +9,7 @@ import pytest
 from pypdf import PdfReader, PdfWriter
 
 from index.documents import CorpusError, Document, normalise_text
-from index.extract import ExtractLimits, extract_fetched, extract_upload, find_duplicate, source_name
+from index.extract import ExtractLimits, extract_fetched, extract_upload, source_name
 from index.fetch import Fetched
 from tests.fakes.pdf import minimal_pdf
 
@@ -171,11 +171,3 @@ def test_the_same_link_keeps_its_name_when_its_text_changes() -> None:
     assert first.document.doc_id == second.document.doc_id and first.document.text != second.document.text
 
 
-def test_duplicates_are_the_same_canonical_url_or_the_same_text() -> None:
-    original = Document("a", "Bridge", "The bridge opened.", "s", url="https://News.example.org/b#top")
-    same_url = Document("b", "Bridge", "The bridge opened on Friday.", "s", url="https://news.example.org/b")
-    same_text = Document("c", "Other title", "The bridge opened.", "s")
-    different = Document("d", "Bridge", "The bridge closed.", "s", url="https://news.example.org/c")
-    assert find_duplicate(same_url, [different, original]) is original
-    assert find_duplicate(same_text, [different, original]) is original
-    assert find_duplicate(different, [original, same_text]) is None
