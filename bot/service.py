@@ -256,12 +256,13 @@ class QAService:
         return report
 
     async def add_source(self, guild_id: int, extracted: list[Extracted], by: Adder, origin: str = "") -> Added:
-        """Store and index a server's new source (SourceRefused for quotas); questions go on meanwhile."""
-        return await self._in_build_thread(self._library().add, guild_id, extracted, by, origin, self._stop_build)
+        """Store and index a server's new source (SourceRefused for quotas) after any build that is running;
+        questions go on meanwhile."""
+        return await self._after_builds(self._library().add, guild_id, extracted, by, origin, self._stop_build)
 
     async def remove_source(self, guild_id: int, source_id: int, by: Adder) -> Source:
         """Remove one of a server's sources and rebuild its index (SourceRefused when there is no such source)."""
-        return await self._in_build_thread(self._library().remove, guild_id, source_id, by, self._stop_build)
+        return await self._after_builds(self._library().remove, guild_id, source_id, by, self._stop_build)
 
     def sources(self, guild_id: int) -> list[Source]:
         return self._library().registry.sources(guild_id)
@@ -272,14 +273,18 @@ class QAService:
         return self.library
 
     async def _in_build_thread(self, work: Callable, *args):
-        """Run one build at a time in the build thread; a second one waits for the first."""
+        """Run a reindex in the build thread; BuildInProgress when one is running already."""
         if self._building:
             raise BuildInProgress("a reindex is already running")
         self._building = True
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._build_thread, work, *args)
+            return await self._after_builds(work, *args)
         finally:
             self._building = False
+
+    async def _after_builds(self, work: Callable, *args):
+        """Run `work` in the build thread, after the builds before it (one at a time)."""
+        return await asyncio.get_running_loop().run_in_executor(self._build_thread, work, *args)
 
     def _build(self, full: bool, progress: Callable[[BuildProgress], None] | None) -> tuple[BuildReport, Answerer]:
         assert self.embedder is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from pathlib import Path
@@ -9,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from bot.library import GuildLibrary, SourceRefused, source_documents
-from bot.service import QAService
+from bot.service import QAService, make_builder
 from bot.sources import Adder, SourceRegistry
 from index.builder import BuildCancelled
 from index.embedding import Embedder
 from index.extract import extract_upload
 from tests.conftest import NEWS, make_settings
 from tests.fakes.pdf import minimal_pdf
+from tests.index.test_builder import write_articles
 
 ARTICLES = {json.loads(line)["doc_id"]: json.loads(line)
             for line in (NEWS / "corpus.jsonl").read_text(encoding="utf-8").splitlines()}
@@ -154,3 +156,23 @@ def test_the_same_link_with_new_text_updates_its_source(library: GuildLibrary) -
     again = library.add(GUILD, extract_upload(name, edited), EDITOR)
     assert again.updated and again.source.source_id == first.source.source_id
     assert "$415 million" in library.answerer(GUILD).ask("How much did the Lantern Bridge cost?", threshold=0.0).answer
+
+
+async def test_a_source_added_during_a_reindex_waits_for_it_and_is_added(
+        tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embedder, "batch_size", 2)  # many small batches: the reindex lasts a moment
+    corpus = tmp_path / "corpus"
+    write_articles(corpus, 30)
+    settings = make_settings(tmp_path, corpus)
+    make_builder(settings, embedder).build(corpus)
+    service = QAService(settings, embedder)
+    await service.start()
+    try:
+        reindex = asyncio.create_task(service.reindex(full=True))
+        await asyncio.sleep(0)
+        assert service.building
+        added = await service.add_source(GUILD, extract_upload(*markdown_upload("harbor-bridge-2024")), EDITOR)
+        assert reindex.done() and (await reindex).documents == 30  # the add waited for the reindex
+        assert added.sentences >= 4 and service.sources(GUILD)[0].source_id == added.source.source_id
+    finally:
+        await service.close()
