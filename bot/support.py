@@ -153,7 +153,7 @@ class SupportReport:
 
 
 def score_labelled(rows: Sequence[dict], vectors: WordVectors | None) -> SupportReport:
-    """Run the check on every labelled row (the first run of a word may encode it; timings include that)."""
+    """Run the check on every labelled row, timing each sentence."""
     kept_supported, kept_unsupported, seconds = 0, [], []
     for row in rows:
         started = time.perf_counter()
