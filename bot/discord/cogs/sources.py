@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import TYPE_CHECKING
 
@@ -118,7 +119,8 @@ class SourcesCog(commands.Cog):
         if interaction.guild_id is None:
             return []
         wanted = typed.casefold().strip()
-        sources = [s for s in self.bot.service.sources(interaction.guild_id) if wanted in s.title.casefold()]
+        sources = await asyncio.to_thread(self.bot.service.sources, interaction.guild_id)
+        sources = [s for s in sources if wanted in s.title.casefold()]
         return [app_commands.Choice(name=shorten(s.title, 100) or s.name[:100], value=str(s.source_id))
                 for s in sources[:AUTOCOMPLETE_CHOICES]]
 
@@ -127,7 +129,7 @@ class SourcesCog(commands.Cog):
     @app_commands.guild_only()
     @is_admin()
     async def sources(self, interaction: discord.Interaction) -> None:
-        pages = self.source_pages(interaction.guild_id)
+        pages = await asyncio.to_thread(self.source_pages, interaction.guild_id)  # reads the database
         view = PageView(interaction.user.id, pages)
         await interaction.response.send_message(embed=pages[0], view=view if len(pages) > 1 else discord.utils.MISSING,
                                                 ephemeral=True, allowed_mentions=NO_MENTIONS)
