@@ -19,7 +19,7 @@ from bot.scorer import ModelError
 from index.builder import BuildError, BuildProgress, BuildReport
 from index.documents import load_corpus, slugify
 from index.embedding import EmbedderError
-from index.store import SnapshotError, SnapshotStore
+from index.store import SnapshotError
 
 if TYPE_CHECKING:
     from bot.answer import Answer
@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     output.add_argument("--json", action="store_true", help="print one JSON object")
     output.add_argument("--jsonl", action="store_true", help='read {"qid", "question"} lines on stdin')
     ask.set_defaults(handler=_ask)
+
+    database = commands.add_parser("db", help="the PostgreSQL store (FOOTNOTE_DATABASE_URL)")
+    database.add_argument("action", choices=["upgrade"], help="apply the schema migrations it lacks")
+    database.set_defaults(handler=_db)
 
     chat = commands.add_parser("chat", help="a terminal conversation (follow-up questions work)")
     chat.set_defaults(handler=_chat)
@@ -373,6 +377,16 @@ def _eval_status(report, args: argparse.Namespace) -> int:
     return EXIT_FAILURE if failures else 0
 
 
+def _db(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.database_url is None:
+        print("footnote: FOOTNOTE_DATABASE_URL is not set (the file store needs no migrations)", file=sys.stderr)
+        return EXIT_CONFIG
+    from index.pgstore import upgrade
+
+    print(f"database schema at version {upgrade(settings.database_url.get_secret_value())}")
+    return 0
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.discord.app import run_bot
 
@@ -380,7 +394,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _start(args: argparse.Namespace, settings: Settings) -> int:
-    if SnapshotStore(settings.index_dir).current_path() is None:
+    from bot.service import make_store
+
+    if make_store(settings).current_path() is None:
         print(f"No index yet: building one from {settings.corpus_dir} …", file=sys.stderr)
         print(build_index(settings, progress=TerminalProgress()).summary())
     if settings.discord_token is not None:

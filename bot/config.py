@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     kept_threads: int = Field(1000, ge=1, description="threads whose recent turns stay in memory")
     thread_history_messages: int = Field(50, ge=1, le=100, description="a thread's last messages read after a restart")
     database_path: Path = Path("var/footnote.db")
+    database_url: SecretStr | None = Field(
+        None, description="postgresql://…: snapshots shared by several bot processes (PostgreSQL with pgvector)")
 
     # Each server's own sources (/add, /remove)
     guilds_dir: Path = Field(Path("var/guilds"), description="every server's added sources and index")

@@ -102,7 +102,8 @@ class GuildLibrary:
         if guild_id == SHARED:
             return self.settings
         return self.settings.model_copy(update={"corpus_dir": self.corpus_dir(guild_id),
-                                                "index_dir": self.root / str(guild_id) / "index"})
+                                                "index_dir": self.root / str(guild_id) / "index",
+                                                "database_url": None})  # servers' indexes stay in files
 
     @property
     def loaded_bytes(self) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import statistics
 import threading
 import time
@@ -33,12 +34,14 @@ from index.chunking import ChunkingConfig
 from index.embedding import Embedder
 from index.extract import Extracted
 from index.search import SearchConfig
-from index.store import SnapshotStore
+from index.store import SnapshotError, SnapshotStore
 
 if TYPE_CHECKING:
     from bot.library import Added, GuildLibrary
 
 MAX_BATCH = 64
+FOLLOW_RETRY_SECONDS = 5.0
+log = logging.getLogger(__name__)
 
 
 def search_config(settings: Settings) -> SearchConfig:
@@ -58,19 +61,29 @@ def make_embedder(settings: Settings) -> Embedder:
                     backend=settings.embed_backend, cache_dir=settings.model_cache_dir)
 
 
+def make_store(settings: Settings) -> SnapshotStore:
+    """The snapshot store: PostgreSQL when FOOTNOTE_DATABASE_URL is set (index_dir is then this process's
+    local copy), else the folder index_dir."""
+    if settings.database_url is None:
+        return SnapshotStore(settings.index_dir)
+    from index.pgstore import PgSnapshotStore
+
+    return PgSnapshotStore(settings.database_url.get_secret_value(), settings.index_dir)
+
+
 def make_builder(settings: Settings, embedder: Embedder) -> IndexBuilder:
     chunking = ChunkingConfig(target_words=settings.chunk_words,
                               overlap_sentences=settings.chunk_overlap_sentences,
                               max_tokens=embedder.max_seq_length)
-    return IndexBuilder(embedder, SnapshotStore(settings.index_dir), chunking,
+    return IndexBuilder(embedder, make_store(settings), chunking,
                         hnsw_threshold=settings.hnsw_threshold,
                         max_file_bytes=int(settings.max_file_mb * 1024 * 1024))
 
 
 def load_answerer(settings: Settings, embedder: Embedder) -> Answerer:
     """The answerer over the current snapshot (SnapshotError when there is none or it is stale)."""
-    snapshot = SnapshotStore(settings.index_dir).load(embedder.name, embedder.dimension,
-                                                      settings.hnsw_ef_search, embedder.fingerprint)
+    snapshot = make_store(settings).load(embedder.name, embedder.dimension, settings.hnsw_ef_search,
+                                         embedder.fingerprint)
     model = load_model(FEATURES, CONFIDENCE_FEATURES, SPAN_FEATURES, settings.answer_model or MODEL_PATH)
     return Answerer(SentenceFinder(snapshot, embedder, search_config(settings), answer_config(settings)), model)
 
@@ -133,6 +146,7 @@ class QAService:
         self._build_thread = ThreadPoolExecutor(1, thread_name_prefix="footnote-build")
         self._queue: asyncio.Queue[_Request] = asyncio.Queue(settings.max_pending_questions)
         self._consumer: asyncio.Task[None] | None = None
+        self._follower: asyncio.Task[None] | None = None
         self._stop_build = threading.Event()
         self._building = False
         self._latencies: deque[float] = deque(maxlen=10_000)
@@ -153,14 +167,17 @@ class QAService:
                                                   self.embedder)
         await loop.run_in_executor(self._answer_thread, settle_heap)
         self._consumer = asyncio.create_task(self._consume(), name="footnote-answers")
+        if self.settings.database_url is not None:
+            self._follower = asyncio.create_task(self._follow_published(), name="footnote-snapshots")
 
     async def close(self) -> None:
         """Stop answering (every waiting question fails with ServiceClosed), stop a running build at its
         next batch (the previous snapshot stays published) and wait for the worker threads."""
         self._stop_build.set()
-        if self._consumer is not None:
-            self._consumer.cancel()
-            await asyncio.gather(self._consumer, return_exceptions=True)
+        for task in (self._consumer, self._follower):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         while not self._queue.empty():
             _fail([self._queue.get_nowait()], ServiceClosed("Footnote is shutting down"))
         for executor in (self._answer_thread, self._build_thread):
@@ -211,6 +228,36 @@ class QAService:
                 raise
             except Exception as exc:  # every waiter still waiting gets the failure, none hangs
                 _fail(batch, exc)
+
+    async def _follow_published(self) -> None:
+        """With the PostgreSQL store: swap to every version another process publishes, as /reindex does here
+        (LISTEN footnote_snapshots; a lost connection is re-opened after a pause)."""
+        import psycopg
+
+        from index.pgstore import CHANNEL, safe_url
+
+        url = self.settings.database_url.get_secret_value()
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    await self._swap_to_published()  # anything published before LISTEN took effect
+                    async for _ in conn.notifies():
+                        await self._swap_to_published()
+            except (psycopg.Error, SnapshotError) as exc:
+                log.warning("following published snapshots at %s: %s; retrying in %s s", safe_url(url),
+                            type(exc).__name__, FOLLOW_RETRY_SECONDS)
+                await asyncio.sleep(FOLLOW_RETRY_SECONDS)
+
+    async def _swap_to_published(self) -> None:
+        loop = asyncio.get_running_loop()
+        current = await loop.run_in_executor(self._build_thread, make_store(self.settings).current_id)
+        if self.answerer is None or current in (None, self.answerer.snapshot.snapshot_id):
+            return
+        answerer = await loop.run_in_executor(self._build_thread, load_answerer, self.settings, self.embedder)
+        await loop.run_in_executor(self._build_thread, settle_heap)
+        self.answerer = answerer
+        log.info("now answering from snapshot %s, published by another process", current)
 
     def _answer_batch(self, batch: list[_Request], ready: Callable[[int, Answer], None]) -> None:
         """Answer the batch server by server (worker thread): from the shared corpus alone, or, for a server

@@ -13,7 +13,6 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock, Timeout
 
 from index.annotations import ANNOTATIONS_VERSION, DocumentAnnotations, SentenceAnnotations, annotate
 from index.chunking import Chunk, Chunker, ChunkingConfig, Sentence
@@ -26,6 +25,7 @@ from index.store import (
     Snapshot,
     SnapshotError,
     SnapshotStore,
+    StoreLocked,
     new_snapshot_id,
     write_snapshot,
 )
@@ -171,12 +171,11 @@ class IndexBuilder:
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
-        self.store.root.mkdir(parents=True, exist_ok=True)
         try:
-            with FileLock(self.store.root / "build.lock", blocking=False):
+            with self.store.build_lock():
                 yield
-        except Timeout:
-            raise BuildInProgress(f"another build of {self.store.root} is running") from None
+        except StoreLocked as exc:
+            raise BuildInProgress(str(exc)) from None
 
     def _previous_snapshot(self) -> Snapshot | None:
         """The current snapshot if its vectors can be reused with this model and chunking."""

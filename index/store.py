@@ -14,6 +14,8 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Protocol
 
 import faiss
 import numpy as np
+from filelock import FileLock, Timeout
 
 from index.annotations import DocumentAnnotations, SentenceAnnotations, StoredTerms, decode_terms
 from index.chunking import Chunk
@@ -35,6 +38,10 @@ BUILD_PREFIX = ".build-"
 KEEP_SNAPSHOTS = 2
 LARGE_HNSW_VECTORS = 500_000
 LARGE_HNSW_EF_SEARCH = 256
+
+
+class StoreLocked(Exception):
+    """Another build holds the store's build lock."""
 
 
 class SnapshotError(Exception):
@@ -241,6 +248,16 @@ class SnapshotStore:
             return None
         path = self.root / name
         return path if (path / "manifest.json").is_file() else None
+
+    @contextmanager
+    def build_lock(self) -> Iterator[None]:
+        """Held for a whole build: one build of this folder at a time (StoreLocked otherwise)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            with FileLock(self.root / "build.lock", blocking=False):
+                yield
+        except Timeout:
+            raise StoreLocked(f"another build of {self.root} is running") from None
 
     def new_build_folder(self, snapshot_id: str) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,40 @@ def embedder() -> Embedder:
     return Embedder(cache_dir=ROOT / "var" / "models")  # measured and exported once per machine, then reused
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """PostgreSQL with pgvector from the `pgserver` wheel, on a Unix socket in a temporary folder (no TCP).
+    The folder is not under pytest's own (private to root), since as root pgserver runs PostgreSQL as its own
+    user."""
+    import shutil
+    import tempfile
+    import warnings
+
+    folder = tempfile.mkdtemp(prefix="footnote-postgres-")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR is not set
+        import pgserver
+
+        server = pgserver.get_server(folder, cleanup_mode="stop")
+    yield server
+    server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def database_url(postgres_server) -> str:
+    """A fresh database on the session's server for one test."""
+    import uuid
+
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    base = postgres_server.get_uri()
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return base.replace("/postgres?", f"/{name}?", 1)
+
+
 def make_settings(tmp: Path, corpus: Path = SEED_CORPUS, **overrides: object) -> Settings:
     """Settings isolated from the environment and any .env file, rooted in `tmp`."""
     values = {"corpus_dir": corpus, "index_dir": tmp / "index", "database_path": tmp / "footnote.db",

@@ -1,0 +1,247 @@
+"""Snapshots in PostgreSQL with pgvector: one shared store for several bot processes.
+
+A build still writes its snapshot folder locally, exactly as the file store does. Publishing copies it into
+PostgreSQL in one transaction: documents, chunks and sentences as rows (chunk and sentence vectors in
+`vector(d)` columns, chunks under an HNSW cosine index), the other parts (BM25, stored spans and terms,
+vocabulary, the FAISS index, the manifest) as one `bytea` row each; the same transaction points the
+`footnote_current` row at the new version, sends NOTIFY on `footnote_snapshots` (delivered at commit) and drops
+versions older than the previous one. Readers therefore never see a half-published version, and a build killed
+at any point leaves the previous version current.
+
+Each process materialises the current version once into its local folder (`snap-<id>`, the file store's own
+layout) and memory-maps it from there. One build at a time across every process: a session advisory lock,
+released by PostgreSQL when the building process dies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from index.store import (
+    BUILD_PREFIX,
+    KEEP_SNAPSHOTS,
+    SNAPSHOT_PREFIX,
+    FaissVectorStore,
+    SnapshotError,
+    SnapshotStore,
+    StoreLocked,
+)
+
+CHANNEL = "footnote_snapshots"
+_UPGRADED: set[str] = set()
+BUILD_LOCK_KEY = 0x466F6F74  # "Foot": the advisory lock every builder takes
+ROWS_FROM_TABLES = ("documents.jsonl", "chunks.jsonl", "sentences.npy", "sentence_vectors.npy")
+MIGRATIONS = [
+    """
+    CREATE EXTENSION IF NOT EXISTS vector;
+    CREATE TABLE footnote_snapshots (
+        snapshot_id text PRIMARY KEY, published_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        manifest jsonb NOT NULL);
+    CREATE TABLE footnote_current (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        snapshot_id text NOT NULL REFERENCES footnote_snapshots);
+    CREATE TABLE footnote_documents (
+        snapshot_id text NOT NULL REFERENCES footnote_snapshots ON DELETE CASCADE, row integer NOT NULL,
+        doc_id text NOT NULL, title text NOT NULL, url text NOT NULL, record jsonb NOT NULL,
+        PRIMARY KEY (snapshot_id, row));
+    CREATE TABLE footnote_chunks (
+        snapshot_id text NOT NULL REFERENCES footnote_snapshots ON DELETE CASCADE, row integer NOT NULL,
+        chunk_id text NOT NULL, doc_id text NOT NULL, record jsonb NOT NULL, embedding vector NOT NULL,
+        PRIMARY KEY (snapshot_id, row));
+    CREATE TABLE footnote_sentences (
+        snapshot_id text NOT NULL REFERENCES footnote_snapshots ON DELETE CASCADE, row integer NOT NULL,
+        doc_row integer NOT NULL, start_char integer NOT NULL, end_char integer NOT NULL,
+        paragraph integer NOT NULL, embedding vector NOT NULL, PRIMARY KEY (snapshot_id, row));
+    CREATE TABLE footnote_parts (
+        snapshot_id text NOT NULL REFERENCES footnote_snapshots ON DELETE CASCADE, name text NOT NULL,
+        data bytea NOT NULL, PRIMARY KEY (snapshot_id, name));
+    """,
+]
+
+
+def upgrade(url: str) -> int:
+    """Apply the migrations this database lacks (in one transaction); the schema version after."""
+    with PgSnapshotStore.connect_to(url) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS footnote_schema (version integer NOT NULL)")
+        with conn.transaction():
+            conn.execute("LOCK TABLE footnote_schema IN EXCLUSIVE MODE")  # two processes starting at once
+            row = conn.execute("SELECT version FROM footnote_schema").fetchone()
+            version = row[0] if row else 0
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                conn.execute(script)
+                version = number
+            conn.execute("DELETE FROM footnote_schema")
+            conn.execute("INSERT INTO footnote_schema VALUES (%s)", (version,))
+    return version
+
+
+class PgSnapshotStore(SnapshotStore):
+    """The file store's interface over PostgreSQL: `root` is this process's local build and cache folder."""
+
+    def __init__(self, url: str, root: Path) -> None:
+        super().__init__(root)
+        self.url = url
+        if url not in _UPGRADED:  # once per process and database
+            upgrade(url)
+            _UPGRADED.add(url)
+
+    def connect(self):
+        return self.connect_to(self.url)
+
+    @staticmethod
+    def connect_to(url: str):
+        """An autocommit connection; SnapshotError (without the password) when the database is unreachable."""
+        import psycopg
+
+        try:
+            return psycopg.connect(url, autocommit=True)
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SnapshotError(f"cannot reach the database at {safe_url(url)} ({reason})") from None
+
+    @contextmanager
+    def build_lock(self) -> Iterator[None]:
+        """The local folder's lock and the database's advisory lock: one build across all processes."""
+        with super().build_lock(), self.connect() as conn:
+            if not conn.execute("SELECT pg_try_advisory_lock(%s)", (BUILD_LOCK_KEY,)).fetchone()[0]:
+                raise StoreLocked("another process is building the shared index")
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (BUILD_LOCK_KEY,))
+
+    def current_id(self) -> str | None:
+        """The published version's snapshot id, None before the first."""
+        with self.connect() as conn:
+            row = conn.execute("SELECT snapshot_id FROM footnote_current").fetchone()
+        return row[0] if row else None
+
+    def current_path(self) -> Path | None:
+        """The current version's local folder, materialised from the database the first time."""
+        snapshot_id = self.current_id()
+        if snapshot_id is None:
+            return None
+        folder = self.root / f"{SNAPSHOT_PREFIX}{snapshot_id}"
+        if not (folder / "manifest.json").is_file():
+            self._materialise(snapshot_id, folder)
+        return folder
+
+    def publish(self, build_folder: Path) -> Path:
+        """Publish locally, then copy the version into the database and make it current in one transaction."""
+        final = super().publish(build_folder)
+        self._upload(final.name.removeprefix(SNAPSHOT_PREFIX), final)
+        return final
+
+    def _upload(self, snapshot_id: str, folder: Path) -> None:
+        from psycopg.types.json import Jsonb
+
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        dimension = int(manifest["dimension"])
+        with self.connect() as conn, conn.transaction():
+            conn.execute("INSERT INTO footnote_snapshots (snapshot_id, manifest) VALUES (%s, %s)",
+                         (snapshot_id, Jsonb(manifest)))
+            self._copy_rows(conn, snapshot_id, folder)
+            with conn.cursor().copy("COPY footnote_parts (snapshot_id, name, data) FROM STDIN") as copy:
+                for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                    name = str(path.relative_to(folder))
+                    if name not in ROWS_FROM_TABLES:
+                        copy.write_row((snapshot_id, name, path.read_bytes()))
+            conn.execute(f"CREATE INDEX IF NOT EXISTS footnote_chunks_hnsw_{dimension} ON footnote_chunks "
+                         f"USING hnsw ((embedding::vector({dimension})) vector_cosine_ops)")
+            conn.execute("INSERT INTO footnote_current (snapshot_id) VALUES (%s) ON CONFLICT (singleton) "
+                         "DO UPDATE SET snapshot_id = excluded.snapshot_id", (snapshot_id,))
+            conn.execute("DELETE FROM footnote_snapshots WHERE snapshot_id <> %s AND snapshot_id NOT IN "
+                         "(SELECT snapshot_id FROM footnote_snapshots ORDER BY published_at DESC LIMIT %s)",
+                         (snapshot_id, KEEP_SNAPSHOTS))
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, snapshot_id))
+
+    @staticmethod
+    def _copy_rows(conn, snapshot_id: str, folder: Path) -> None:
+        """Documents, chunks (with their vectors) and sentences (with theirs) as table rows, by COPY."""
+        from psycopg.types.json import Jsonb
+
+        cursor = conn.cursor()
+        documents = _jsonl(folder / "documents.jsonl")
+        with cursor.copy("COPY footnote_documents (snapshot_id, row, doc_id, title, url, record) FROM STDIN") as copy:
+            for row, record in enumerate(documents):
+                copy.write_row((snapshot_id, row, record["doc_id"], record["title"], record["url"], Jsonb(record)))
+        chunks = _jsonl(folder / "chunks.jsonl")
+        vectors = FaissVectorStore.load(folder / "vectors.faiss").reconstruct(np.arange(len(chunks)))
+        with cursor.copy("COPY footnote_chunks (snapshot_id, row, chunk_id, doc_id, record, embedding) "
+                         "FROM STDIN") as copy:
+            for row, (record, vector) in enumerate(zip(chunks, vectors, strict=True)):
+                copy.write_row((snapshot_id, row, record["chunk_id"], record["doc_id"], Jsonb(record),
+                                _vector_text(vector)))
+        sentences = np.load(folder / "sentences.npy")
+        sentence_vectors = np.load(folder / "sentence_vectors.npy")
+        with cursor.copy("COPY footnote_sentences (snapshot_id, row, doc_row, start_char, end_char, paragraph, "
+                         "embedding) FROM STDIN") as copy:
+            for row, ((doc_row, start, end, paragraph), vector) in enumerate(
+                    zip(sentences.tolist(), sentence_vectors, strict=True)):
+                copy.write_row((snapshot_id, row, doc_row, start, end, paragraph, _vector_text(vector)))
+
+    def _materialise(self, snapshot_id: str, folder: Path) -> None:
+        """Write the version's files into `folder` (through a temporary folder renamed at the end)."""
+        partial = self.root / f"{BUILD_PREFIX}download-{snapshot_id}-{os.getpid()}"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        try:
+            with self.connect() as conn:
+                self._write_rows(conn, snapshot_id, partial)
+                for name, data in conn.execute("SELECT name, data FROM footnote_parts WHERE snapshot_id = %s",
+                                               (snapshot_id,)):
+                    path = partial / name
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(data)
+            if not (partial / "manifest.json").is_file():
+                raise SnapshotError(f"version {snapshot_id} is missing from the database at {safe_url(self.url)}")
+            os.replace(partial, folder)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+
+    @staticmethod
+    def _write_rows(conn, snapshot_id: str, folder: Path) -> None:
+        documents = conn.execute("SELECT record FROM footnote_documents WHERE snapshot_id = %s ORDER BY row",
+                                 (snapshot_id,)).fetchall()
+        _write_jsonl(folder / "documents.jsonl", (record for (record,) in documents))
+        chunks = conn.execute("SELECT record FROM footnote_chunks WHERE snapshot_id = %s ORDER BY row",
+                              (snapshot_id,)).fetchall()
+        _write_jsonl(folder / "chunks.jsonl", (record for (record,) in chunks))
+        sentences = conn.execute("SELECT doc_row, start_char, end_char, paragraph, embedding::text "
+                                 "FROM footnote_sentences WHERE snapshot_id = %s ORDER BY row",
+                                 (snapshot_id,)).fetchall()
+        np.save(folder / "sentences.npy", np.array([row[:4] for row in sentences], dtype=np.int64).reshape(-1, 4))
+        vectors = [np.array(json.loads(row[4]), dtype=np.float32) for row in sentences]
+        np.save(folder / "sentence_vectors.npy", np.vstack(vectors) if vectors else np.zeros((0, 0), np.float32))
+
+
+
+def safe_url(url: str) -> str:
+    """A database URL without its user and password, for messages and logs."""
+    parts = urlsplit(url)
+    host = f"{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+    return parts._replace(netloc=host, query="").geturl()
+
+
+def _vector_text(vector: np.ndarray) -> str:
+    """pgvector's text form; nine significant digits give float32 back exactly."""
+    return "[" + ",".join(f"{x:.9g}" for x in vector.tolist()) + "]"
+
+
+def _jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _write_jsonl(path: Path, records: Iterator[dict]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
