@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from index.backends import Backend
@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     operator_ids: IdList = Field(default_factory=list, description="users who may rebuild the shared articles")
     allowed_channel_ids: IdList = Field(default_factory=list)
     message_content_intent: bool = False
+    shard_count: int | None = Field(None, ge=1, description="Discord shards across all processes")
+    shard_id: int = Field(0, ge=0, description="the shard this process runs (0 … SHARD_COUNT - 1)")
     open_threads: bool = True
     cooldown_seconds: float = Field(5.0, ge=0)
     max_question_chars: int = Field(500, ge=1)
@@ -93,6 +95,14 @@ class Settings(BaseSettings):
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+        return value
+
+    @field_validator("shard_id")
+    @classmethod
+    def _shard_in_range(cls, value: int, info: ValidationInfo) -> int:
+        count = info.data.get("shard_count")
+        if count is not None and value >= count:
+            raise ValueError(f"must be below FOOTNOTE_SHARD_COUNT ({count})")
         return value
 
     @property

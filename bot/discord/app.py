@@ -61,6 +61,8 @@ class FootnoteBot(commands.Bot):
     def __init__(self, settings: Settings, embedder: Embedder | None = None, **options) -> None:
         intents = discord.Intents.default()
         intents.message_content = settings.message_content_intent
+        if settings.shard_count is not None:  # one shard per process; the others run elsewhere
+            options = {"shard_id": settings.shard_id, "shard_count": settings.shard_count, **options}
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, allowed_mentions=NO_MENTIONS,
                          help_command=None, **options)
         self.settings = settings

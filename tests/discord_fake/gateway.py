@@ -65,6 +65,17 @@ class GatewaySession:
         return 0 if self.identify is None else self.identify["intents"]
 
     @property
+    def shard(self) -> tuple[int, int]:
+        """(shard id, shard count) from IDENTIFY; one shard when the client sent none."""
+        shard = (self.identify or {}).get("shard") or [0, 1]
+        return int(shard[0]), int(shard[1])
+
+    def owns(self, guild_id: int) -> bool:
+        """Whether this session's shard receives the guild's events: (guild_id >> 22) % count == id."""
+        shard_id, count = self.shard
+        return (guild_id >> 22) % count == shard_id
+
+    @property
     def live(self) -> bool:
         """Identified and still connected."""
         return self.identify is not None and not self.ws.closed and self.close_code is None
@@ -145,8 +156,11 @@ class Gateway:
         return ws
 
     def dispatch(self, event: str, data: Payload) -> None:
-        """Send an event to every live session whose intents allow it."""
+        """Send an event to every live session whose intents allow it and whose shard owns its guild."""
+        guild_id = data.get("guild_id") or (data.get("id") if event.startswith("GUILD_") else None)
         for session in self.live_sessions():
+            if guild_id is not None and not session.owns(int(guild_id)):
+                continue
             visible = self._visible(session, event, data)
             if visible is not None:
                 session.dispatch(event, visible)
@@ -200,21 +214,24 @@ class Gateway:
             session.close(4004, "Authentication failed")
         elif not isinstance(data.get("intents"), int):
             session.close(4013, "Invalid intent(s)")
+        elif not _valid_shard(data.get("shard", [0, 1])):
+            session.close(4010, "Invalid shard")
         else:
             session.identify = data
             session.dispatch("READY", self._ready(session))
             for guild in self.fake.guilds.values():
-                self.send_guild(session, guild)
+                if session.owns(guild.id):
+                    self.send_guild(session, guild)
 
     def _ready(self, session: GatewaySession) -> Payload:
         return {
             "v": 10,
             "user": {**self.fake.bot_user.payload(), "verified": True, "mfa_enabled": False},
-            "guilds": [{"id": str(gid), "unavailable": True} for gid in self.fake.guilds],
+            "guilds": [{"id": str(gid), "unavailable": True} for gid in self.fake.guilds if session.owns(gid)],
             "session_id": session.session_id,
             "session_type": "normal",
             "resume_gateway_url": self.fake.gateway_url,
-            "shard": [0, 1],
+            "shard": list(session.shard),
             "application": {"id": str(self.fake.application_id), "flags": 0},
             "private_channels": [],
             "relationships": [],
@@ -266,3 +283,9 @@ class Gateway:
         if message.get("author", {}).get("id") == bot_id or mentioned:
             return message
         return {**message, "content": "", "embeds": [], "attachments": [], "components": []}
+
+
+def _valid_shard(shard: object) -> bool:
+    """IDENTIFY's shard: [shard id, shard count] with 0 <= id < count."""
+    return (isinstance(shard, list) and len(shard) == 2 and all(isinstance(n, int) for n in shard)
+            and 0 <= shard[0] < shard[1])

@@ -151,7 +151,8 @@ class FakeDiscord:
         guild.members[self.bot_user.id] = FakeMember(self.bot_user, guild, [bot_role.id])
         self.guilds[guild.id] = guild
         for session in self.gateway.live_sessions():
-            self.gateway.send_guild(session, guild)
+            if session.owns(guild.id):
+                self.gateway.send_guild(session, guild)
         return guild
 
     def add_role(self, guild: FakeGuild, name: str, permissions: int = 0) -> FakeRole:
