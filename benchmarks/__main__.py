@@ -12,14 +12,26 @@ from datetime import UTC, datetime
 from importlib import metadata
 
 import index  # noqa: F401  (process defaults: offline, OMP_WAIT_POLICY=PASSIVE, before torch loads)
-from benchmarks import build, concurrency, encoders, memory, peer, query, report, scale, servers, support
+from benchmarks import (
+    build,
+    concurrency,
+    encoders,
+    memory,
+    peer,
+    postgres,
+    query,
+    report,
+    scale,
+    servers,
+    support,
+)
 from benchmarks.common import ROOT, WORK, Context, log
 from benchmarks.corpora import seed_corpus, squad_corpus, synthetic_corpus
 from index.backends import cpu_has_amx, cpu_model
 from index.embedding import Embedder
 
 SECTIONS = (("encoders", encoders), ("build", build), ("query", query), ("concurrency", concurrency), ("peer", peer),
-            ("scale", scale), ("servers", servers), ("support", support),
+            ("scale", scale), ("postgres", postgres), ("servers", servers), ("support", support),
             ("memory", memory))
 
 

@@ -1,0 +1,126 @@
+"""The PostgreSQL store beside the file store: publishing a version, copying it into another process, and
+pgvector's HNSW index against exact search, on the scale section's synthetic vectors.
+
+PostgreSQL (with pgvector) runs from the `pgserver` wheel on a Unix socket in a temporary folder. A snapshot
+folder of N chunks is made without the encoder (random documents over the synthetic vectors); "file store"
+is writing it with the product's own writers and fsync, "publish" is `PgSnapshotStore`'s one-transaction
+COPY into the tables (HNSW index maintained as rows arrive), "materialise" is another process's first load.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import Context, log, percentiles
+from benchmarks.report import Section, Target
+from benchmarks.scale import DIMENSION, RECALL_K, VectorGenerator, VectorSpec
+from index.pgstore import PgSnapshotStore
+from index.store import SNAPSHOT_PREFIX, FaissVectorStore
+
+RECALL_TARGET = Target(">=", 0.98)
+BUILD_TARGET = Target(">=", 0.8)
+QUERIES = 100
+EF_SEARCH = (40, 200)
+
+
+def _snapshot_folder(folder: Path, vectors: np.ndarray) -> None:
+    """A snapshot's files for `vectors` as chunks (two chunks and two sentences a document)."""
+    rows = len(vectors)
+    folder.mkdir(parents=True)
+    with (folder / "documents.jsonl").open("w", encoding="utf-8") as handle:
+        for doc in range((rows + 1) // 2):
+            handle.write(json.dumps({"doc_id": f"d{doc}", "title": f"Article {doc}", "text": "x " * 200,
+                                     "source": "bench", "url": "", "author": "", "published": "",
+                                     "sha256": ""}) + "\n")
+    with (folder / "chunks.jsonl").open("w", encoding="utf-8") as handle:
+        for row in range(rows):
+            handle.write(json.dumps({"chunk_id": f"d{row // 2}#{row % 2}", "doc_id": f"d{row // 2}",
+                                     "start": 0, "end": 200, "first_sentence": row, "last_sentence": row}) + "\n")
+    np.save(folder / "sentences.npy", np.column_stack([np.arange(rows) // 2, np.zeros(rows), np.full(rows, 100),
+                                                     np.zeros(rows)]).astype(np.int64))
+    np.save(folder / "sentence_vectors.npy", vectors)
+    FaissVectorStore.build(vectors, hnsw_threshold=rows + 1).save(folder / "vectors.faiss")
+    (folder / "manifest.json").write_text(json.dumps({"dimension": DIMENSION, "snapshot_id": folder.name}))
+
+
+def _server(folder: str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR is not set
+        import pgserver
+
+        return pgserver.get_server(folder, cleanup_mode="stop")
+
+
+def _recall(store: PgSnapshotStore, snapshot_id: str, queries: np.ndarray, truth: np.ndarray,
+            ef_search: int) -> tuple[float, dict]:
+    found, samples = [], []
+    with store.connect() as conn:
+        conn.execute(f"SET hnsw.ef_search = {ef_search}")
+        for query in queries:
+            literal = "[" + ",".join(f"{x:.9g}" for x in query.tolist()) + "]"
+            started = time.perf_counter()
+            rows = conn.execute(f"SELECT row FROM footnote_chunks WHERE snapshot_id = %s ORDER BY "
+                                f"embedding::vector({DIMENSION}) <=> %s::vector LIMIT {RECALL_K}",
+                                (snapshot_id, literal)).fetchall()
+            samples.append((time.perf_counter() - started) * 1000)
+            found.append([r[0] for r in rows])
+    hits = sum(len(set(f) & set(t)) for f, t in zip(found, truth.tolist(), strict=True))
+    return hits / truth.size, percentiles(samples)
+
+
+def run(ctx: Context) -> Section:
+    rows = 10_000 if ctx.quick else 100_000
+    generator = VectorGenerator(VectorSpec(rows))
+    vectors, queries = generator.vectors(), generator.queries(QUERIES)
+    truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :RECALL_K]
+    work = ctx.work / "postgres"
+    shutil.rmtree(work, ignore_errors=True)
+    started = time.perf_counter()
+    _snapshot_folder(work / "one" / f"{SNAPSHOT_PREFIX}bench", vectors)
+    file_seconds = time.perf_counter() - started
+    folder = tempfile.mkdtemp(prefix="footnote-bench-postgres-")
+    server = _server(folder)
+    try:
+        store = PgSnapshotStore(server.get_uri(), work / "one")
+        started = time.perf_counter()
+        store._upload("bench", work / "one" / f"{SNAPSHOT_PREFIX}bench")
+        publish_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        PgSnapshotStore(server.get_uri(), work / "two").current_path()
+        materialise_seconds = time.perf_counter() - started
+        recalls = {ef: _recall(store, "bench", queries, truth, ef) for ef in EF_SEARCH}
+        with store.connect() as conn:
+            size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    finally:
+        server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+    section = Section(f"PostgreSQL store ({rows:,} chunks, pgvector HNSW)")
+    section.add("file store: write the snapshot", file_seconds, "s")
+    section.add("publish into PostgreSQL (COPY, one transaction)", publish_seconds, "s")
+    section.add("publish rows/s", rows / publish_seconds)
+    chunks_per_second = ctx.results.get("build", {}).get("synthetic", {}).get("chunks_per_s")
+    if chunks_per_second:  # a build is the encoder's work, then the write (file store) or the publish
+        encode_seconds = rows / chunks_per_second
+        section.add("build throughput into PostgreSQL / into the file store (build section's encoder rate)",
+                    (encode_seconds + file_seconds) / (encode_seconds + publish_seconds), "", BUILD_TARGET)
+    section.add("another process's first copy of the version", materialise_seconds, "s")
+    for ef, (recall, latency) in recalls.items():
+        section.add(f"pgvector HNSW recall@{RECALL_K}, ef_search {ef}", recall, "",
+                    RECALL_TARGET if ef == EF_SEARCH[-1] else None)
+        section.add(f"pgvector HNSW search, ef_search {ef}: p95", latency["p95"], "ms")
+    section.add("database size", size / 2**20, "MiB")
+    section.details = {"rows": rows, "file_seconds": round(file_seconds, 3), "publish_seconds":
+                       round(publish_seconds, 3), "materialise_seconds": round(materialise_seconds, 3),
+                       "recall": {ef: r for ef, (r, _) in recalls.items()}}
+    section.notes.append("answers still search the local FAISS copy; pgvector's index serves SQL search and "
+                         "the recall figures here")
+    log(f"postgres: {rows:,} chunks published in {publish_seconds:.1f} s, "
+        f"recall@{RECALL_K} {recalls[EF_SEARCH[-1]][0]:.3f}")
+    return section
