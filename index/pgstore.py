@@ -165,28 +165,33 @@ class PgSnapshotStore(SnapshotStore):
 
     @staticmethod
     def _copy_rows(conn, snapshot_id: str, folder: Path) -> None:
-        """Documents, chunks (with their vectors) and sentences (with theirs) as table rows, by COPY."""
+        """Documents, chunks (with their vectors) and sentences (with theirs) as table rows, by binary COPY."""
+        from pgvector.psycopg import register_vector
         from psycopg.types.json import Jsonb
 
+        register_vector(conn)
         cursor = conn.cursor()
         documents = _jsonl(folder / "documents.jsonl")
-        with cursor.copy("COPY footnote_documents (snapshot_id, row, doc_id, title, url, record) FROM STDIN") as copy:
+        with cursor.copy("COPY footnote_documents (snapshot_id, row, doc_id, title, url, record) "
+                         "FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["text", "int4", "text", "text", "text", "jsonb"])
             for row, record in enumerate(documents):
                 copy.write_row((snapshot_id, row, record["doc_id"], record["title"], record["url"], Jsonb(record)))
         chunks = _jsonl(folder / "chunks.jsonl")
         vectors = FaissVectorStore.load(folder / "vectors.faiss").reconstruct(np.arange(len(chunks)))
         with cursor.copy("COPY footnote_chunks (snapshot_id, row, chunk_id, doc_id, record, embedding) "
-                         "FROM STDIN") as copy:
+                         "FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["text", "int4", "text", "text", "jsonb", "vector"])
             for row, (record, vector) in enumerate(zip(chunks, vectors, strict=True)):
-                copy.write_row((snapshot_id, row, record["chunk_id"], record["doc_id"], Jsonb(record),
-                                _vector_text(vector)))
+                copy.write_row((snapshot_id, row, record["chunk_id"], record["doc_id"], Jsonb(record), vector))
         sentences = np.load(folder / "sentences.npy")
         sentence_vectors = np.load(folder / "sentence_vectors.npy")
         with cursor.copy("COPY footnote_sentences (snapshot_id, row, doc_row, start_char, end_char, paragraph, "
-                         "embedding) FROM STDIN") as copy:
+                         "embedding) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["text", "int4", "int4", "int4", "int4", "int4", "vector"])
             for row, ((doc_row, start, end, paragraph), vector) in enumerate(
                     zip(sentences.tolist(), sentence_vectors, strict=True)):
-                copy.write_row((snapshot_id, row, doc_row, start, end, paragraph, _vector_text(vector)))
+                copy.write_row((snapshot_id, row, doc_row, start, end, paragraph, vector))
 
     def _materialise(self, snapshot_id: str, folder: Path) -> None:
         """Write the version's files into `folder` (through a temporary folder renamed at the end)."""
@@ -209,18 +214,22 @@ class PgSnapshotStore(SnapshotStore):
 
     @staticmethod
     def _write_rows(conn, snapshot_id: str, folder: Path) -> None:
+        from pgvector.psycopg import register_vector
+
+        register_vector(conn)
         documents = conn.execute("SELECT record FROM footnote_documents WHERE snapshot_id = %s ORDER BY row",
                                  (snapshot_id,)).fetchall()
         _write_jsonl(folder / "documents.jsonl", (record for (record,) in documents))
         chunks = conn.execute("SELECT record FROM footnote_chunks WHERE snapshot_id = %s ORDER BY row",
                               (snapshot_id,)).fetchall()
         _write_jsonl(folder / "chunks.jsonl", (record for (record,) in chunks))
-        sentences = conn.execute("SELECT doc_row, start_char, end_char, paragraph, embedding::text "
-                                 "FROM footnote_sentences WHERE snapshot_id = %s ORDER BY row",
-                                 (snapshot_id,)).fetchall()
+        sentences = conn.cursor(binary=True).execute(
+            "SELECT doc_row, start_char, end_char, paragraph, embedding FROM footnote_sentences "
+            "WHERE snapshot_id = %s ORDER BY row", (snapshot_id,)).fetchall()
         np.save(folder / "sentences.npy", np.array([row[:4] for row in sentences], dtype=np.int64).reshape(-1, 4))
-        vectors = [np.array(json.loads(row[4]), dtype=np.float32) for row in sentences]
-        np.save(folder / "sentence_vectors.npy", np.vstack(vectors) if vectors else np.zeros((0, 0), np.float32))
+        vectors = [row[4].to_numpy() for row in sentences]
+        np.save(folder / "sentence_vectors.npy", np.vstack(vectors).astype(np.float32) if vectors
+                else np.zeros((0, 0), np.float32))
 
 
 
@@ -229,11 +238,6 @@ def safe_url(url: str) -> str:
     parts = urlsplit(url)
     host = f"{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
     return parts._replace(netloc=host, query="").geturl()
-
-
-def _vector_text(vector: np.ndarray) -> str:
-    """pgvector's text form; nine significant digits give float32 back exactly."""
-    return "[" + ",".join(f"{x:.9g}" for x in vector.tolist()) + "]"
 
 
 def _jsonl(path: Path) -> list[dict]:
