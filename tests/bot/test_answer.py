@@ -182,3 +182,98 @@ def test_an_answer_about_another_day_is_no_answer(seed_answerer: Answerer) -> No
 ])
 def test_dates_conflict(question: str, sentences: list[str], conflict: bool) -> None:
     assert dates_conflict(question, sentences) is conflict
+
+
+def test_an_abstention_numbers_whole_sentences_and_keeps_its_question_and_confidence(seed_answerer: Answerer) -> None:
+    """The closest passages shown with an abstention are whole sentences, numbered from 1 like footnotes, the same
+    ones (best first) that the answer's evidence lists, and the abstention still says how confident it was."""
+    question = "What is the GDP of Nicaragua?"
+    answer = seed_answerer.ask(question)
+    assert answer.abstained and answer.question == question
+    assert [c.n for c in answer.suggestions] == list(range(1, len(answer.suggestions) + 1))
+    assert answer.suggestions == answer.evidence[: len(answer.suggestions)]
+    for citation in answer.suggestions:
+        assert isinstance(citation.start, int) and isinstance(citation.end, int) and citation.start < citation.end
+        assert len(citation.quote) < 400 and citation.quote.rstrip().endswith((".", "”", "!", "?"))
+    assert 0.0 < answer.confidence < seed_answerer.threshold
+
+
+def test_the_answer_is_its_quotes_in_order_each_with_its_footnote(seed_answerer: Answerer) -> None:
+    """Whole sentences are shown verbatim, unmarked: no ellipsis where nothing was cut, one space between them."""
+    answer = seed_answerer.ask("How much has bilateral trade grown since 2021?", threshold=0.0)
+    assert len(answer.citations) >= 2 and "…" not in answer.answer
+    assert answer.answer == " ".join(f"{c.quote} [{c.n}]" for c in answer.citations)
+    for citation in answer.citations:  # what the footnote links to, and the score shown with it
+        document = seed_answerer.snapshot.documents[citation.doc_id]
+        assert (citation.title, citation.url) == (document.title, document.url)
+        assert 0.0 < citation.score < 1.0 and citation.score == round(citation.score, 4)
+
+
+def test_a_sentence_cut_on_both_sides_is_marked_at_both_ends(tmp_path: Path, embedder: Embedder) -> None:
+    """An over-long sentence is cut to the clauses that answer; each cut end shows "…", and no dangling comma."""
+    clauses = ", ".join(f"the delegation from province {n} brought {n} tonnes of grain" for n in range(14))
+    text = f"The summit closed in Lagos on Friday, the treaty was signed by Amara Okafor, {clauses}."
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "summit.md").write_text(f"---\ntitle: Summit\n---\n{text}\n", encoding="utf-8")
+    settings = make_settings(tmp_path, corpus)
+    make_builder(settings, embedder).build(corpus)
+    answerer = load_answerer(settings, embedder)
+    answer = answerer.ask("Who signed the treaty?", threshold=0.0)
+    [citation] = answer.citations
+    assert "Amara Okafor" in citation.quote and len(answer.answer) <= 400
+    assert not citation.quote.endswith((",", " "))
+    prefix = "…" if citation.start > 0 else ""
+    assert answer.answer == f"{prefix}{citation.quote}… [1]"
+    assert_verifiable(answerer, answer)
+
+
+def test_a_follow_up_uses_its_thread_and_the_same_words_alone_do_not(news_answerer: Answerer) -> None:
+    first = "Harbor City opened the Lantern Bridge this week."
+    follow_up = news_answerer.ask("How much did it cost?", [Turn(first, "")])
+    assert not follow_up.abstained and "$410 million" in follow_up.answer
+    assert news_answerer.ask("How much did it cost?").abstained  # "it" is nothing without the thread
+
+
+def test_the_sentence_a_pronoun_refers_to_is_shown_first(tmp_path: Path, embedder: Embedder) -> None:
+    """"She signed…" is shown after the sentence that names her, in the article's order, whatever their scores."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "summit.md").write_text(
+        "---\ntitle: Summit\n---\nThe summit in Lagos lasted two days. Amara Okafor led the delegation from Accra. "
+        "She signed the treaty on Friday after two days of talks. The treaty cuts tariffs on grain.\n",
+        encoding="utf-8")
+    settings = make_settings(tmp_path, corpus)
+    make_builder(settings, embedder).build(corpus)
+    answerer = load_answerer(settings, embedder)
+    answer = answerer.ask("When was the treaty signed?", threshold=0.0)
+    first, second = answer.citations[:2]
+    assert first.quote == "Amara Okafor led the delegation from Accra."
+    assert second.quote.startswith("She signed the treaty") and first.end < second.start
+    assert answer.answer.startswith(f"{first.quote} [1] {second.quote} [2]")
+    assert_verifiable(answerer, answer)
+
+
+def test_when_no_sentence_may_answer_it_abstains_at_zero_confidence(tmp_path: Path, embedder: Embedder) -> None:
+    """A page of questions holds no answer: Footnote abstains (even at threshold 0) and lists the closest ones."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "quiz.md").write_text("---\ntitle: Quiz\n---\nWhich team won the Northern Cup final this week? "
+                                    "Who scored twice for the winners? How many fans watched the final?\n",
+                                    encoding="utf-8")
+    settings = make_settings(tmp_path, corpus)
+    make_builder(settings, embedder).build(corpus)
+    answerer = load_answerer(settings, embedder)
+    answer = answerer.ask("Which team won the Northern Cup final this week?", threshold=0.0)
+    assert answer.abstained and answer.answer == ABSTAIN_TEXT and answer.citations == []
+    assert answer.confidence == 0.0 and answer.to_json()["confidence"] == 0.0
+    assert answer.suggestions[0].quote == "Which team won the Northern Cup final this week?"
+    assert [c.n for c in answer.suggestions] == [1, 2, 3]
+
+
+def test_a_question_of_exactly_the_limit_is_accepted(seed_answerer: Answerer) -> None:
+    limit = seed_answerer.config.max_question_chars
+    question = "Who did Raisi meet in Caracas? " + "x" * (limit - 31)
+    assert len(question) == limit and seed_answerer.ask(question).refusal is None
+    over = seed_answerer.ask(question + "y")
+    assert over.refusal == f"Questions are limited to {limit} characters (this one has {limit + 1})."

@@ -404,3 +404,62 @@ async def test_after_a_restart_a_thread_s_context_is_its_last_messages_oldest_fi
     await fake.user_message(thread, room.reader, "And what did he sign?", reply_to=fake.sent_messages(thread)[-1])
     await fake.wait_for(lambda: fake.sent_messages(thread)[3:], timeout=10)
     assert seen == [expected]
+
+
+async def test_sources_pages_turn_both_ways_and_wrap_around(newsroom: StartBot, tmp_path: Path) -> None:
+    corpus = copy_seed(tmp_path / "corpus")
+    write_articles(corpus, 20)
+    room = await newsroom(corpus=corpus)
+    record = await room.fake.invoke_command(room.channel, room.admin, "sources")
+    await room.fake.wait_for(lambda: record.acknowledged, timeout=10)
+    assert embed_of(record.original)["footer"]["text"] == "Page 1/3"
+    footers = []
+    for label in ["▶", "▶", "▶", "◀"]:
+        click = await room.fake.click_button(record.original, room.admin, _custom_id(record.original, label))
+        await room.fake.wait_for(lambda click=click: click.acknowledged, timeout=10)
+        footers.append(embed_of(click.original)["footer"]["text"])
+        assert {"◀", "▶"} <= {c.get("label") for row in click.original["components"] for c in row["components"]}
+    assert footers == ["Page 2/3", "Page 3/3", "Page 1/3", "Page 3/3"]
+
+
+async def test_follow_ups_in_a_thread_carry_its_last_four_turns(newsroom: StartBot) -> None:
+    room = await newsroom()
+    fake, me = room.fake, room.fake.bot_user
+    seen: list[list[tuple[str, bool]]] = []
+    real_ask = room.bot.service.ask
+
+    async def recording_ask(question, history=None, on_delta=None, guild_id=None):
+        seen.append([(turn.question, bool(turn.answer)) for turn in history or []])
+        return await real_ask(question, history, on_delta, guild_id)
+
+    room.bot.service.ask = recording_ask
+    questions = ["Which country does Raisi visit on Tuesday?", "And on Wednesday?", "And after Cuba?",
+                 "Who did he meet in Caracas?", "What did they sign?", "How much has trade grown?"]
+    await fake.user_message(room.channel, room.reader, f"<@{me.id}> {questions[0]}")
+    thread = await fake.wait_for(lambda: next((c for c in fake.channels.values() if c.is_thread), None), 10)
+    for n, follow_up in enumerate(questions[1:], start=1):
+        last = (await fake.wait_for(lambda n=n: fake.sent_messages(thread)[n - 1:], timeout=10))[0]
+        await fake.user_message(thread, room.reader, follow_up, reply_to=last)
+    await fake.wait_for(lambda: fake.sent_messages(thread)[len(questions) - 1:], timeout=10)
+    assert seen == [[(q, True) for q in questions[max(0, n - 4) : n]] for n in range(len(questions))]
+
+
+async def test_a_generated_answer_to_a_mention_streams_into_one_message_in_its_thread(newsroom: StartBot) -> None:
+    from tests.fakes.openai_server import FakeOpenAIServer, Reply
+
+    async with FakeOpenAIServer() as server:
+        server.script(Reply(chunks=["Raisi met Nicolás Maduro in Caracas [1]. ", "It was the first ",
+                                    "stop of his tour [1]. He flew in on 9 May [1]."], chunk_delay=0.4))
+        room = await newsroom(llm_base_url=server.base_url, llm_model="test")
+        fake = room.fake
+        await fake.user_message(room.channel, room.reader,
+                                f"<@{fake.bot_user.id}> Who did Ebrahim Raisi meet in Venezuela?")
+        thread = await fake.wait_for(lambda: next((c for c in fake.channels.values() if c.is_thread), None), 10)
+        await fake.wait_for(lambda: any(m["embeds"] for m in fake.sent_messages(thread)), timeout=15)
+    [message] = fake.sent_messages(thread)
+    assert not message["content"]
+    assert embed_of(message)["description"] == (
+        "Raisi met Nicolás Maduro in Caracas. [1] It was the first stop of his tour. [1]")
+    sent = [out for out in fake.outbox if out.channel_id == thread.id]
+    assert sent[0].kind == "message" and sent[0].message["content"] == "Raisi met Nicolás Maduro in Caracas. [1]"
+    assert len(sent) >= 2 and all(out.kind == "edit" for out in sent[1:])

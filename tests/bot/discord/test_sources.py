@@ -10,6 +10,7 @@ from tests.bot.discord.conftest import StartBot
 from tests.bot.discord.test_bot import embed_of, final_message
 from tests.conftest import NEWS
 from tests.discord_fake import PermissionRefused
+from tests.discord_fake.state import MANAGE_GUILD
 from tests.discord_fake.uploads import FakeUpload
 from tests.fakes.web_server import FakeWebServer, page
 
@@ -101,3 +102,33 @@ async def test_adding_is_for_admins_and_rate_limited(newsroom: StartBot) -> None
     second = await room.fake.invoke_command(room.channel, room.admin, "add", {"url": "https://news.example/x"})
     await room.fake.wait_for(lambda: second.original, timeout=10)
     assert second.ephemeral and "try again in 60 minutes" in second.original["content"]
+
+
+def _markdown_of_size(size: int) -> bytes:
+    head = "---\ntitle: Ferry timetable\n---\nThe ferry to Portmere leaves at nine every morning, the operator said. "
+    return (head + "x" * (size - len(head.encode()) - 1) + ".").encode()
+
+
+async def test_a_file_over_the_size_limit_is_refused_before_it_is_downloaded(newsroom: StartBot) -> None:
+    room = await newsroom(fetch_max_mb=1 / 1024)  # 1024 bytes
+    big = await invoke(room, room.admin, "add",
+                       {"file": FakeUpload("big.md", _markdown_of_size(1025), "text/markdown")})
+    assert big.edits[-1]["content"] == "Not added: The file is larger than 0.000976562 MB."
+    assert not any("big.md" in request for request in room.fake.requests)
+    fits = await invoke(room, room.admin, "add", {"file": FakeUpload("fits.md", _markdown_of_size(1024),
+                                                                      "text/markdown")})
+    assert embed_of(fits.edits[-1])["description"].startswith("Added: ")
+    assert any("fits.md" in request for request in room.fake.requests)  # this one was read from the CDN
+    assert [s.title for s in room.bot.service.sources(room.guild.id)] == ["Ferry timetable"]
+
+
+async def test_the_hourly_limit_on_source_changes_is_per_admin(newsroom: StartBot) -> None:
+    room = await newsroom(adds_per_hour=1)
+    deputy = room.fake.add_member(room.guild, "deputy", permissions=MANAGE_GUILD)
+    await invoke(room, room.admin, "add", {"file": FakeUpload("bridge.md", BRIDGE_MD, "text/markdown")})
+    [source] = room.bot.service.sources(room.guild.id)
+    again = await invoke(room, room.admin, "remove", {"source": str(source.source_id)})
+    assert "try again in 60 minutes" in again.original["content"]
+    removed = await invoke(room, deputy, "remove", {"source": str(source.source_id)})
+    assert removed.edits[-1]["content"].startswith(f"Removed “{BRIDGE['title']}”")
+    assert room.bot.service.sources(room.guild.id) == []
