@@ -463,3 +463,16 @@ async def test_a_generated_answer_to_a_mention_streams_into_one_message_in_its_t
     sent = [out for out in fake.outbox if out.channel_id == thread.id]
     assert sent[0].kind == "message" and sent[0].message["content"] == "Raisi met Nicolás Maduro in Caracas. [1]"
     assert len(sent) >= 2 and all(out.kind == "edit" for out in sent[1:])
+
+
+async def test_an_allowed_channel_is_answered_by_ask_and_by_mentions(newsroom: StartBot) -> None:
+    room = await newsroom(allowed_channel_ids=[1])
+    room.bot.settings.allowed_channel_ids.append(room.channel.id)
+    fake = room.fake
+    record = await fake.invoke_command(room.channel, room.reader, "ask", {"question": "Who did Raisi meet?"})
+    await fake.wait_for(lambda: record.edits, timeout=10)
+    assert "Maduro" in embed_of(final_message(fake, record))["description"]
+    await fake.user_message(room.channel, room.reader, f"<@{fake.bot_user.id}> Who did Raisi meet?")
+    thread = await fake.wait_for(lambda: next((c for c in fake.channels.values() if c.is_thread), None), 10)
+    [reply] = await fake.wait_for(lambda: fake.sent_messages(thread), timeout=10)
+    assert "Maduro" in embed_of(reply)["description"]
