@@ -277,3 +277,17 @@ def test_a_question_of_exactly_the_limit_is_accepted(seed_answerer: Answerer) ->
     assert len(question) == limit and seed_answerer.ask(question).refusal is None
     over = seed_answerer.ask(question + "y")
     assert over.refusal == f"Questions are limited to {limit} characters (this one has {limit + 1})."
+
+
+def test_a_refused_question_in_a_batch_is_answered_in_place_and_heard_at_once(seed_answerer: Answerer) -> None:
+    """The service's micro-batches: a refusal keeps its place, is an abstention with the reason, and its asker
+    hears of it like every other asker (position and answer)."""
+    too_long = "Why? " * 200
+    heard = []
+    answers = seed_answerer.ask_many([(too_long, []), ("Who did Raisi meet in Caracas?", [])], threshold=0.0,
+                                     on_answer=lambda position, answer: heard.append((position, answer)))
+    refused, answered = answers
+    assert refused.question == too_long and refused.abstained and refused.citations == []
+    assert refused.answer == refused.refusal and refused.refusal.startswith("Questions are limited to 500 characters")
+    assert not answered.abstained and "Maduro" in answered.answer
+    assert heard == [(0, refused), (1, answered)]
