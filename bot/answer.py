@@ -40,8 +40,10 @@ CONFIDENCE_FEATURES = (
     "top_doc_best_context", "best_dense", "best_coverage_doc", "kind_known", "sentences", "articles",
 )
 _CLAUSE_BREAK = re.compile(r"(?<=[,;:—–])\s+|\s+(?=[—–]\s)")
-_ANAPHORA = re.compile(r"^[“\"']?(?:\S+[”\"']?\s+){0,6}?(he|she|they|it|this|these|that|those|his|her|their)\b"
-                       r"|^(the result|as a result|however|but|also)\b", re.I)
+_ANAPHORA = re.compile(r"^[“\"']?(?:\S+[”\"']?\s+){0,6}?(he|she|they|it|his|her|their)\b"
+                       r"|^[“\"']?(this|these|that|those|the result|as a result|however|but|also)\b", re.I)
+"""A sentence that leans on the one before it: a personal pronoun in its first words, or a demonstrative or
+connective as its first word ("explained that …" is a complement, not a reference back)."""
 
 __all__ = ["ABSTAIN_TEXT", "Answer", "AnswerConfig", "Answerer", "Citation", "QuestionRejected", "ShortAnswer",
            "Turn", "clean_question"]
@@ -366,7 +368,8 @@ class Answerer:
         chosen = [eligible[0]]
         by_row = {c.row: i for i, c in enumerate(candidates)}
         before = by_row.get(best.row - 1)
-        if before is not None and candidates[before].doc_row == best.doc_row and _ANAPHORA.match(best.text):
+        if (before is not None and candidates[before].doc_row == best.doc_row and self.config.max_sentences > 1
+                and _ANAPHORA.match(best.text)):
             chosen.append(before)
         for i in eligible[1:]:
             candidate = candidates[i]

@@ -22,6 +22,8 @@ FOOTNOTE_END = re.compile(r"\[\d+\]$")
 def assert_verifiable(answerer: Answerer, answer) -> None:
     for citation in [*answer.citations, *answer.suggestions, *answer.evidence]:
         document = answerer.snapshot.documents[citation.doc_id]
+        assert isinstance(citation.start, int) and isinstance(citation.end, int)  # text[None:end] would pass
+        assert 0 <= citation.start < citation.end <= len(document.text)
         assert document.text[citation.start : citation.end] == citation.quote
         assert citation.chunk_id.startswith(citation.doc_id + "#")
     if answer.short_answer:
@@ -200,7 +202,7 @@ def test_an_abstention_numbers_whole_sentences_and_keeps_its_question_and_confid
 
 def test_the_answer_is_its_quotes_in_order_each_with_its_footnote(seed_answerer: Answerer) -> None:
     """Whole sentences are shown verbatim, unmarked: no ellipsis where nothing was cut, one space between them."""
-    answer = seed_answerer.ask("How much has bilateral trade grown since 2021?", threshold=0.0)
+    answer = seed_answerer.ask("What agreements did Iran and Venezuela sign?", threshold=0.0)
     assert len(answer.citations) >= 2 and "…" not in answer.answer
     assert answer.answer == " ".join(f"{c.quote} [{c.n}]" for c in answer.citations)
     for citation in answer.citations:  # what the footnote links to, and the score shown with it
@@ -291,3 +293,22 @@ def test_a_refused_question_in_a_batch_is_answered_in_place_and_heard_at_once(se
     assert refused.answer == refused.refusal and refused.refusal.startswith("Questions are limited to 500 characters")
     assert not answered.abstained and "Maduro" in answered.answer
     assert heard == [(0, refused), (1, answered)]
+
+
+def test_a_complement_that_is_not_a_reference_back_and_the_sentence_limit_holds(
+        tmp_path: Path, embedder: Embedder) -> None:
+    """"explained that …" does not pull in the sentence before it; with one sentence allowed, one is shown."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "trade.md").write_text(
+        "---\ntitle: Trade\n---\n“Together we will be invincible!” he added at the ceremony. Raisi explained "
+        "that bilateral trade volume has increased from $600 million in 2021 to more than $3 billion today.\n",
+        encoding="utf-8")
+    settings = make_settings(tmp_path, corpus)
+    make_builder(settings, embedder).build(corpus)
+    answer = load_answerer(settings, embedder).ask("How much has bilateral trade grown since 2021?", threshold=0.0)
+    assert answer.citations[0].quote.startswith("Raisi explained that bilateral trade")
+    assert "invincible" not in answer.answer
+    single = load_answerer(settings.model_copy(update={"max_answer_sentences": 1}), embedder)
+    pronoun = single.ask("When was the ceremony where he said they would be invincible?", threshold=0.0)
+    assert len(pronoun.citations) == 1
