@@ -121,8 +121,9 @@ class Answer:
 
 _CALENDAR_NAMES = (
     re.compile(r"\b(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b"),
-    re.compile(r"\b(January|February|March|April|June|July|August|September|October|November|December)\b"),
+    re.compile(r"\b(January|February|March|April|(?<=\s)May|June|July|August|September|October|November|December)\b"),
 )
+"""Weekday and month names; "May" only after a space, since at the start of a sentence it is the modal verb."""
 
 
 def dates_conflict(question: str, sentences: list[str]) -> bool:

@@ -181,6 +181,8 @@ def test_an_answer_about_another_day_is_no_answer(seed_answerer: Answerer) -> No
     ("What happened on Wednesday?", ["It rained."], False),
     ("Who won in March?", ["She won in April."], True),
     ("Who won?", ["She won on Monday in April."], False),
+    ("Who won in May?", ["She won in April."], True),
+    ("Who won in April?", ["May she win again: she won in April."], False),
 ])
 def test_dates_conflict(question: str, sentences: list[str], conflict: bool) -> None:
     assert dates_conflict(question, sentences) is conflict
