@@ -19,6 +19,16 @@ from tests.conftest import DATA, NEWS, SEED_CORPUS, make_settings
 FOOTNOTE_END = re.compile(r"\[\d+\]$")
 
 
+def one_article(tmp_path: Path, embedder: Embedder, name: str, title: str, text: str):
+    """Settings whose index, built in `tmp_path`, holds one Markdown article."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / f"{name}.md").write_text(f"---\ntitle: {title}\n---\n{text}\n", encoding="utf-8")
+    settings = make_settings(tmp_path, corpus)
+    make_builder(settings, embedder).build(corpus)
+    return settings
+
+
 def assert_verifiable(answerer: Answerer, answer) -> None:
     for citation in [*answer.citations, *answer.suggestions, *answer.evidence]:
         document = answerer.snapshot.documents[citation.doc_id]
@@ -143,12 +153,7 @@ def test_odd_questions_get_an_answer_or_an_abstention(seed_answerer: Answerer, q
 def test_over_long_sentence_is_cut_to_a_verbatim_clause(tmp_path: Path, embedder: Embedder) -> None:
     clauses = ", ".join(f"the delegation from province {n} brought {n} tonnes of grain" for n in range(12))
     text = f"The summit opened in Lagos, {clauses}, and the treaty was signed by Amara Okafor on Friday."
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "summit.md").write_text(f"---\ntitle: Summit\n---\n{text}\n", encoding="utf-8")
-    settings = make_settings(tmp_path, corpus)
-    make_builder(settings, embedder).build(corpus)
-    answerer = load_answerer(settings, embedder)
+    answerer = load_answerer(one_article(tmp_path, embedder, "summit", "Summit", text), embedder)
     answer = answerer.ask("Who signed the treaty?", threshold=0.0)
     assert not answer.abstained and len(answer.answer) <= 400
     assert "Amara Okafor" in answer.answer and answer.answer.startswith("…")
@@ -217,12 +222,7 @@ def test_a_sentence_cut_on_both_sides_is_marked_at_both_ends(tmp_path: Path, emb
     """An over-long sentence is cut to the clauses that answer; each cut end shows "…", and no dangling comma."""
     clauses = ", ".join(f"the delegation from province {n} brought {n} tonnes of grain" for n in range(14))
     text = f"The summit closed in Lagos on Friday, the treaty was signed by Amara Okafor, {clauses}."
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "summit.md").write_text(f"---\ntitle: Summit\n---\n{text}\n", encoding="utf-8")
-    settings = make_settings(tmp_path, corpus)
-    make_builder(settings, embedder).build(corpus)
-    answerer = load_answerer(settings, embedder)
+    answerer = load_answerer(one_article(tmp_path, embedder, "summit", "Summit", text), embedder)
     answer = answerer.ask("Who signed the treaty?", threshold=0.0)
     [citation] = answer.citations
     assert "Amara Okafor" in citation.quote and len(answer.answer) <= 400
@@ -241,15 +241,9 @@ def test_a_follow_up_uses_its_thread_and_the_same_words_alone_do_not(news_answer
 
 def test_the_sentence_a_pronoun_refers_to_is_shown_first(tmp_path: Path, embedder: Embedder) -> None:
     """"She signed…" is shown after the sentence that names her, in the article's order, whatever their scores."""
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "summit.md").write_text(
-        "---\ntitle: Summit\n---\nThe summit in Lagos lasted two days. Amara Okafor led the delegation from Accra. "
-        "She signed the treaty on Friday after two days of talks. The treaty cuts tariffs on grain.\n",
-        encoding="utf-8")
-    settings = make_settings(tmp_path, corpus)
-    make_builder(settings, embedder).build(corpus)
-    answerer = load_answerer(settings, embedder)
+    text = ("The summit in Lagos lasted two days. Amara Okafor led the delegation from Accra. "
+            "She signed the treaty on Friday after two days of talks. The treaty cuts tariffs on grain.")
+    answerer = load_answerer(one_article(tmp_path, embedder, "summit", "Summit", text), embedder)
     answer = answerer.ask("When was the treaty signed?", threshold=0.0)
     first, second = answer.citations[:2]
     assert first.quote == "Amara Okafor led the delegation from Accra."
@@ -260,14 +254,9 @@ def test_the_sentence_a_pronoun_refers_to_is_shown_first(tmp_path: Path, embedde
 
 def test_when_no_sentence_may_answer_it_abstains_at_zero_confidence(tmp_path: Path, embedder: Embedder) -> None:
     """A page of questions holds no answer: Footnote abstains (even at threshold 0) and lists the closest ones."""
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "quiz.md").write_text("---\ntitle: Quiz\n---\nWhich team won the Northern Cup final this week? "
-                                    "Who scored twice for the winners? How many fans watched the final?\n",
-                                    encoding="utf-8")
-    settings = make_settings(tmp_path, corpus)
-    make_builder(settings, embedder).build(corpus)
-    answerer = load_answerer(settings, embedder)
+    text = ("Which team won the Northern Cup final this week? Who scored twice for the winners? "
+            "How many fans watched the final?")
+    answerer = load_answerer(one_article(tmp_path, embedder, "quiz", "Quiz", text), embedder)
     answer = answerer.ask("Which team won the Northern Cup final this week?", threshold=0.0)
     assert answer.abstained and answer.answer == ABSTAIN_TEXT and answer.citations == []
     assert answer.confidence == 0.0 and answer.to_json()["confidence"] == 0.0
@@ -300,14 +289,9 @@ def test_a_refused_question_in_a_batch_is_answered_in_place_and_heard_at_once(se
 def test_a_complement_that_is_not_a_reference_back_and_the_sentence_limit_holds(
         tmp_path: Path, embedder: Embedder) -> None:
     """"explained that …" does not pull in the sentence before it; with one sentence allowed, one is shown."""
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "trade.md").write_text(
-        "---\ntitle: Trade\n---\n“Together we will be invincible!” he added at the ceremony. Raisi explained "
-        "that bilateral trade volume has increased from $600 million in 2021 to more than $3 billion today.\n",
-        encoding="utf-8")
-    settings = make_settings(tmp_path, corpus)
-    make_builder(settings, embedder).build(corpus)
+    text = ("“Together we will be invincible!” he added at the ceremony. Raisi explained that bilateral trade "
+            "volume has increased from $600 million in 2021 to more than $3 billion today.")
+    settings = one_article(tmp_path, embedder, "trade", "Trade", text)
     answer = load_answerer(settings, embedder).ask("How much has bilateral trade grown since 2021?", threshold=0.0)
     assert answer.citations[0].quote.startswith("Raisi explained that bilateral trade")
     assert "invincible" not in answer.answer
