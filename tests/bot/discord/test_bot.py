@@ -185,12 +185,18 @@ async def test_admin_role_may_use_admin_commands(newsroom: StartBot) -> None:
     assert fields["Encoder"].startswith(f"{room.bot.service.embedder.choice.query} for questions")
 
 
-async def test_sources_lists_the_indexed_articles(newsroom: StartBot, tmp_path: Path) -> None:
+async def listed_sources(newsroom: StartBot, tmp_path: Path, articles: int):
+    """A bot over the seed article and `articles` more, and an admin's acknowledged /sources."""
     corpus = copy_seed(tmp_path / "corpus")
-    write_articles(corpus, 14)
+    write_articles(corpus, articles)
     room = await newsroom(corpus=corpus)
     record = await room.fake.invoke_command(room.channel, room.admin, "sources")
     await room.fake.wait_for(lambda: record.acknowledged, timeout=10)
+    return room, record
+
+
+async def test_sources_lists_the_indexed_articles(newsroom: StartBot, tmp_path: Path) -> None:
+    room, record = await listed_sources(newsroom, tmp_path, 14)
     first = embed_of(record.original)
     assert first["title"] == "Sources (15)" and first["footer"]["text"].startswith("Page 1/2")
     assert "**Port report 0** — shared" in first["description"]
@@ -407,11 +413,7 @@ async def test_after_a_restart_a_thread_s_context_is_its_last_messages_oldest_fi
 
 
 async def test_sources_pages_turn_both_ways_and_wrap_around(newsroom: StartBot, tmp_path: Path) -> None:
-    corpus = copy_seed(tmp_path / "corpus")
-    write_articles(corpus, 20)
-    room = await newsroom(corpus=corpus)
-    record = await room.fake.invoke_command(room.channel, room.admin, "sources")
-    await room.fake.wait_for(lambda: record.acknowledged, timeout=10)
+    room, record = await listed_sources(newsroom, tmp_path, 20)
     assert embed_of(record.original)["footer"]["text"] == "Page 1/3"
     footers = []
     for label in ["▶", "▶", "▶", "◀"]:
