@@ -6,11 +6,12 @@ in `registry_meta`, so either side migrates without the other.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from bot.sqlite import open_database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS registry_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -72,11 +73,8 @@ class SourceRegistry:
     """The sources table and its audit trail; safe to use from several threads."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db = open_database(path)
         self.db.executescript(f"BEGIN; {SCHEMA} COMMIT;")
 
     def close(self) -> None:

@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import secrets
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 import discord
 
 from bot.answer import Answer
+from bot.sqlite import open_database
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,8 @@ class FeedbackStore:
     """SQLite storage of sent answers and votes; user ids are stored only as salted hashes."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()  # one statement at a time, and never one during close()
-        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db = open_database(path)
         self._migrate()
         self._salt = self._load_salt()
 
