@@ -33,6 +33,8 @@ from index.store import (
     SnapshotError,
     SnapshotStore,
     StoreLocked,
+    read_jsonl,
+    write_jsonl,
 )
 
 CHANNEL = "footnote_snapshots"
@@ -171,13 +173,13 @@ class PgSnapshotStore(SnapshotStore):
 
         register_vector(conn)
         cursor = conn.cursor()
-        documents = _jsonl(folder / "documents.jsonl")
+        documents = read_jsonl(folder / "documents.jsonl")
         with cursor.copy("COPY footnote_documents (snapshot_id, row, doc_id, title, url, record) "
                          "FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["text", "int4", "text", "text", "text", "jsonb"])
             for row, record in enumerate(documents):
                 copy.write_row((snapshot_id, row, record["doc_id"], record["title"], record["url"], Jsonb(record)))
-        chunks = _jsonl(folder / "chunks.jsonl")
+        chunks = read_jsonl(folder / "chunks.jsonl")
         vectors = FaissVectorStore.load(folder / "vectors.faiss").reconstruct(np.arange(len(chunks)))
         with cursor.copy("COPY footnote_chunks (snapshot_id, row, chunk_id, doc_id, record, embedding) "
                          "FROM STDIN (FORMAT BINARY)") as copy:
@@ -219,10 +221,10 @@ class PgSnapshotStore(SnapshotStore):
         register_vector(conn)
         documents = conn.execute("SELECT record FROM footnote_documents WHERE snapshot_id = %s ORDER BY row",
                                  (snapshot_id,)).fetchall()
-        _write_jsonl(folder / "documents.jsonl", (record for (record,) in documents))
+        write_jsonl(folder / "documents.jsonl", (record for (record,) in documents))
         chunks = conn.execute("SELECT record FROM footnote_chunks WHERE snapshot_id = %s ORDER BY row",
                               (snapshot_id,)).fetchall()
-        _write_jsonl(folder / "chunks.jsonl", (record for (record,) in chunks))
+        write_jsonl(folder / "chunks.jsonl", (record for (record,) in chunks))
         sentences = conn.cursor(binary=True).execute(
             "SELECT doc_row, start_char, end_char, paragraph, embedding FROM footnote_sentences "
             "WHERE snapshot_id = %s ORDER BY row", (snapshot_id,)).fetchall()
@@ -238,14 +240,3 @@ def safe_url(url: str) -> str:
     parts = urlsplit(url)
     host = f"{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
     return parts._replace(netloc=host, query="").geturl()
-
-
-def _jsonl(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
-def _write_jsonl(path: Path, records: Iterator[dict]) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")

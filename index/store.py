@@ -198,8 +198,8 @@ def write_snapshot(folder: Path, manifest: Manifest, documents: list[Document], 
                    vocabulary_vectors: np.ndarray) -> None:
     """Write every file of a snapshot into `folder` and fsync them; the manifest goes last."""
     folder.mkdir(parents=True)
-    _write_jsonl(folder / "documents.jsonl", (d.to_json() for d in documents))
-    _write_jsonl(folder / "chunks.jsonl", (
+    write_jsonl(folder / "documents.jsonl", (d.to_json() for d in documents))
+    write_jsonl(folder / "chunks.jsonl", (
         {"chunk_id": c.chunk_id, "doc_id": c.doc_id, "start": c.start, "end": c.end,
          "first_sentence": c.first_sentence, "last_sentence": c.last_sentence} for c in chunks))
     np.save(folder / "sentences.npy", sentences.astype(np.int64))
@@ -215,7 +215,8 @@ def write_snapshot(folder: Path, manifest: Manifest, documents: list[Document], 
     _fsync_tree(folder)
 
 
-def _write_jsonl(path: Path, rows) -> None:
+def write_jsonl(path: Path, rows) -> None:
+    """One JSON object a line (UTF-8, not ASCII-escaped)."""
     with path.open("w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -230,7 +231,7 @@ def _fsync_tree(folder: Path, recursive: bool = True) -> None:
             os.close(fd)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[dict]:
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
@@ -315,7 +316,7 @@ def load_snapshot(path: Path, model: str, dimension: int, ef_search: int = 128,
     if fingerprint is not None and manifest.model_fingerprint != fingerprint:
         raise SnapshotError(f"index at {path} was built with other {model} weights than the configured ones: "
                             "rebuild it with `python -m bot index --full`")
-    documents = [Document(**row) for row in _read_jsonl(path / "documents.jsonl")]
+    documents = [Document(**row) for row in read_jsonl(path / "documents.jsonl")]
     vocabulary = json.loads((path / "vocabulary.json").read_text(encoding="utf-8"))
     sentences = np.load(path / "sentences.npy")  # small, and read row by row: in memory, not mapped
     spans = np.load(path / "sentence_spans.npy")
@@ -326,7 +327,7 @@ def load_snapshot(path: Path, model: str, dimension: int, ef_search: int = 128,
         manifest=manifest,
         documents={d.doc_id: d for d in documents},
         doc_ids=[d.doc_id for d in documents],
-        chunks=[Chunk(**row) for row in _read_jsonl(path / "chunks.jsonl")],
+        chunks=[Chunk(**row) for row in read_jsonl(path / "chunks.jsonl")],
         sentences=sentences,
         annotations=annotations,
         span_bounds=np.searchsorted(spans[:, 0], np.arange(len(sentences) + 1)),
