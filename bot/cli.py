@@ -172,7 +172,7 @@ def _change_sources(args: argparse.Namespace, settings: Settings) -> int:
     """`index add|remove|sources`: the same code path as Discord's /add, /remove and /sources."""
     import getpass
 
-    from bot.library import GuildLibrary, SourceRefused, read_link
+    from bot.library import GuildLibrary, SourceRefused, check_file_size, read_link
     from bot.sources import Adder, SourceRegistry
     from index.documents import CorpusError
     from index.extract import extract_upload
@@ -193,8 +193,7 @@ def _change_sources(args: argparse.Namespace, settings: Settings) -> int:
             extracted, origin = asyncio.run(read_link(args.target, settings))
         else:
             path = Path(args.target)
-            if path.stat().st_size > settings.fetch_max_mb * 1024 * 1024:
-                raise FetchRefused(f"The file is larger than {settings.fetch_max_mb:g} MB.")
+            check_file_size(path.stat().st_size, settings)
             extracted, origin = extract_upload(path.name, path.read_bytes()), ""
         added = library.add(args.guild, extracted, operator, origin)
         print(f"{'updated' if added.updated else 'added'} source {added.source.source_id}: {added.source.title} "

@@ -31,7 +31,7 @@ from bot.sources import Adder, Source, SourceRegistry
 from index.builder import BuildProgress, BuildReport
 from index.documents import SUPPORTED_SUFFIXES, Document
 from index.extract import Extracted, canonical_url, extract_fetched, extract_upload, source_name
-from index.fetch import Fetcher, FetchLimits
+from index.fetch import Fetcher, FetchLimits, FetchRefused
 from index.store import SnapshotError, SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -72,11 +72,20 @@ def source_documents(extracted: Sequence[Extracted], name: str) -> list[Document
     return documents
 
 
+def check_file_size(size: int, settings: Settings) -> None:
+    """Refuse, before reading it, a file (an attachment, a local file) larger than FOOTNOTE_FETCH_MAX_MB."""
+    if size > _max_bytes(settings):
+        raise FetchRefused(f"The file is larger than {settings.fetch_max_mb:g} MB.")
+
+
+def _max_bytes(settings: Settings) -> int:
+    return int(settings.fetch_max_mb * 1024 * 1024)
+
+
 async def read_link(url: str, settings: Settings, upload_name: str | None = None) -> tuple[list[Extracted], str]:
     """Fetch a link by the safe-fetching rules and extract its articles, with the page's final URL; an
     `upload_name` (an attachment on Discord's CDN) is read by its file name's suffix instead."""
-    limits = FetchLimits(max_bytes=int(settings.fetch_max_mb * 1024 * 1024),
-                         total_seconds=settings.fetch_timeout_seconds)
+    limits = FetchLimits(max_bytes=_max_bytes(settings), total_seconds=settings.fetch_timeout_seconds)
     async with Fetcher(limits, allow_hosts=settings.fetch_allow_hosts) as fetcher:
         fetched = await fetcher.fetch(url)
     if upload_name is not None:

@@ -13,7 +13,7 @@ from discord.ext import commands
 from bot.discord.app import NO_MENTIONS, Cooldown
 from bot.discord.cogs.admin import PageView, is_admin
 from bot.discord.render import shorten, untrusted
-from bot.library import SourceRefused, read_link
+from bot.library import SourceRefused, check_file_size, read_link
 from bot.sources import Adder, Source
 from index.builder import BuildError, BuildInProgress
 from index.documents import CorpusError
@@ -77,8 +77,7 @@ class SourcesCog(commands.Cog):
         settings = self.bot.settings
         if file is None:
             return await read_link(url, settings)
-        if file.size > settings.fetch_max_mb * 1024 * 1024:
-            raise FetchRefused(f"The file is larger than {settings.fetch_max_mb:g} MB.")
+        check_file_size(file.size, settings)
         return await read_link(file.url, settings, upload_name=file.filename)
 
     def _rate_limited(self, interaction: discord.Interaction) -> str | None:
