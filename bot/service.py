@@ -254,9 +254,7 @@ class QAService:
         current = await loop.run_in_executor(self._build_thread, make_store(self.settings).current_id)
         if self.answerer is None or current in (None, self.answerer.snapshot.snapshot_id):
             return
-        answerer = await loop.run_in_executor(self._build_thread, load_answerer, self.settings, self.embedder)
-        await loop.run_in_executor(self._build_thread, settle_heap)
-        self.answerer = answerer
+        self.answerer = await loop.run_in_executor(self._build_thread, self._settled_answerer)
         log.info("now answering from snapshot %s, published by another process", current)
 
     def _answer_batch(self, batch: list[_Request], ready: Callable[[int, Answer], None]) -> None:
@@ -337,9 +335,13 @@ class QAService:
         assert self.embedder is not None
         report = make_builder(self.settings, self.embedder).build(Path(self.settings.corpus_dir), full, progress,
                                                                   self._stop_build)
+        return report, self._settled_answerer()
+
+    def _settled_answerer(self) -> Answerer:
+        """The answerer over the current snapshot, with the heap settled for serving (a worker thread)."""
         answerer = load_answerer(self.settings, self.embedder)
         settle_heap()
-        return report, answerer
+        return answerer
 
     def stats(self, guild_id: int | None = None) -> ServiceStats:
         """Figures of the shared corpus, plus the server's own sources when `guild_id` is given."""
