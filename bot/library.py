@@ -125,8 +125,7 @@ class GuildLibrary:
             if guild_id in self._loaded:
                 self._loaded.move_to_end(guild_id)
                 return self._loaded[guild_id][0]
-        index_dir = self.settings_for(guild_id).index_dir
-        if not (index_dir / "CURRENT").is_file():
+        if SnapshotStore(self.settings_for(guild_id).index_dir).current_path() is None:
             return None
         try:
             answerer = load_answerer(self.settings_for(guild_id), self.embedder)
