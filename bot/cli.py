@@ -95,8 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--min-accuracy", type=float, help="exit non-zero below this accuracy (0-1)")
     evaluate.add_argument("--min-precision", type=float, help="… below this precision of shown answers")
     evaluate.add_argument("--min-abstention", type=float, help="… below this abstention on unanswerable questions")
-    evaluate.add_argument("--support", type=Path, metavar="LABELLED.jsonl",
-                          help="also score the generated-answer support check on labelled sentences")
+    evaluate.add_argument("--support", type=Path, metavar="LABELLED.jsonl", nargs="+", default=[],
+                          help="also score the generated-answer support check on labelled sentences (each file)")
     evaluate.set_defaults(handler=_eval)
 
     run = commands.add_parser("run", help="start the Discord bot (needs FOOTNOTE_DISCORD_TOKEN)")
@@ -345,17 +345,17 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
             print("\n".join(report.risk_lines()))
         print(f"\nreliability ({reports[0].label})")
         print("\n".join(reports[0].reliability_lines()))
-    if args.support:
-        print(_support_line(args.support, answerer), file=sys.stderr if args.json else sys.stdout)
+    for labelled in args.support:
+        print(_support_line(labelled, answerer), file=sys.stderr if args.json else sys.stdout)
     return _eval_status(reports[0], args)
 
 
 def _support_line(path: Path, answerer) -> str:
-    """The support check's precision and recall on a labelled file (tests/data/support_labelled.jsonl)."""
+    """The support check's precision and recall on a labelled file (tests/data/support_*.jsonl)."""
     from bot.support import score_labelled
 
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return score_labelled(rows, answerer.word_vectors).line()
+    return f"{path.name}: {score_labelled(rows, answerer.word_vectors).line()}"
 
 
 def _bundled_corpus(questions: Path) -> Path | None:

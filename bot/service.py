@@ -28,6 +28,7 @@ from bot.features import FEATURES, SPAN_FEATURES
 from bot.generation import DeltaCallback, LLMClient, generate_answer
 from bot.scorer import MODEL_PATH, load_model
 from bot.sources import Adder, Source
+from bot.wordnet import wordnet
 from index.backends import BackendChoice
 from index.builder import BuildInProgress, BuildProgress, BuildReport, IndexBuilder
 from index.chunking import ChunkingConfig
@@ -161,6 +162,8 @@ class QAService:
         if self.embedder is None:
             self.embedder = await loop.run_in_executor(self._answer_thread, make_embedder, self.settings)
         await loop.run_in_executor(self._answer_thread, self.embedder.warm_up)
+        if self.llm is not None:  # the support check of generated sentences reads WordNet once (0.3 s)
+            await loop.run_in_executor(self._answer_thread, wordnet)
         self.answerer = await loop.run_in_executor(self._answer_thread, load_answerer, self.settings,
                                                    self.embedder)
         self.library = await loop.run_in_executor(self._answer_thread, _open_library, self.settings,

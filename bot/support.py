@@ -1,11 +1,12 @@
-"""Does a generated sentence say what its cited passages say? Words, negation, certainty and roles.
+"""Does a generated sentence say what its cited passages say? Facts, words, negation, certainty and roles.
 
-A sentence is supported when every content word it uses is in a cited passage (same stem, one of a few
-reporting words, or a word whose single-word vector is close to a passage word's), and when each of its
-clauses agrees with the passage clauses it may restate: negated exactly when they are, hedged ("may", "plans
-to", "expected to") exactly when they are, and naming shared people or places in the same order (so "A fired
-B" does not pass for "B fired A"). Checked against only the passages it cites, so a sentence that joins
-facts from two passages must cite both.
+A sentence is supported when every number, date and capitalised name in it occurs in a cited passage, every
+content word it uses is there too (same stem; a reporting or light verb; a WordNet synonym or a word one step
+more or less general; or a word whose single-word vector is close to a passage word's, unless WordNet calls
+them opposites), and each of its clauses agrees with the passage clause it restates: negated exactly when it
+is, hedged ("may", "plans to", "reportedly") exactly when it is, the same direction ("before" is not "after"),
+and naming shared people or places in the same order (so "A fired B" does not pass for "B fired A").
+Checked against only the passages it cites, so a sentence that joins facts from two passages must cite both.
 """
 
 from __future__ import annotations
@@ -19,13 +20,31 @@ from functools import lru_cache
 import numpy as np
 import nupunkt
 
-from index.lexical import Analyzer, content_words
+from bot.wordnet import WordNet, wordnet
+from index.lexical import STOPWORDS, Analyzer, content_words, fold_accents
 from index.spans import find_spans
 
 REPORTING_WORDS = frozenset(
     "said says say told stated added noted according report reports reported article articles passage passages "
-    "also since still two".split()
+    "also since still two speak speaks spoke spoken asserted asserts explained explains announced announces "
+    "mentioned mentions".split()
 )
+LIGHT_VERBS = frozenset(
+    "make makes made making take takes took taken taking get gets got gotten getting give gives gave given giving "
+    "go goes went gone going come comes came coming hold holds held holding put puts putting keep keeps kept "
+    "become becomes became becoming seem seems seemed".split()
+)
+"""Verbs that carry little of a sentence's content: unchecked in it, and never standing for another word."""
+QUANTITY_WORDS = frozenset(
+    "one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty hundred hundreds "
+    "thousand thousands million millions billion billions trillion dozen dozens first second third fourth fifth "
+    "last half quarter double twice triple several few many".split()
+)
+"""Words that state an amount or a rank: only the same word supports them."""
+_OPPOSITE_PAIRS = (("more", "less"), ("more", "fewer"), ("before", "after"), ("above", "below"), ("over", "under"),
+                   ("most", "least"), ("earlier", "later"), ("up", "down"))
+OPPOSITES = {word: frozenset(b for a, b in (*_OPPOSITE_PAIRS, *((b, a) for a, b in _OPPOSITE_PAIRS)) if a == word)
+             for pair in _OPPOSITE_PAIRS for word in pair}
 NEGATIONS = frozenset(
     "not no never none nobody nothing neither nor without cannot denied denies deny refused refuses refuse "
     "rejected failed fails unable".split()
@@ -38,8 +57,31 @@ MODALITY = frozenset(
 SOFT_SUPPORT = 0.65
 """Cosine of single-word MiniLM vectors at which a passage word stands for a generated one (calibrated on
 tests/data/support_labelled.jsonl: see tests/bot/test_support.py)."""
+NAME_WEIGHT = 0.5
+"""What a shared name counts for when finding the passage clause a clause restates (other words count 1):
+a sentence's names run through all its clauses, its other words say what each claims."""
 _TOKEN = re.compile(r"[^\W_]+(?:n't)?|n't", re.IGNORECASE)
-_CLAUSE_BREAK = re.compile(r"[,;:—–()]|\b(?:which|who|while|but|although|whereas)\b")
+_CLAUSE_BREAK = re.compile(r"[,;:—–()]|\b(?:which|who|that|while|but|although|whereas)\b"
+                           r"|\band\s+(?=(?:has|have|had|is|are|was|were|will|would|could|may|might|can)\b)")
+_NOT_ONLY = re.compile(r"\bnot\s+only\b", re.IGNORECASE)
+_NUMBER = re.compile(
+    r"[$€£]?(?P<core>\d(?:[\d,]*\d)?(?:\.\d+)?)"
+    r"(?:\s?(?P<scale>%|(?:percent|per cent|thousand|million|billion|trillion|bn)\b))?",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[^\W\d_][\w’']*")
+_DEMONYM = re.compile(r"(?<=\w{4})(?:ian|an|n|ese|ish|i)$", re.IGNORECASE)
+"""An adjective of place ("American", "Iranian", "Lebanese") is supported by its place ("America", "Iran")."""
+_YEAR_RANGE = re.compile(r"\b(\d{2})(\d{2})\s?[-–]\s?(\d{2})\b")
+_POSSESSIVE = re.compile(r"['’]s?$")
+_SCALES = {"%": "percent", "per cent": "percent", "bn": "billion"}
+_DATE_WORDS = frozenset(
+    "monday tuesday wednesday thursday friday saturday sunday january february march april may june july "
+    "august september october november december".split()
+)
+_NOT_NAMES = STOPWORDS | frozenset(
+    "according additionally however meanwhile overall yes instead although despite since following".split()
+)
 
 
 @lru_cache(maxsize=1)
@@ -66,25 +108,110 @@ class WordVectors:
 
 def unsupported(sentence: str, passages: Sequence[str], vectors: WordVectors | None = None,
                 soft_floor: float = SOFT_SUPPORT) -> str | None:
-    """Why `sentence` is not supported by `passages` (e.g. 'words "storm" not in'), or None. With `vectors`,
+    """Why `sentence` is not supported by `passages` (e.g. 'word "storm" not in'), or None. With `vectors`,
     a word the passages lack is supported by a passage word whose cosine reaches `soft_floor`."""
+    return (unsupported_fact(sentence, passages) or _unsupported_words(sentence, passages, vectors, soft_floor)
+            or _disagreement(sentence, passages))
+
+
+def unsupported_fact(sentence: str, passages: Sequence[str]) -> str | None:
+    """The first number, date or name of `sentence` that no passage contains, e.g. 'number "$30 billion" is
+    not in'."""
+    source = _fold(" ".join(passages))
+    facts = [*_unsupported_numbers(sentence, source), *_unsupported_names(sentence, source)]
+    if not facts:
+        return None
+    _, kind, surface = min(facts)
+    return f'{kind} "{surface}" is not in'
+
+
+def _unsupported_numbers(sentence: str, source: str) -> list[tuple[int, str, str]]:
+    """Numbers absent from `source`; one without a scale word matches the same digits with any scale."""
+    source = _YEAR_RANGE.sub(r"\1\2-\1\3", source)  # "1977-81" holds 1981
+    known = {_number(m)[1:] for m in _NUMBER.finditer(source)}
+    digits = {core for core, _ in known}
+    found = []
+    for match in _NUMBER.finditer(sentence):
+        surface, core, scale = _number(match)
+        if (core, scale) not in known and (scale or core not in digits):
+            found.append((match.start(), "number", surface))
+    return found
+
+
+def _unsupported_names(sentence: str, source: str) -> list[tuple[int, str, str]]:
+    """Capitalised words (names, weekdays, months) that do not begin any word of `source`."""
+    found = []
+    lexicon = wordnet()
+    for match in _WORD.finditer(sentence):
+        word = _POSSESSIVE.sub("", match.group(0))
+        if len(word) < 2 or not word[0].isupper() or word.lower() in _NOT_NAMES:
+            continue
+        if match.start() == 0 and lexicon is not None and lexicon.only_modifier(word):
+            continue  # "Later, …": capitalised for being first, not a name
+        if not re.search(r"\b" + _DEMONYM.sub("", re.escape(_fold(word))), source, re.IGNORECASE):
+            found.append((match.start(), "date" if word.lower() in _DATE_WORDS else "name", word))
+    return found
+
+
+def _number(match: re.Match[str]) -> tuple[str, str, str]:
+    """(surface, digits without thousands separators, normalised scale word or "")."""
+    scale = (match.group("scale") or "").lower()
+    return match.group(0), match.group("core").replace(",", ""), _SCALES.get(scale, scale)
+
+
+def _fold(text: str) -> str:
+    return fold_accents(text).replace("’", "'")
+
+
+def _of_place(word: str, source_words: Sequence[str]) -> bool:
+    """Whether `word` is an adjective of place ("american") of a passage word ("america")."""
+    place = _DEMONYM.sub("", word)
+    return place != word and any(w.startswith(place) for w in source_words)
+
+
+def _unsupported_words(sentence: str, passages: Sequence[str], vectors: WordVectors | None,
+                       soft_floor: float) -> str | None:
+    """'word "storm" not in' for content words of `sentence` that no passage word supports."""
     analyzer = _analyzer()
     source_words = list(dict.fromkeys(w for p in passages for w in content_words(p)))
     source_stems = {analyzer.stem(w) for w in source_words}
     extra = [w for w in dict.fromkeys(content_words(sentence))
-             if w not in REPORTING_WORDS and analyzer.stem(w) not in source_stems]
+             if w not in REPORTING_WORDS and w not in LIGHT_VERBS and analyzer.stem(w) not in source_stems
+             and not _of_place(w, source_words)]
+    lexicon = wordnet()
+    bases: set[str] = set()
+    if extra and lexicon is not None:
+        bases = {base for w in source_words for base in lexicon.base_forms(w)}
+        extra = [w for w in extra if w in QUANTITY_WORDS or not _related(lexicon, w, source_words, bases)]
     if extra and vectors is not None and source_words:
-        closest = (vectors(extra) @ vectors(source_words).T).max(axis=1)
-        extra = [w for w, similarity in zip(extra, closest, strict=True) if similarity < soft_floor]
+        softened = [w for w in extra if w not in QUANTITY_WORDS and not (lexicon and lexicon.antonyms(w) & bases)]
+        if softened:
+            closest = dict(zip(softened, (vectors(softened) @ vectors(source_words).T).max(axis=1), strict=True))
+            extra = [w for w in extra if closest.get(w, -1.0) < soft_floor]
     if extra:
         shown = ", ".join(f'"{w}"' for w in extra)
         return f"{'word' if len(extra) == 1 else 'words'} {shown} not in"
+    return None
+
+
+def _related(lexicon: WordNet, word: str, source_words: Sequence[str], bases: set[str]) -> bool:
+    """Whether a passage word shares a sense with `word` or is one step more or less general in WordNet (in
+    either direction); a light verb of the passage only by sharing a sense ("come" for "arrive")."""
+    light = bases & LIGHT_VERBS
+    if lexicon.related(word) & (bases - light) or lexicon.synonyms(word) & light:
+        return True
+    mine = lexicon.base_forms(word)
+    return any(mine & lexicon.related(w) for w in source_words if w not in LIGHT_VERBS)
+
+
+def _disagreement(sentence: str, passages: Sequence[str]) -> str | None:
+    """How a clause of `sentence` disagrees with the passage clause it restates, or None."""
     sentences = [p[start:end] for p in passages for start, end in nupunkt.sent_spans(p)]
-    clauses = [(c, whole, _stems(c)) for whole in sentences for c in _clauses(whole)]
+    clauses = [(c, whole, _weighted_stems(c)) for whole in sentences for c in _clauses(whole)]
     for clause in _clauses(sentence):
-        wanted = _stems(clause)
-        overlaps = [len(wanted & stems) for _, _, stems in clauses]
-        most = max(overlaps, default=0)
+        wanted = _weighted_stems(clause)
+        overlaps = [sum(weight for stem, weight in wanted.items() if stem in stems) for _, _, stems in clauses]
+        most = max(overlaps, default=0.0)
         closest = [(c, whole) for (c, whole, _), overlap in zip(clauses, overlaps, strict=True) if overlap == most]
         negated, hedged = _cues(clause, NEGATIONS), _cues(clause, MODALITY)
         for restated, whole in closest:  # every clause it may restate must agree (ties are not a way out)
@@ -92,6 +219,8 @@ def unsupported(sentence: str, passages: Sequence[str], vectors: WordVectors | N
                 return "negation that differs from"
             if hedged != _cues(restated, MODALITY) and not (hedged and _cues(whole, MODALITY)):
                 return "certainty that differs from"
+            if _opposite_direction(clause, whole):
+                return "direction that differs from"
             if _roles_swapped(clause, restated):
                 return "roles swapped against"
     return None
@@ -102,18 +231,30 @@ def _clauses(text: str) -> list[str]:
     return [piece for piece in _CLAUSE_BREAK.split(text) if piece and content_words(piece)] or [text]
 
 
-def _stems(text: str) -> set[str]:
-    """The stems of the content words of `text`."""
+def _weighted_stems(text: str) -> dict[str, float]:
+    """The stems of the content words of `text`, names (capitalised past the first word) at NAME_WEIGHT."""
     analyzer = _analyzer()
-    return {analyzer.stem(w) for w in content_words(text)}
+    names = {w.lower() for w in _WORD.findall(text)[1:] if w[0].isupper()}
+    weights: dict[str, float] = {}
+    for word in content_words(text):
+        stem = analyzer.stem(word)
+        weights[stem] = max(weights.get(stem, 0.0), NAME_WEIGHT if word in names else 1.0)
+    return weights
 
 
 def _cues(text: str, cues: frozenset[str]) -> bool:
-    """Whether `text` holds one of `cues` (a word ending in "n't" counts as a negation)."""
-    tokens = {t.lower().replace("’", "'") for t in _TOKEN.findall(text)}
+    """Whether `text` holds one of `cues` (a word ending in "n't" counts as a negation, "not only" does not)."""
+    tokens = {t.lower().replace("’", "'") for t in _TOKEN.findall(_NOT_ONLY.sub("only", text))}
     if cues is NEGATIONS and any(t.endswith("n't") for t in tokens):
         return True
     return bool(tokens & cues)
+
+
+def _opposite_direction(clause: str, restated: str) -> bool:
+    """A direction word ("before", "more", "up") whose opposite, and not itself, the passage uses."""
+    mine = {t.lower() for t in _TOKEN.findall(clause)}
+    theirs = {t.lower() for t in _TOKEN.findall(restated)}
+    return any(word not in theirs and OPPOSITES.get(word, frozenset()) & theirs for word in mine)
 
 
 def _roles_swapped(sentence: str, restated: str) -> bool:

@@ -99,10 +99,11 @@ def test_eval_reports_beside_the_baseline_and_enforces_bounds(run) -> None:
     assert [level["threshold"] for level in report["risk_coverage"]][:2] == [0.0, 0.1]
     assert report["auroc"] is not None and report["recall_at_5"] == 1.0
     status, out, err = run("eval", questions, "--min-precision", "1.01", "--min-abstention", "1.01",
-                           "--support", str(DATA / "support_labelled.jsonl"))
+                           "--support", str(DATA / "support_labelled.jsonl"), str(DATA / "support_heldout.jsonl"))
     assert status == 1 and "precision" in err and "abstention" in err and "below 1.01" in err
     assert out.splitlines()[0].split() == ["extractive", "baseline"] and "risk–coverage (baseline" in out
-    assert "support check: precision 100.0%, recall" in out and "0 of 28 unsupported ones" in out
+    assert "support_labelled.jsonl: support check: precision 100.0%, recall" in out
+    assert "0 of 28 unsupported ones" in out and "support_heldout.jsonl: support check" in out
     status, _, err = run("eval", questions, "--split", "heldout")
     assert status == 2 and "no split 'heldout' for 'news'" in err
 

@@ -1,8 +1,9 @@
 """Generated sentences are shown only when their passages support them; untrusted markup never comes through.
 
-The labelled set (`tests/data/support_labelled.jsonl`, built from the seed article) holds supported
-paraphrases and unsupported kinds: reversals, added causes, swapped roles, invented details, facts joined
-from a passage not cited, and certainty changed.
+The labelled sets hold supported paraphrases and unsupported kinds: reversals, added causes, swapped roles,
+invented details, facts joined from a passage not cited, and certainty changed. `support_labelled.jsonl`
+(the seed article) is the one the check was tuned on; `support_heldout.jsonl` (eight news_2024 passages) was
+written before the WordNet and clause rules and is only measured.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ from tests.bot.test_generation import EXTRACTIVE, PASSAGES, QUESTION
 from tests.conftest import DATA
 from tests.fakes.openai_server import FakeOpenAIServer, Reply
 
-LABELLED = [json.loads(line) for line in (DATA / "support_labelled.jsonl").read_text(encoding="utf-8").splitlines()]
+
+def labelled(name: str) -> list[dict]:
+    return [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines()]
+
+
+LABELLED = labelled("support_labelled.jsonl")
+HELD_OUT = labelled("support_heldout.jsonl")
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +41,50 @@ def vectors(embedder: Embedder) -> WordVectors:
 def test_labelled_set_no_unsupported_sentence_passes_and_most_paraphrases_do(vectors: WordVectors) -> None:
     report = score_labelled(LABELLED, vectors)
     assert report.kept_unsupported == [] and report.precision == 1.0
-    assert report.recall >= 0.7, report.line()  # measured 21/30 at SOFT_SUPPORT 0.65
+    assert report.recall >= 0.9, report.line()  # measured 27/30
     assert {row["kind"] for row in LABELLED} >= {"paraphrase", "reversal", "added_cause", "swapped_roles",
                                                  "invented_detail", "mixed_passages", "certainty"}
 
 
-def test_a_close_word_stands_for_a_passage_word_only_above_the_floor(vectors: WordVectors) -> None:
+def test_held_out_set_keeps_its_precision_and_most_paraphrases(vectors: WordVectors) -> None:
+    report = score_labelled(HELD_OUT, vectors)
+    assert report.precision >= 0.9 and report.recall >= 0.75, report.line()  # measured 18/23 kept, 1 of 23 wrong
+    assert report.supported >= 20 and report.unsupported >= 20
+
+
+@pytest.mark.parametrize(("sentence", "passage"), [
+    ("Trade has risen to $3 billion.", "Trade has increased to $3 billion."),  # hypernym
+    ("The deals include new shipping lanes.", "The agreements included new shipping lanes."),  # hyponym
+    ("Alaska Airlines expects to finish the inspections in January.",
+     "Alaska Airlines expects the inspections to be completed in January."),  # synonym
+    ("Reports of the whale began arriving on Sunday.", "Reports of the whale started coming in Sunday."),
+    ("Caracas was the first stop of Raisi's Latin American tour.",
+     "Caracas, the first stop on Raisi's tour of Latin America."),  # demonym
+    ("Carter, president from 1977 to 1981, stayed home.", "Carter, in office from 1977-81, stayed home."),
+    ("Skipping a visit may be detrimental to health.", "Skipping a visit may not only be detrimental to health."),
+])
+def test_wordnet_relations_names_and_numbers_support_a_paraphrase(sentence: str, passage: str) -> None:
+    assert unsupported(sentence, [passage]) is None
+
+
+@pytest.mark.parametrize(("sentence", "passage", "reason"), [
+    ("Trade has decreased to $3 billion.", "Trade has increased to $3 billion.", 'word "decreased" not in'),
+    ("Thousands of people came to the beach.", "Hundreds of people came to the beach.", 'name "Thousands" is not in'),
+    ("The visit came one year before the agreement.", "The visit came one year after the agreement.",
+     "direction that differs from"),
+    ("The visit was cancelled.", "The visit was held.", 'word "cancelled" not in'),  # hold: a light verb
+    ("Raisi said Iran has ordinary relations with Venezuela.",
+     "Raisi said that Iran does not have ordinary relations with Venezuela, but rather a strategic relation.",
+     "negation that differs from"),
+])
+def test_opposites_amounts_directions_and_negated_clauses_fail(sentence: str, passage: str, reason: str,
+                                                               vectors: WordVectors) -> None:
+    assert unsupported(sentence, [passage], vectors) == reason
+
+
+def test_a_close_word_stands_for_a_passage_word_only_above_the_floor(vectors: WordVectors,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bot.support.wordnet", lambda: None)  # WordNet alone knows "petroleum" is "oil"
     passage = ["The Islamic regime supplied oil to Maduro."]
     assert unsupported("The Islamic regime supplied petroleum to Maduro.", passage, vectors) is None  # cos 0.79
     assert unsupported("The Islamic regime supplied petroleum to Maduro.", passage, None) == 'word "petroleum" not in'

