@@ -12,6 +12,7 @@ from index.backends import Backend
 from index.embedding import Precision
 
 IdList = Annotated[list[int], NoDecode]
+ShardIds = Annotated[list[Annotated[int, Field(ge=0)]] | None, NoDecode]
 HostList = Annotated[list[str], NoDecode]
 
 
@@ -59,7 +60,9 @@ class Settings(BaseSettings):
     allowed_channel_ids: IdList = Field(default_factory=list)
     message_content_intent: bool = False
     shard_count: int | None = Field(None, ge=1, description="Discord shards across all processes")
-    shard_id: int = Field(0, ge=0, description="the shard this process runs (0 … SHARD_COUNT - 1)")
+    shard_id: int | None = Field(None, ge=0, description="shorthand for SHARD_IDS with one shard")
+    shard_ids: ShardIds = Field(None, validate_default=True,
+                                description="the shards this process runs (0 … SHARD_COUNT - 1); unset: all")
     open_threads: bool = True
     cooldown_seconds: float = Field(5.0, ge=0)
     max_question_chars: int = Field(500, ge=1)
@@ -90,7 +93,7 @@ class Settings(BaseSettings):
     llm_temperature: float = Field(0.1, ge=0, le=2)
 
     @field_validator("dev_guild_ids", "admin_role_ids", "operator_ids", "allowed_channel_ids", "fetch_allow_hosts",
-                     mode="before")
+                     "shard_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
@@ -99,15 +102,41 @@ class Settings(BaseSettings):
 
     @field_validator("shard_id")
     @classmethod
-    def _shard_in_range(cls, value: int, info: ValidationInfo) -> int:
-        count = info.data.get("shard_count")
-        if count is not None and value >= count:
-            raise ValueError(f"must be below FOOTNOTE_SHARD_COUNT ({count})")
+    def _shard_in_range(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None:
+            _check_shards([value], info.data)
+        return value
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shards_in_range(cls, value: list[int] | None, info: ValidationInfo) -> list[int] | None:
+        """Folds FOOTNOTE_SHARD_ID in: afterwards `shard_ids` alone says which shards this process runs."""
+        shard_id = info.data.get("shard_id")
+        if value and shard_id is not None:
+            raise ValueError("set FOOTNOTE_SHARD_IDS or FOOTNOTE_SHARD_ID, not both")
+        if not value:
+            return None if shard_id is None else [shard_id]
+        _check_shards(value, info.data)
         return value
 
     @property
     def llm_enabled(self) -> bool:
         return bool(self.llm_base_url and self.llm_model)
+
+
+def _check_shards(ids: list[int], data: dict[str, object]) -> None:
+    """Each shard below FOOTNOTE_SHARD_COUNT, none twice (skipped when the count itself was invalid)."""
+    if "shard_count" not in data:
+        return
+    count = data["shard_count"]
+    if not isinstance(count, int):
+        raise ValueError("needs FOOTNOTE_SHARD_COUNT (the number of shards across all processes)")
+    outside = [str(shard) for shard in ids if shard >= count]
+    if outside:
+        raise ValueError(f"{', '.join(outside)} must be below FOOTNOTE_SHARD_COUNT ({count})")
+    twice = sorted({shard for shard in ids if ids.count(shard) > 1})
+    if twice:
+        raise ValueError(f"lists shard {', '.join(map(str, twice))} more than once")
 
 
 class SettingsError(Exception):

@@ -1,4 +1,4 @@
-"""The Footnote Discord bot: a `commands.Bot` that builds its shared services in `setup_hook`."""
+"""The Footnote Discord bot: a `commands.AutoShardedBot` that builds its shared services in `setup_hook`."""
 
 from __future__ import annotations
 
@@ -55,14 +55,17 @@ def _by_user_id(user_id: int) -> int:
     return user_id
 
 
-class FootnoteBot(commands.Bot):
-    """Answers questions about the indexed articles in Discord."""
+class FootnoteBot(commands.AutoShardedBot):
+    """Answers questions about the indexed articles in Discord.
+
+    Runs FOOTNOTE_SHARD_IDS of FOOTNOTE_SHARD_COUNT shards in this process (all of them without ids; without
+    a count, as many as Discord recommends), so N processes can split the servers.
+    """
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None, **options) -> None:
         intents = discord.Intents.default()
         intents.message_content = settings.message_content_intent
-        if settings.shard_count is not None:  # one shard per process; the others run elsewhere
-            options = {"shard_id": settings.shard_id, "shard_count": settings.shard_count, **options}
+        options = {"shard_count": settings.shard_count, "shard_ids": settings.shard_ids, **options}
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, allowed_mentions=NO_MENTIONS,
                          help_command=None, **options)
         self.settings = settings

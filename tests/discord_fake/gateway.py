@@ -70,10 +70,11 @@ class GatewaySession:
         shard = (self.identify or {}).get("shard") or [0, 1]
         return int(shard[0]), int(shard[1])
 
-    def owns(self, guild_id: int) -> bool:
-        """Whether this session's shard receives the guild's events: (guild_id >> 22) % count == id."""
+    def owns(self, guild_id: int | None) -> bool:
+        """Whether this session's shard receives the guild's events: (guild_id >> 22) % count == id;
+        events outside guilds (direct messages) go to shard 0 only."""
         shard_id, count = self.shard
-        return (guild_id >> 22) % count == shard_id
+        return shard_id == 0 if guild_id is None else (guild_id >> 22) % count == shard_id
 
     @property
     def live(self) -> bool:
@@ -158,8 +159,9 @@ class Gateway:
     def dispatch(self, event: str, data: Payload) -> None:
         """Send an event to every live session whose intents allow it and whose shard owns its guild."""
         guild_id = data.get("guild_id") or (data.get("id") if event.startswith("GUILD_") else None)
+        guild = None if guild_id is None else int(guild_id)
         for session in self.live_sessions():
-            if guild_id is not None and not session.owns(int(guild_id)):
+            if not session.owns(guild):
                 continue
             visible = self._visible(session, event, data)
             if visible is not None:

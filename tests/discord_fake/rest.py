@@ -62,7 +62,8 @@ class RestApi:
 
     async def gateway_bot(self, _: web.Request) -> web.Response:
         limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
-        return json_response({"url": self.fake.gateway_url, "shards": 1, "session_start_limit": limit})
+        return json_response({"url": self.fake.gateway_url, "shards": self.fake.recommended_shards,
+                              "session_start_limit": limit})
 
     async def me(self, _: web.Request) -> web.Response:
         return json_response({**self.fake.bot_user.payload(), "verified": True, "mfa_enabled": False})

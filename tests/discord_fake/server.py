@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+import math
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -85,8 +86,10 @@ class FakeDiscord:
         ack_deadline: float = 3.0,
         heartbeat_interval_ms: int = 41_250,
         bot_name: str = "FakeBot",
+        guilds_per_shard: int = 1000,
     ) -> None:
         self.token = token
+        self.guilds_per_shard = guilds_per_shard
         self.ack_deadline = ack_deadline
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.ids = Snowflakes()
@@ -513,6 +516,11 @@ class FakeDiscord:
     def sessions(self) -> list[GatewaySession]:
         """Every gateway connection so far (IDENTIFY payload, intents, heartbeats, compression)."""
         return self.gateway.sessions
+
+    @property
+    def recommended_shards(self) -> int:
+        """GET /gateway/bot's "shards": one per `guilds_per_shard` guilds (Discord's is about 1000), at least one."""
+        return max(1, math.ceil(len(self.guilds) / self.guilds_per_shard))
 
     @property
     def intents(self) -> int | None:

@@ -156,6 +156,29 @@ async def test_auto_sharded_bot_asks_for_the_gateway(fake_discord: FakeDiscord, 
     assert bot.get_guild(guild.id) is not None
 
 
+class QuickShardsBot(commands.AutoShardedBot):
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """discord.py waits 5 s before each shard's IDENTIFY after the first; skip that in tests."""
+
+
+async def test_direct_messages_go_to_shard_zero_only(fake_discord: FakeDiscord, run_bot: BotRunner) -> None:
+    bot = QuickShardsBot(command_prefix="!", intents=discord.Intents.default(), shard_count=2,
+                         guild_ready_timeout=0.1)
+    typing: list[discord.RawTypingEvent] = []
+
+    @bot.listen()
+    async def on_raw_typing(event: discord.RawTypingEvent) -> None:
+        typing.append(event)
+
+    await run_bot(bot)
+    assert sorted(s.shard for s in fake_discord.gateway.live_sessions()) == [(0, 2), (1, 2)]
+    await fake_discord.send_event("TYPING_START", {"channel_id": str(fake_discord.ids.next()),
+                                                   "user_id": str(fake_discord.ids.next()), "timestamp": 0})
+    await fake_discord.wait_for(lambda: typing)
+    await asyncio.sleep(0.1)  # time for a second copy to arrive
+    assert len(typing) == 1
+
+
 async def test_late_acknowledgement_gets_unknown_interaction(fake_discord: FakeDiscord, run_bot: BotRunner) -> None:
     guild, channel = newsroom(fake_discord)
     alice = fake_discord.add_member(guild, "alice")
