@@ -1,5 +1,6 @@
-"""The check that a generated sentence is supported by its cited passages: time per sentence and its quality,
-on the labelled set in tests/data (a sentence's words the passages lack come from the token table)."""
+"""The check that a generated sentence is supported by its cited passages: time per sentence and per answer
+(three sentences, the most an answer has) and its quality, on the labelled sets in tests/data: the one the
+rules were tuned on and the held-out one (a sentence's words the passages lack come from the token table)."""
 
 from __future__ import annotations
 
@@ -11,21 +12,34 @@ from benchmarks.common import ROOT, Context, log
 from benchmarks.report import Section, Target
 from bot.support import WordVectors, score_labelled
 
-LABELLED = ROOT / "tests" / "data" / "support_labelled.jsonl"
+LABELLED = {"tuned": ROOT / "tests" / "data" / "support_labelled.jsonl",
+            "held out": ROOT / "tests" / "data" / "support_heldout.jsonl"}
 TIME_TARGET = Target("<=", 5.0)
+PRECISION_TARGET = Target(">=", 0.95)
+RECALL_TARGET = Target(">=", 0.9)
 ROUNDS = 5
+SENTENCES_PER_ANSWER = 3
 
 
 def run(ctx: Context) -> Section:
-    rows = [json.loads(line) for line in LABELLED.read_text(encoding="utf-8").splitlines() if line.strip()]
     vectors = WordVectors({}, np.zeros((0, ctx.embedder.dimension), np.float32), ctx.embedder.word_vectors)
-    reports = [score_labelled(rows * 4, vectors) for _ in range(ROUNDS)]
-    report = reports[-1]
-    p95_ms = 1000 * float(np.median([r.seconds_p95 for r in reports]))
-    section = Section(f"Support check of generated sentences ({len(rows)} labelled sentences)")
-    section.add("time per sentence: p95", p95_ms, "ms", TIME_TARGET)
-    section.add("precision (unsupported sentences kept: 0 is right)", report.precision, "")
-    section.add("recall (supported paraphrases kept)", report.recall, "")
-    section.details = {"p95_ms": round(p95_ms, 3), "precision": report.precision, "recall": report.recall}
-    log(report.line())
+    section = Section("Support check of generated sentences")
+    details = {}
+    for label, path in LABELLED.items():
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        reports = [score_labelled(rows, vectors) for _ in range(ROUNDS)]  # the first finds WordNet's cache cold
+        report = reports[-1]
+        p95_ms = 1000 * float(np.median([r.seconds_p95 for r in reports]))
+        section.add(f"{label} ({len(rows)} sentences): time per sentence, p95 (first round, cold: "
+                    f"{1000 * reports[0].seconds_p95:.2f} ms)", p95_ms, "ms")
+        section.add(f"{label}: time per answer of {SENTENCES_PER_ANSWER} sentences, p95 bound",
+                    SENTENCES_PER_ANSWER * p95_ms, "ms", TIME_TARGET)
+        section.add(f"{label}: precision (unsupported sentences kept: 0 is right)", report.precision, "",
+                    PRECISION_TARGET)
+        section.add(f"{label}: recall (supported paraphrases kept)", report.recall, "", RECALL_TARGET)
+        details[label] = {"p95_ms": round(p95_ms, 3), "cold_p95_ms": round(1000 * reports[0].seconds_p95, 3),
+                          "precision": report.precision, "recall": report.recall,
+                          "kept_unsupported": report.kept_unsupported}
+        log(f"{label}: {report.line()}")
+    section.details = details
     return section

@@ -15,6 +15,8 @@ POS_FILES = {"n": "noun", "v": "verb", "a": "adj", "r": "adv"}
 RELATED_POINTERS = frozenset({"@", "@i", "~", "~i", "&", "$"})
 """Hypernym, instance hypernym, hyponym, instance hyponym, similar to (adjectives), verb group."""
 ANTONYM_POINTERS = frozenset({"!"})
+CACHED_WORDS = 50_000
+"""Lookups kept per process (a few MB at most)."""
 MAX_SENSES = 4
 """Senses per word taken into account, most frequent first: rare senses relate almost anything."""
 _SUFFIXES = {
@@ -42,7 +44,7 @@ class WordNet:
         self._index: dict[tuple[str, str], tuple[int, ...]] = {}
         self._exceptions: dict[tuple[str, str], list[str]] = {}
         self._data: dict[str, bytes] = {}
-        self._cache: dict[tuple[str, frozenset[str], bool], frozenset[str]] = {}
+        self._neighbours = lru_cache(maxsize=CACHED_WORDS)(self._read_neighbours)
         for pos, name in POS_FILES.items():
             self._read_index(folder / f"index.{name}", pos)
             self._read_exceptions(folder / f"{name}.exc", pos)
@@ -101,19 +103,17 @@ class WordNet:
         """The words WordNet gives as opposites of one of the word's senses ("increase" → "decrease")."""
         return self._neighbours(word.lower(), ANTONYM_POINTERS, include_own=False)
 
-    def _neighbours(self, word: str, symbols: frozenset[str], include_own: bool) -> frozenset[str]:
-        key = (word, symbols, include_own)
-        if key not in self._cache:
-            found: set[str] = set()
-            for pos, offset in self.synsets(word):
-                words, pointers = self._synset(pos, offset)
-                if include_own:
-                    found.update(words)
-                for symbol, target_pos, target in pointers:
-                    if symbol in symbols:
-                        found.update(self._synset(target_pos, target)[0])
-            self._cache[key] = frozenset(w for w in found if "_" not in w)
-        return self._cache[key]
+    def _read_neighbours(self, word: str, symbols: frozenset[str], include_own: bool) -> frozenset[str]:
+        """The single words of the word's senses (with `include_own`) and of the synsets its `symbols` point to."""
+        found: set[str] = set()
+        for pos, offset in self.synsets(word):
+            words, pointers = self._synset(pos, offset)
+            if include_own:
+                found.update(words)
+            for symbol, target_pos, target in pointers:
+                if symbol in symbols:
+                    found.update(self._synset(target_pos, target)[0])
+        return frozenset(w for w in found if "_" not in w)
 
     def _synset(self, pos: str, offset: int) -> tuple[list[str], list[tuple[str, str, int]]]:
         """A synset's words and its pointers (symbol, part of speech, offset)."""
