@@ -139,6 +139,9 @@ async def _generated(server: FakeOpenAIServer, reply: Reply, vectors: WordVector
      "Raisi met Maduro in Caracas on Monday. [1]"),
     (["Raisi met Maduro in Caracas ", "on Monday [1]. Trade increased to more than ", "$3 billion [2]."],
      "Raisi met Maduro in Caracas on Monday. [1] Trade increased to more than $3 billion. [2]"),
+    (["Maduro met Raisi in Caracas on Monday [1]. Trade has fallen to less than $3 billion [2]."], None),
+    (["Bilateral trade has risen to more than ", "$3 billion, and both regimes plan to raise it to $10 billion [2]."],
+     "Bilateral trade has risen to more than $3 billion, and both regimes plan to raise it to $10 billion. [1]"),
 ])
 async def test_only_supported_plain_sentences_are_shown(server: FakeOpenAIServer, vectors: WordVectors,
                                                         chunks: list[str], shown: str | None, streamed: bool) -> None:
