@@ -25,7 +25,7 @@ from aiohttp import web
 from benchmarks.common import Context, log, percentiles, product_settings
 from benchmarks.report import Section, Target
 from bot.library import GuildLibrary, read_link
-from bot.sources import Adder, SourceRegistry
+from bot.sources import Adder, open_registry
 from index.extract import extract_upload
 
 COLD_TARGET = Target("<=", 1000.0)
@@ -40,7 +40,7 @@ def _library(ctx: Context, **overrides: object) -> GuildLibrary:
     settings = product_settings(corpus_dir=ctx.corpora["seed"].path, index_dir=ctx.settings["seed"].index_dir,
                                 guilds_dir=work / "guilds", database_path=work / "footnote.db",
                                 fetch_allow_hosts=["127.0.0.1"], **overrides)
-    return GuildLibrary(settings, ctx.embedder, SourceRegistry(work / "footnote.db"))
+    return GuildLibrary(settings, ctx.embedder, open_registry(settings))
 
 
 def _articles(ctx: Context) -> list[dict]:

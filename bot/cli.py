@@ -173,12 +173,12 @@ def _change_sources(args: argparse.Namespace, settings: Settings) -> int:
     import getpass
 
     from bot.library import GuildLibrary, SourceRefused, check_file_size, read_link
-    from bot.sources import Adder, SourceRegistry
+    from bot.sources import Adder, open_registry
     from index.documents import CorpusError
     from index.extract import extract_upload
     from index.fetch import FetchRefused
 
-    library = GuildLibrary(settings, _shared_embedder(settings), SourceRegistry(Path(settings.database_path)))
+    library = GuildLibrary(settings, _shared_embedder(settings), open_registry(settings))
     operator = Adder(0, getpass.getuser() or "operator")
     try:
         if args.change == "sources":
@@ -380,9 +380,9 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
     if settings.database_url is None:
         print("footnote: FOOTNOTE_DATABASE_URL is not set (the file store needs no migrations)", file=sys.stderr)
         return EXIT_CONFIG
-    from index.pgstore import upgrade
+    from index.migrations import upgrade
 
-    print(f"database schema at version {upgrade(settings.database_url.get_secret_value())}")
+    print(f"database schema at revision {upgrade(settings.database_url.get_secret_value())}")
     return 0
 
 

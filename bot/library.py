@@ -5,6 +5,10 @@ A server's sources are files `<guilds_dir>/<guild id>/corpus/<name>.jsonl` (one 
 adding to one server never touches another's answers. Answerers of servers are loaded when a server asks and
 kept in a least-recently-used set bounded by a memory budget (estimated by the snapshots' bytes on disk).
 
+With FOOTNOTE_DATABASE_URL a server outlives the machine: the registry stores each source's file, the server's
+corpus folder is made to match those files before every build, and the server's versions are published into
+PostgreSQL as the store "guild:<id>" (`<guild id>/index` is then this process's local copy).
+
 Adding or removing a source changes the file, rebuilds the server's index incrementally and only then records
 the change in the registry; when the build fails, the file is put back as it was, so nothing half-added stays.
 """
@@ -15,7 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -26,17 +29,19 @@ import numpy as np
 
 from bot.answer import Answerer
 from bot.config import Settings
-from bot.service import load_answerer, make_builder
+from bot.service import load_answerer, make_builder, make_store
 from bot.sources import Adder, Source, SourceRegistry
 from index.builder import BuildProgress, BuildReport
 from index.documents import SUPPORTED_SUFFIXES, Document
 from index.extract import Extracted, canonical_url, extract_fetched, extract_upload, source_name
 from index.fetch import Fetcher, FetchLimits, FetchRefused
+from index.pgstore import SHARED_STORE
 from index.store import SnapshotError, SnapshotStore
 
 log = logging.getLogger(__name__)
 SHARED = 0
 """The guild id under which the operator's CLI adds to the shared corpus (FOOTNOTE_CORPUS_DIR)."""
+GUILD_STORE = "guild:"
 
 
 class SourceRefused(Exception):
@@ -72,6 +77,11 @@ def source_documents(extracted: Sequence[Extracted], name: str) -> list[Document
     return documents
 
 
+def store_name(guild_id: int) -> str:
+    """The name of a server's snapshot store in PostgreSQL (SHARED: the shared corpus' store)."""
+    return SHARED_STORE if guild_id == SHARED else f"{GUILD_STORE}{guild_id}"
+
+
 def check_file_size(size: int, settings: Settings) -> None:
     """Refuse, before reading it, a file (an attachment, a local file) larger than FOOTNOTE_FETCH_MAX_MB."""
     if size > _max_bytes(settings):
@@ -101,6 +111,9 @@ class GuildLibrary:
         self.root = Path(settings.guilds_dir)
         self.budget = int(settings.guild_cache_mb * 1024 * 1024)
         self._loaded: OrderedDict[int, tuple[Answerer, int]] = OrderedDict()
+        # PostgreSQL only, where asking costs a round trip: servers known to have no index (`published` and
+        # `forget_all`, on other processes' publications, correct it)
+        self._unindexed: set[int] | None = None if settings.database_url is None else set()
         self._lock = threading.Lock()
 
     def corpus_dir(self, guild_id: int) -> Path:
@@ -111,8 +124,11 @@ class GuildLibrary:
         if guild_id == SHARED:
             return self.settings
         return self.settings.model_copy(update={"corpus_dir": self.corpus_dir(guild_id),
-                                                "index_dir": self.root / str(guild_id) / "index",
-                                                "database_url": None})  # servers' indexes stay in files
+                                                "index_dir": self.root / str(guild_id) / "index"})
+
+    def store(self, guild_id: int) -> SnapshotStore:
+        """The server's snapshot store (in files, or its own store in PostgreSQL)."""
+        return make_store(self.settings_for(guild_id), store_name(guild_id))
 
     @property
     def loaded_bytes(self) -> int:
@@ -125,19 +141,47 @@ class GuildLibrary:
             if guild_id in self._loaded:
                 self._loaded.move_to_end(guild_id)
                 return self._loaded[guild_id][0]
-        if SnapshotStore(self.settings_for(guild_id).index_dir).current_path() is None:
-            return None
+            if self._unindexed is not None and guild_id in self._unindexed:
+                return None
         try:
-            answerer = load_answerer(self.settings_for(guild_id), self.embedder)
-        except SnapshotError as error:
+            store = self.store(guild_id)
+            if store.current_path() is None:
+                with self._lock:
+                    if self._unindexed is not None:
+                        self._unindexed.add(guild_id)
+                return None
+            answerer = load_answerer(self.settings_for(guild_id), self.embedder, store)
+        except SnapshotError as error:  # also an unreachable database: the shared corpus still answers
             log.warning("server %s: its index cannot be loaded (%s)", guild_id, error)
             return None
         self._keep(guild_id, answerer)
         return answerer
 
-    def _keep(self, guild_id: int, answerer: Answerer) -> None:
-        size = _folder_bytes(SnapshotStore(self.settings_for(guild_id).index_dir).current_path())
+    def published(self, store: str, snapshot_id: str | None) -> None:
+        """Another process published version `snapshot_id` of the store `store` (None: dropped it): a server's
+        answerer of another version is let go, so that its next question loads the new one."""
+        if not store.startswith(GUILD_STORE):
+            return
+        guild_id = int(store.removeprefix(GUILD_STORE))
         with self._lock:
+            if self._unindexed is not None:
+                self._unindexed.discard(guild_id)
+            loaded = self._loaded.get(guild_id)
+            if loaded is not None and loaded[0].snapshot.snapshot_id != snapshot_id:
+                del self._loaded[guild_id]
+
+    def forget_all(self) -> None:
+        """Let every server's answerer go (after publications may have been missed)."""
+        with self._lock:
+            self._loaded.clear()
+            if self._unindexed is not None:
+                self._unindexed.clear()
+
+    def _keep(self, guild_id: int, answerer: Answerer) -> None:
+        size = _folder_bytes(answerer.snapshot.path)
+        with self._lock:
+            if self._unindexed is not None:
+                self._unindexed.discard(guild_id)
             self._loaded.pop(guild_id, None)
             self._loaded[guild_id] = (answerer, size)
             total = sum(s for _, s in self._loaded.values())
@@ -169,8 +213,8 @@ class GuildLibrary:
         sentences = self._sentences_of(guild_id, {d.doc_id for d in documents})
         source = Source(0, guild_id, name, first.title, first.url or origin, url, text_sha256, len(documents),
                         len(payload), by.user_id, by.name, 0.0, 0.0)
-        return Added(self.registry.record(source, by, replaces=existing), existing is not None, report, documents,
-                     sentences)
+        return Added(self.registry.record(source, by, replaces=existing, content=payload), existing is not None,
+                     report, documents, sentences)
 
     def _sentences_of(self, guild_id: int, doc_ids: set[str]) -> int:
         answerer = self.answerer(guild_id)
@@ -192,13 +236,35 @@ class GuildLibrary:
     def rebuild(self, guild_id: int, full: bool = False, progress: Callable[[BuildProgress], None] | None = None,
                 stop: threading.Event | None = None) -> BuildReport | None:
         """Rebuild the server's index from its files; None when the server has no sources."""
+        self._restore_files(guild_id)
+        return self._build(guild_id, full, progress, stop)
+
+    def _build(self, guild_id: int, full: bool = False, progress: Callable[[BuildProgress], None] | None = None,
+               stop: threading.Event | None = None) -> BuildReport | None:
         corpus = self.corpus_dir(guild_id)
         if not any(p.suffix.lower() in SUPPORTED_SUFFIXES for p in corpus.rglob("*") if p.is_file()):
             return None
-        settings = self.settings_for(guild_id)
-        report = make_builder(settings, self.embedder).build(corpus, full, progress, stop)
-        self._keep(guild_id, load_answerer(settings, self.embedder))
+        settings, store = self.settings_for(guild_id), self.store(guild_id)
+        report = make_builder(settings, self.embedder, store).build(corpus, full, progress, stop)
+        self._keep(guild_id, load_answerer(settings, self.embedder, store))
         return report
+
+    def _restore_files(self, guild_id: int) -> None:
+        """Where the registry keeps the files, make the server's corpus folder hold exactly them: this machine
+        may have missed sources added, changed or removed by another process (a source stored without its file
+        keeps the local one)."""
+        if guild_id == SHARED or not self.registry.keeps_files:
+            return
+        stored = self.registry.files(guild_id)
+        corpus = self.corpus_dir(guild_id)
+        corpus.mkdir(parents=True, exist_ok=True)
+        for path in corpus.glob("*.jsonl"):
+            if path.stem not in stored:
+                path.unlink()
+        for name, content in stored.items():
+            path = corpus / f"{name}.jsonl"
+            if content is not None and (not path.is_file() or path.read_bytes() != content):
+                _write(path, content)
 
     def _check_quota(self, guild_id: int, size: int, existing: Source | None) -> None:
         count, used = self.registry.usage(guild_id)
@@ -216,14 +282,15 @@ class GuildLibrary:
         """Write (or, with None, delete) a source file and rebuild; on any failure the file is restored."""
         corpus = self.corpus_dir(guild_id)
         corpus.mkdir(parents=True, exist_ok=True)
+        self._restore_files(guild_id)
         path = corpus / f"{name}.jsonl"
         before = path.read_bytes() if path.exists() else None
         try:
             _write(path, payload)
-            report = self.rebuild(guild_id, stop=stop)
+            report = self._build(guild_id, stop=stop)
             if report is None:  # the server's last source is gone: so is its index
                 self._forget(guild_id)
-                shutil.rmtree(self.settings_for(guild_id).index_dir, ignore_errors=True)
+                self.store(guild_id).drop()
             return report
         except BaseException:
             _write(path, before)

@@ -34,6 +34,7 @@ from index.builder import BuildInProgress, BuildProgress, BuildReport, IndexBuil
 from index.chunking import ChunkingConfig
 from index.embedding import Embedder
 from index.extract import Extracted
+from index.pgstore import CHANNEL, SHARED_STORE, PgSnapshotStore, parse_notification, safe_url
 from index.search import SearchConfig
 from index.store import SnapshotError, SnapshotStore
 
@@ -62,29 +63,29 @@ def make_embedder(settings: Settings) -> Embedder:
                     backend=settings.embed_backend, cache_dir=settings.model_cache_dir)
 
 
-def make_store(settings: Settings) -> SnapshotStore:
-    """The snapshot store: PostgreSQL when FOOTNOTE_DATABASE_URL is set (index_dir is then this process's
-    local copy), else the folder index_dir."""
+def make_store(settings: Settings, name: str = SHARED_STORE) -> SnapshotStore:
+    """The snapshot store: PostgreSQL's store `name` when FOOTNOTE_DATABASE_URL is set (index_dir is then this
+    process's local copy), else the folder index_dir."""
     if settings.database_url is None:
         return SnapshotStore(settings.index_dir)
-    from index.pgstore import PgSnapshotStore
-
-    return PgSnapshotStore(settings.database_url.get_secret_value(), settings.index_dir)
+    return PgSnapshotStore(settings.database_url.get_secret_value(), settings.index_dir, name)
 
 
-def make_builder(settings: Settings, embedder: Embedder) -> IndexBuilder:
+def make_builder(settings: Settings, embedder: Embedder, store: SnapshotStore | None = None) -> IndexBuilder:
+    """A builder into `store` (default: the settings' shared store)."""
     chunking = ChunkingConfig(target_words=settings.chunk_words,
                               overlap_sentences=settings.chunk_overlap_sentences,
                               max_tokens=embedder.max_seq_length)
-    return IndexBuilder(embedder, make_store(settings), chunking,
+    return IndexBuilder(embedder, store or make_store(settings), chunking,
                         hnsw_threshold=settings.hnsw_threshold,
                         max_file_bytes=int(settings.max_file_mb * 1024 * 1024))
 
 
-def load_answerer(settings: Settings, embedder: Embedder) -> Answerer:
-    """The answerer over the current snapshot (SnapshotError when there is none or it is stale)."""
-    snapshot = make_store(settings).load(embedder.name, embedder.dimension, settings.hnsw_ef_search,
-                                         embedder.fingerprint)
+def load_answerer(settings: Settings, embedder: Embedder, store: SnapshotStore | None = None) -> Answerer:
+    """The answerer over the current snapshot of `store` (default: the settings' shared store); SnapshotError
+    when there is none or it is stale."""
+    snapshot = (store or make_store(settings)).load(embedder.name, embedder.dimension, settings.hnsw_ef_search,
+                                                    embedder.fingerprint)
     model = load_model(FEATURES, CONFIDENCE_FEATURES, SPAN_FEATURES, settings.answer_model or MODEL_PATH)
     return Answerer(SentenceFinder(snapshot, embedder, search_config(settings), answer_config(settings)), model)
 
@@ -233,11 +234,10 @@ class QAService:
                 _fail(batch, exc)
 
     async def _follow_published(self) -> None:
-        """With the PostgreSQL store: swap to every version another process publishes, as /reindex does here
-        (LISTEN footnote_snapshots; a lost connection is re-opened after a pause)."""
+        """With the PostgreSQL store: swap to every shared version another process publishes, as /reindex does
+        here, and let the servers' answerers of older versions go (LISTEN footnote_snapshots; a lost
+        connection is re-opened after a pause)."""
         import psycopg
-
-        from index.pgstore import CHANNEL, safe_url
 
         url = self.settings.database_url.get_secret_value()
         while True:
@@ -245,8 +245,13 @@ class QAService:
                 async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     await self._swap_to_published()  # anything published before LISTEN took effect
-                    async for _ in conn.notifies():
-                        await self._swap_to_published()
+                    self._library().forget_all()  # servers' versions published while this was not listening
+                    async for notice in conn.notifies():
+                        store, snapshot_id = parse_notification(notice.payload)
+                        if store == SHARED_STORE:
+                            await self._swap_to_published()
+                        else:
+                            self._library().published(store, snapshot_id)
             except (psycopg.Error, SnapshotError) as exc:
                 log.warning("following published snapshots at %s: %s; retrying in %s s", safe_url(url),
                             type(exc).__name__, FOLLOW_RETRY_SECONDS)
@@ -367,9 +372,9 @@ class QAService:
 
 def _open_library(settings: Settings, embedder: Embedder) -> GuildLibrary:
     from bot.library import GuildLibrary  # it builds on this module's factories
-    from bot.sources import SourceRegistry
+    from bot.sources import open_registry
 
-    return GuildLibrary(settings, embedder, SourceRegistry(Path(settings.database_path)))
+    return GuildLibrary(settings, embedder, open_registry(settings))
 
 
 def _encoder_line(choice: BackendChoice | None) -> str:

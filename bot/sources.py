@@ -1,19 +1,22 @@
-"""Each server's added sources and who added or removed what, when: a SQLite registry (no Discord import).
+"""Each server's added sources and who added or removed what, when: a registry (no Discord import) in SQLite or,
+with FOOTNOTE_DATABASE_URL, in PostgreSQL, where each source's file is stored with it for the other processes.
 
-The registry shares the bot's database file with the feedback store; its tables carry their own schema version
-in `registry_meta`, so either side migrates without the other.
+In SQLite the registry shares the bot's database file with the feedback store; its tables carry their own schema
+version in `registry_meta`, so either side migrates without the other.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.sqlite import open_database
+from bot.database import Database, SqliteDatabase, open_database, upsert
 
-SCHEMA = """
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS registry_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sources (
     source_id INTEGER PRIMARY KEY AUTOINCREMENT, guild_id INTEGER NOT NULL, name TEXT NOT NULL,
@@ -69,22 +72,29 @@ class Adder:
     name: str
 
 
+def open_registry(settings: Settings) -> SourceRegistry:
+    return SourceRegistry(open_database(settings))
+
+
 class SourceRegistry:
     """The sources table and its audit trail; safe to use from several threads."""
 
-    def __init__(self, path: Path) -> None:
-        self._lock = threading.Lock()
-        self.db = open_database(path)
-        self.db.executescript(f"BEGIN; {SCHEMA} COMMIT;")
+    def __init__(self, database: Database) -> None:
+        self.db = database
+        if isinstance(database, SqliteDatabase):  # PostgreSQL's tables come from index.migrations
+            database.script(f"BEGIN; {SQLITE_SCHEMA} COMMIT;")
+
+    @property
+    def keeps_files(self) -> bool:
+        """Whether each source's file is stored with it, for processes on other machines (PostgreSQL)."""
+        return self.db.shared
 
     def close(self) -> None:
-        with self._lock:
-            self.db.close()
+        self.db.close()
 
-    def sources(self, guild_id: int, offset: int = 0, limit: int = -1) -> list[Source]:
+    def sources(self, guild_id: int) -> list[Source]:
         """The server's sources, most recently added first."""
-        return self._sources("WHERE guild_id = ? ORDER BY added_at DESC, source_id DESC LIMIT ? OFFSET ?",
-                             (guild_id, limit, offset))
+        return self._sources("WHERE guild_id = ? ORDER BY added_at DESC, source_id DESC", (guild_id,))
 
     def get(self, guild_id: int, source_id: int) -> Source | None:
         found = self._sources("WHERE guild_id = ? AND source_id = ?", (guild_id, source_id))
@@ -98,62 +108,60 @@ class SourceRegistry:
 
     def usage(self, guild_id: int) -> tuple[int, int]:
         """How many sources the server has, and their bytes."""
-        with self._lock:
-            count, size = self.db.execute("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM sources WHERE guild_id = ?",
-                                          (guild_id,)).fetchone()
+        [(count, size)] = self.db.execute("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM sources WHERE guild_id = ?",
+                                          (guild_id,))
         return int(count), int(size)
 
-    def record(self, source: Source, by: Adder, replaces: Source | None = None) -> Source:
-        """Store a new source (or `replaces` updated in place, keeping who first added it) and audit it."""
+    def files(self, guild_id: int) -> dict[str, bytes | None]:
+        """Every source of the server by name, with its stored file (None: not stored); only where
+        `keeps_files`."""
+        rows = self.db.execute("SELECT name, content FROM sources LEFT JOIN source_files USING (source_id) "
+                               "WHERE guild_id = ?", (guild_id,))
+        return dict(rows)
+
+    def record(self, source: Source, by: Adder, replaces: Source | None = None,
+               content: bytes | None = None) -> Source:
+        """Store a new source (or `replaces` updated in place, keeping who first added it) and audit it; where
+        `keeps_files`, its file's `content` is stored with it."""
         now = time.time()
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                if replaces is None:
-                    cursor = self.db.execute(
-                        "INSERT INTO sources (guild_id, name, title, url, canonical_url, text_sha256, documents, "
-                        "bytes, added_by, added_by_name, added_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (source.guild_id, source.name, source.title, source.url, source.canonical_url,
-                         source.text_sha256, source.documents, source.bytes, by.user_id, by.name, now, now))
-                    source_id, action = int(cursor.lastrowid), "added"
-                else:
-                    self.db.execute(
-                        "UPDATE sources SET name = ?, title = ?, url = ?, canonical_url = ?, text_sha256 = ?, "
-                        "documents = ?, bytes = ?, updated_at = ? WHERE source_id = ?",
-                        (source.name, source.title, source.url, source.canonical_url, source.text_sha256,
-                         source.documents, source.bytes, now, replaces.source_id))
-                    source_id, action = replaces.source_id, "updated"
-                self._audit(source.guild_id, action, source_id, source.title, source.url, by, now)
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+        with self.db.transaction():
+            if replaces is None:
+                source_id = self.db.insert(
+                    "INSERT INTO sources (guild_id, name, title, url, canonical_url, text_sha256, documents, "
+                    "bytes, added_by, added_by_name, added_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (source.guild_id, source.name, source.title, source.url, source.canonical_url,
+                     source.text_sha256, source.documents, source.bytes, by.user_id, by.name, now, now), "source_id")
+                action = "added"
+            else:
+                self.db.execute(
+                    "UPDATE sources SET name = ?, title = ?, url = ?, canonical_url = ?, text_sha256 = ?, "
+                    "documents = ?, bytes = ?, updated_at = ? WHERE source_id = ?",
+                    (source.name, source.title, source.url, source.canonical_url, source.text_sha256,
+                     source.documents, source.bytes, now, replaces.source_id))
+                source_id, action = replaces.source_id, "updated"
+            if self.keeps_files and content is not None:
+                self.db.execute(upsert("source_files", ["source_id", "content"], ["source_id"]), (source_id, content))
+            self._audit(source.guild_id, action, source_id, source.title, source.url, by, now)
         stored = self.get(source.guild_id, source_id)
         assert stored is not None
         return stored
 
     def remove(self, guild_id: int, source_id: int, by: Adder) -> Source | None:
-        """Delete one source of the server and audit it; None when the server has no such source."""
+        """Delete one source of the server (and its stored file) and audit it; None when the server has no such
+        source."""
         source = self.get(guild_id, source_id)
         if source is None:
             return None
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                self.db.execute("DELETE FROM sources WHERE source_id = ?", (source_id,))
-                self._audit(guild_id, "removed", source_id, source.title, source.url, by, time.time())
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+        with self.db.transaction():
+            self.db.execute("DELETE FROM sources WHERE source_id = ?", (source_id,))
+            self._audit(guild_id, "removed", source_id, source.title, source.url, by, time.time())
         return source
 
     def audit(self, guild_id: int, limit: int = 50) -> list[AuditEntry]:
         """The server's most recent additions, updates and removals, newest first."""
-        with self._lock:
-            rows = self.db.execute(
-                "SELECT guild_id, action, source_id, title, url, user_id, user_name, at FROM source_audit "
-                "WHERE guild_id = ? ORDER BY entry_id DESC LIMIT ?", (guild_id, limit)).fetchall()
+        rows = self.db.execute(
+            "SELECT guild_id, action, source_id, title, url, user_id, user_name, at FROM source_audit "
+            "WHERE guild_id = ? ORDER BY entry_id DESC LIMIT ?", (guild_id, limit))
         return [AuditEntry(*row) for row in rows]
 
     def _audit(self, guild_id: int, action: str, source_id: int, title: str, url: str, by: Adder,
@@ -162,8 +170,7 @@ class SourceRegistry:
                         "VALUES (?,?,?,?,?,?,?,?)", (guild_id, action, source_id, title, url, by.user_id, by.name, at))
 
     def _sources(self, where: str, parameters: tuple) -> list[Source]:
-        with self._lock:
-            rows = self.db.execute(
-                "SELECT source_id, guild_id, name, title, url, canonical_url, text_sha256, documents, bytes, "
-                f"added_by, added_by_name, added_at, updated_at FROM sources {where}", parameters).fetchall()
+        rows = self.db.execute(
+            "SELECT source_id, guild_id, name, title, url, canonical_url, text_sha256, documents, bytes, "
+            f"added_by, added_by_name, added_at, updated_at FROM sources {where}", parameters)
         return [Source(*row) for row in rows]

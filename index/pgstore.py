@@ -1,20 +1,24 @@
 """Snapshots in PostgreSQL with pgvector: one shared store for several bot processes.
 
-A build still writes its snapshot folder locally, exactly as the file store does. Publishing copies it into
-PostgreSQL in one transaction: documents, chunks and sentences as rows (chunk and sentence vectors in
-`vector(d)` columns, chunks under an HNSW cosine index), the other parts (BM25, stored spans and terms,
-vocabulary, the FAISS index, the manifest) as one `bytea` row each; the same transaction points the
-`footnote_current` row at the new version, sends NOTIFY on `footnote_snapshots` (delivered at commit) and drops
-versions older than the previous one. Readers therefore never see a half-published version, and a build killed
-at any point leaves the previous version current.
+The database holds several stores of versions, each under its name: the shared corpus ("shared") and each
+server's own sources ("guild:<id>"). A build still writes its snapshot folder locally, exactly as the file
+store does. Publishing copies it into PostgreSQL in one transaction: documents, chunks and sentences as rows
+(chunk and sentence vectors in `vector(d)` columns, chunks under an HNSW cosine index), the other parts (BM25,
+stored spans and terms, vocabulary, the FAISS index, the manifest) as one `bytea` row each; the same
+transaction points the store's `footnote_current` row at the new version, sends NOTIFY on `footnote_snapshots`
+with the store's name (delivered at commit) and drops the store's versions older than the previous one.
+Readers therefore never see a half-published version, and a build killed at any point leaves the previous
+version current.
 
-Each process materialises the current version once into its local folder (`snap-<id>`, the file store's own
-layout) and memory-maps it from there. One build at a time across every process: a session advisory lock,
-released by PostgreSQL when the building process dies.
+Each process materialises a current version once into its local folder (`snap-<id>`, the file store's own
+layout) and memory-maps it from there. One build of a store at a time across every process: a session advisory
+lock keyed by the store, released by PostgreSQL when the building process dies. The schema is migrated by
+`index.migrations` (Alembic), once per process, when the first store opens.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -25,6 +29,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from index.migrations import upgrade_once
 from index.store import (
     BUILD_PREFIX,
     KEEP_SNAPSHOTS,
@@ -38,92 +43,63 @@ from index.store import (
 )
 
 CHANNEL = "footnote_snapshots"
-_UPGRADED: set[str] = set()
-BUILD_LOCK_KEY = 0x466F6F74  # "Foot": the advisory lock every builder takes
+SHARED_STORE = "shared"
+BUILD_LOCK_KEY = 0x466F6F74  # "Foot": with the store's own number, the advisory lock every builder takes
 ROWS_FROM_TABLES = ("documents.jsonl", "chunks.jsonl", "sentences.npy", "sentence_vectors.npy")
-MIGRATIONS = [
-    """
-    CREATE EXTENSION IF NOT EXISTS vector;
-    CREATE TABLE footnote_snapshots (
-        snapshot_id text PRIMARY KEY, published_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-        manifest jsonb NOT NULL);
-    CREATE TABLE footnote_current (
-        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-        snapshot_id text NOT NULL REFERENCES footnote_snapshots);
-    CREATE TABLE footnote_documents (
-        snapshot_id text NOT NULL REFERENCES footnote_snapshots ON DELETE CASCADE, row integer NOT NULL,
-        doc_id text NOT NULL, title text NOT NULL, url text NOT NULL, record jsonb NOT NULL,
-        PRIMARY KEY (snapshot_id, row));
-    CREATE TABLE footnote_chunks (
-        snapshot_id text NOT NULL REFERENCES footnote_snapshots ON DELETE CASCADE, row integer NOT NULL,
-        chunk_id text NOT NULL, doc_id text NOT NULL, record jsonb NOT NULL, embedding vector NOT NULL,
-        PRIMARY KEY (snapshot_id, row));
-    CREATE TABLE footnote_sentences (
-        snapshot_id text NOT NULL REFERENCES footnote_snapshots ON DELETE CASCADE, row integer NOT NULL,
-        doc_row integer NOT NULL, start_char integer NOT NULL, end_char integer NOT NULL,
-        paragraph integer NOT NULL, embedding vector NOT NULL, PRIMARY KEY (snapshot_id, row));
-    CREATE TABLE footnote_parts (
-        snapshot_id text NOT NULL REFERENCES footnote_snapshots ON DELETE CASCADE, name text NOT NULL,
-        data bytea NOT NULL, PRIMARY KEY (snapshot_id, name));
-    """,
-]
 
 
-def upgrade(url: str) -> int:
-    """Apply the migrations this database lacks (in one transaction); the schema version after."""
-    with PgSnapshotStore.connect_to(url) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS footnote_schema (version integer NOT NULL)")
-        with conn.transaction():
-            conn.execute("LOCK TABLE footnote_schema IN EXCLUSIVE MODE")  # two processes starting at once
-            row = conn.execute("SELECT version FROM footnote_schema").fetchone()
-            version = row[0] if row else 0
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                conn.execute(script)
-                version = number
-            conn.execute("DELETE FROM footnote_schema")
-            conn.execute("INSERT INTO footnote_schema VALUES (%s)", (version,))
-    return version
+def connect(url: str, autocommit: bool = True):
+    """A connection (autocommit by default); SnapshotError (without the password) when the database is
+    unreachable."""
+    import psycopg
+
+    try:
+        return psycopg.connect(url, autocommit=autocommit)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SnapshotError(f"cannot reach the database at {safe_url(url)} ({reason})") from None
+
+
+def notification(store: str, snapshot_id: str | None) -> str:
+    """The NOTIFY payload announcing a store's new current version (None: the store was dropped)."""
+    return f"{store} {snapshot_id or ''}"
+
+
+def parse_notification(payload: str) -> tuple[str, str | None]:
+    """The store and its new current version (None when it was dropped) of a NOTIFY payload."""
+    store, _, snapshot_id = payload.partition(" ")
+    return store, snapshot_id or None
 
 
 class PgSnapshotStore(SnapshotStore):
-    """The file store's interface over PostgreSQL: `root` is this process's local build and cache folder."""
+    """The file store's interface over PostgreSQL: `root` is this process's local build and cache folder, `store`
+    names the versions it publishes and reads (the shared corpus, or one server's sources)."""
 
-    def __init__(self, url: str, root: Path) -> None:
+    def __init__(self, url: str, root: Path, store: str = SHARED_STORE) -> None:
         super().__init__(root)
         self.url = url
-        if url not in _UPGRADED:  # once per process and database
-            upgrade(url)
-            _UPGRADED.add(url)
+        self.store = store
+        upgrade_once(url)
 
     def connect(self):
-        return self.connect_to(self.url)
-
-    @staticmethod
-    def connect_to(url: str):
-        """An autocommit connection; SnapshotError (without the password) when the database is unreachable."""
-        import psycopg
-
-        try:
-            return psycopg.connect(url, autocommit=True)
-        except psycopg.OperationalError as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SnapshotError(f"cannot reach the database at {safe_url(url)} ({reason})") from None
+        return connect(self.url)
 
     @contextmanager
     def build_lock(self) -> Iterator[None]:
         """The local folder's lock and the database's advisory lock: one build across all processes."""
         with super().build_lock(), self.connect() as conn:
-            if not conn.execute("SELECT pg_try_advisory_lock(%s)", (BUILD_LOCK_KEY,)).fetchone()[0]:
-                raise StoreLocked("another process is building the shared index")
+            key = (BUILD_LOCK_KEY, _store_number(self.store))
+            if not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()[0]:
+                raise StoreLocked(f"another process is building the index {self.store}")
             try:
                 yield
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (BUILD_LOCK_KEY,))
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
 
     def current_id(self) -> str | None:
         """The published version's snapshot id, None before the first."""
         with self.connect() as conn:
-            row = conn.execute("SELECT snapshot_id FROM footnote_current").fetchone()
+            row = conn.execute("SELECT snapshot_id FROM footnote_current WHERE store = %s", (self.store,)).fetchone()
         return row[0] if row else None
 
     def current_path(self) -> Path | None:
@@ -148,8 +124,8 @@ class PgSnapshotStore(SnapshotStore):
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         dimension = int(manifest["dimension"])
         with self.connect() as conn, conn.transaction():
-            conn.execute("INSERT INTO footnote_snapshots (snapshot_id, manifest) VALUES (%s, %s)",
-                         (snapshot_id, Jsonb(manifest)))
+            conn.execute("INSERT INTO footnote_snapshots (store, snapshot_id, manifest) VALUES (%s, %s, %s)",
+                         (self.store, snapshot_id, Jsonb(manifest)))
             self._copy_rows(conn, snapshot_id, folder)
             with conn.cursor().copy("COPY footnote_parts (snapshot_id, name, data) FROM STDIN") as copy:
                 for path in sorted(p for p in folder.rglob("*") if p.is_file()):
@@ -158,12 +134,21 @@ class PgSnapshotStore(SnapshotStore):
                         copy.write_row((snapshot_id, name, path.read_bytes()))
             conn.execute(f"CREATE INDEX IF NOT EXISTS footnote_chunks_hnsw_{dimension} ON footnote_chunks "
                          f"USING hnsw ((embedding::vector({dimension})) vector_cosine_ops)")
-            conn.execute("INSERT INTO footnote_current (snapshot_id) VALUES (%s) ON CONFLICT (singleton) "
-                         "DO UPDATE SET snapshot_id = excluded.snapshot_id", (snapshot_id,))
-            conn.execute("DELETE FROM footnote_snapshots WHERE snapshot_id <> %s AND snapshot_id NOT IN "
-                         "(SELECT snapshot_id FROM footnote_snapshots ORDER BY published_at DESC LIMIT %s)",
-                         (snapshot_id, KEEP_SNAPSHOTS))
-            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, snapshot_id))
+            conn.execute("INSERT INTO footnote_current (store, snapshot_id) VALUES (%s, %s) ON CONFLICT (store) "
+                         "DO UPDATE SET snapshot_id = excluded.snapshot_id", (self.store, snapshot_id))
+            conn.execute("DELETE FROM footnote_snapshots WHERE store = %s AND snapshot_id <> %s AND snapshot_id NOT IN "
+                         "(SELECT snapshot_id FROM footnote_snapshots WHERE store = %s "
+                         "ORDER BY published_at DESC LIMIT %s)", (self.store, snapshot_id, self.store, KEEP_SNAPSHOTS))
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, notification(self.store, snapshot_id)))
+
+    def drop(self) -> None:
+        """Unpublish every version of this store in one transaction (announced like a publish), then delete
+        the local folder."""
+        with self.connect() as conn, conn.transaction():
+            conn.execute("DELETE FROM footnote_current WHERE store = %s", (self.store,))
+            conn.execute("DELETE FROM footnote_snapshots WHERE store = %s", (self.store,))
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, notification(self.store, None)))
+        super().drop()
 
     @staticmethod
     def _copy_rows(conn, snapshot_id: str, folder: Path) -> None:
@@ -232,6 +217,11 @@ class PgSnapshotStore(SnapshotStore):
         vectors = [row[4].to_numpy() for row in sentences]
         np.save(folder / "sentence_vectors.npy", np.vstack(vectors).astype(np.float32) if vectors
                 else np.zeros((0, 0), np.float32))
+
+
+def _store_number(store: str) -> int:
+    """A store's name as the signed 32-bit second key of its build lock."""
+    return int.from_bytes(hashlib.blake2b(store.encode(), digest_size=4).digest(), "big", signed=True)
 
 
 

@@ -284,6 +284,10 @@ class SnapshotStore:
             if path not in survivors:
                 shutil.rmtree(path, ignore_errors=True)
 
+    def drop(self) -> None:
+        """Delete every version: afterwards there is no current one."""
+        shutil.rmtree(self.root, ignore_errors=True)
+
     def remove_abandoned_builds(self) -> None:
         """Delete half-written build folders left by a killed build (call while holding the lock)."""
         for path in self.root.glob(f"{BUILD_PREFIX}*"):

@@ -13,7 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.discord.feedback import FeedbackStore, FeedbackView
+from bot.discord.feedback import FeedbackStore, FeedbackView, open_feedback
 from bot.scorer import ModelError
 from bot.service import QAService
 from index.embedding import Embedder, EmbedderError
@@ -76,7 +76,7 @@ class FootnoteBot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         await self.service.start()
-        self.feedback = await asyncio.to_thread(FeedbackStore, self.settings.database_path)
+        self.feedback = await asyncio.to_thread(open_feedback, self.settings)
         self.add_view(FeedbackView(self.feedback))
         for extension in EXTENSIONS:
             await self.load_extension(extension)

@@ -1,4 +1,5 @@
-"""👍 / 👎 feedback: a persistent view (fixed custom ids) and its SQLite store (created and migrated on start)."""
+"""👍 / 👎 feedback: a persistent view (fixed custom ids) and its store, in SQLite (created and migrated on start)
+or, with FOOTNOTE_DATABASE_URL, in PostgreSQL shared by every bot process."""
 
 from __future__ import annotations
 
@@ -7,22 +8,24 @@ import hashlib
 import json
 import logging
 import secrets
-import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import discord
 
 from bot.answer import Answer
-from bot.sqlite import open_database
+from bot.database import Database, SqliteDatabase, open_database, upsert
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 log = logging.getLogger(__name__)
 
 VOTE_UP_ID = "footnote:vote:up"
 VOTE_DOWN_ID = "footnote:vote:down"
 
-MIGRATIONS = [
+SQLITE_MIGRATIONS = [
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE answers (
@@ -35,6 +38,10 @@ MIGRATIONS = [
         created_at REAL NOT NULL, PRIMARY KEY (message_id, user_hash));
     """,
 ]
+ANSWER_COLUMNS = ("message_id", "question", "answer", "citation_ids", "abstained", "guild_id", "channel_id",
+                  "created_at")
+VOTE_COLUMNS = ("message_id", "user_hash", "vote", "question", "answer", "citation_ids", "guild_id", "channel_id",
+                "created_at")
 
 
 @dataclass(frozen=True)
@@ -43,59 +50,59 @@ class FeedbackCounts:
     down: int
 
 
-class FeedbackStore:
-    """SQLite storage of sent answers and votes; user ids are stored only as salted hashes."""
+def open_feedback(settings: Settings) -> FeedbackStore:
+    return FeedbackStore(open_database(settings))
 
-    def __init__(self, path: Path) -> None:
-        self._lock = threading.Lock()  # one statement at a time, and never one during close()
-        self.db = open_database(path)
-        self._migrate()
+
+class FeedbackStore:
+    """Sent answers and votes; user ids are stored only as salted hashes (one salt for every process)."""
+
+    def __init__(self, database: Database) -> None:
+        self.db = database
+        if isinstance(database, SqliteDatabase):  # PostgreSQL's tables come from index.migrations
+            self._migrate(database)
         self._salt = self._load_salt()
 
-    def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            self.db.executescript(f"BEGIN; {script} PRAGMA user_version = {number}; COMMIT;")
+    @staticmethod
+    def _migrate(database: SqliteDatabase) -> None:
+        [(version,)] = database.execute("PRAGMA user_version")
+        for number, script in enumerate(SQLITE_MIGRATIONS[version:], start=version + 1):
+            database.script(f"BEGIN; {script} PRAGMA user_version = {number}; COMMIT;")
 
     def _load_salt(self) -> bytes:
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'user_salt'").fetchone()
-        if row:
-            return bytes.fromhex(row[0])
-        salt = secrets.token_bytes(16)
-        self.db.execute("INSERT INTO meta VALUES ('user_salt', ?)", (salt.hex(),))
-        return salt
+        """The stored salt; the first process to ask stores a new one."""
+        self.db.execute("INSERT INTO meta VALUES ('user_salt', ?) ON CONFLICT (key) DO NOTHING",
+                        (secrets.token_bytes(16).hex(),))
+        [(salt,)] = self.db.execute("SELECT value FROM meta WHERE key = 'user_salt'")
+        return bytes.fromhex(salt)
 
     def user_hash(self, user_id: int) -> str:
         return hashlib.blake2b(str(user_id).encode(), key=self._salt, digest_size=16).hexdigest()
 
-    def _execute(self, sql: str, parameters: tuple = ()) -> list[tuple]:
-        with self._lock:
-            return self.db.execute(sql, parameters).fetchall()
-
     def save_answer(self, message_id: int, answer: Answer, guild_id: int | None, channel_id: int | None) -> None:
         citation_ids = json.dumps([c.chunk_id for c in answer.citations])
-        self._execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                      (message_id, answer.question, answer.answer, citation_ids, int(answer.abstained),
-                       guild_id, channel_id, time.time()))
+        self.db.execute(upsert("answers", ANSWER_COLUMNS, ["message_id"]),
+                        (message_id, answer.question, answer.answer, citation_ids, int(answer.abstained),
+                         guild_id, channel_id, time.time()))
 
     def record_vote(self, message_id: int, user_id: int, vote: int, guild_id: int | None,
                     channel_id: int | None) -> bool:
         """Store (or change) a user's vote on an answer; False when the answer is unknown."""
-        rows = self._execute("SELECT question, answer, citation_ids FROM answers WHERE message_id = ?",
-                             (message_id,))
+        rows = self.db.execute("SELECT question, answer, citation_ids FROM answers WHERE message_id = ?",
+                               (message_id,))
         if not rows:
             return False
-        self._execute("INSERT OR REPLACE INTO votes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      (message_id, self.user_hash(user_id), vote, *rows[0], guild_id, channel_id, time.time()))
+        self.db.execute(upsert("votes", VOTE_COLUMNS, ["message_id", "user_hash"]),
+                        (message_id, self.user_hash(user_id), vote, *rows[0], guild_id, channel_id, time.time()))
         return True
 
     def counts(self) -> FeedbackCounts:
-        [(up, down)] = self._execute("SELECT COALESCE(SUM(vote = 1), 0), COALESCE(SUM(vote = -1), 0) FROM votes")
+        [(up, down)] = self.db.execute("SELECT COUNT(CASE WHEN vote = 1 THEN 1 END), "
+                                       "COUNT(CASE WHEN vote = -1 THEN 1 END) FROM votes")
         return FeedbackCounts(up, down)
 
     def close(self) -> None:
-        with self._lock:
-            self.db.close()
+        self.db.close()
 
 
 class FeedbackView(discord.ui.View):

@@ -153,3 +153,18 @@ def test_index_add_refuses_a_loopback_link_in_one_line_before_connecting(run, mo
     status, out, err = run("index", "add", "http://127.0.0.1:9/article", "--guild", "77")
     assert status == 1 and out == "" and err.startswith("footnote: not added: ") and err.count("\n") == 1
     assert "loopback" in err
+
+
+def test_db_upgrade_migrates_once_and_prints_the_revision(run, monkeypatch, database_url: str, tmp_path) -> None:
+    from tests.index.test_migrations import head_revision
+
+    monkeypatch.setenv("FOOTNOTE_DATABASE_URL", database_url)
+    status, out, _ = run("db", "upgrade")
+    assert (status, out) == (0, f"database schema at revision {head_revision()}\n")
+    assert run("db", "upgrade")[:2] == (0, out)  # nothing left to apply
+    monkeypatch.setenv("FOOTNOTE_DATABASE_URL", f"postgresql://footnote:s3cret@localhost/none?host={tmp_path}")
+    status, _, err = run("db", "upgrade")
+    assert status == 1 and err.startswith("footnote: cannot reach the database") and "s3cret" not in err
+    monkeypatch.delenv("FOOTNOTE_DATABASE_URL")
+    status, _, err = run("db", "upgrade")
+    assert status == 2 and "FOOTNOTE_DATABASE_URL is not set" in err

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import Settings
 from bot.library import GuildLibrary, SourceRefused, source_documents
 from bot.service import QAService, make_builder
-from bot.sources import Adder, SourceRegistry
+from bot.sources import Adder, open_registry
 from index.builder import BuildCancelled
 from index.embedding import Embedder
 from index.extract import extract_upload
@@ -31,10 +32,12 @@ def markdown_upload(doc_id: str) -> tuple[str, bytes]:
     return f"{doc_id}.md", (front + article["text"]).encode("utf-8")
 
 
-@pytest.fixture
-def library(tmp_path: Path, embedder: Embedder):
-    settings = make_settings(tmp_path)
-    registry = SourceRegistry(settings.database_path)
+@pytest.fixture(params=["sqlite", "postgres"])
+def library(request: pytest.FixtureRequest, tmp_path: Path, embedder: Embedder):
+    """A library with its registry in SQLite, or with everything (registry, files, indexes) in PostgreSQL."""
+    url = request.getfixturevalue("database_url") if request.param == "postgres" else None
+    settings = make_settings(tmp_path, database_url=url)
+    registry = open_registry(settings)
     yield GuildLibrary(settings, embedder, registry)
     registry.close()
 
@@ -62,7 +65,7 @@ def test_the_same_article_added_again_is_updated_not_duplicated(library: GuildLi
 
 def test_quotas_refuse_before_anything_is_written(tmp_path: Path, embedder: Embedder) -> None:
     settings = make_settings(tmp_path, guild_max_sources=1, guild_max_mb=0.0002)
-    library = GuildLibrary(settings, embedder, SourceRegistry(settings.database_path))
+    library = GuildLibrary(settings, embedder, open_registry(settings))
     try:
         with pytest.raises(SourceRefused, match="MB"):
             library.add(GUILD, extract_upload(*markdown_upload("harbor-bridge-2024")), EDITOR)
@@ -121,7 +124,7 @@ def test_source_documents_of_a_bundle_are_numbered_under_the_stored_name() -> No
 
 def test_loaded_server_indexes_stay_within_the_memory_budget(tmp_path: Path, embedder: Embedder) -> None:
     settings = make_settings(tmp_path, guild_cache_mb=0.01)
-    library = GuildLibrary(settings, embedder, SourceRegistry(settings.database_path))
+    library = GuildLibrary(settings, embedder, open_registry(settings))
     try:
         for guild, doc_id in zip((GUILD, OTHER_GUILD), ARTICLES, strict=False):
             library.add(guild, extract_upload(*markdown_upload(doc_id)), EDITOR)
@@ -176,3 +179,62 @@ async def test_a_source_added_during_a_reindex_waits_for_it_and_is_added(
         assert added.sentences >= 4 and service.sources(GUILD)[0].source_id == added.source.source_id
     finally:
         await service.close()
+
+
+def two_machines(tmp_path: Path, database_url: str, **overrides: object) -> list[Settings]:
+    """Settings of two processes on two machines: one database, each its own var folder."""
+    return [make_settings(tmp_path / machine, tmp_path / "corpus", database_url=database_url, **overrides)
+            for machine in ("one", "two")]
+
+
+def test_a_servers_sources_outlive_the_machine_that_added_them(tmp_path: Path, database_url: str,
+                                                               embedder: Embedder) -> None:
+    first, second = (GuildLibrary(s, embedder, open_registry(s)) for s in two_machines(tmp_path, database_url))
+    try:
+        bridge = first.add(GUILD, extract_upload(*markdown_upload("harbor-bridge-2024")), EDITOR).source
+        assert not second.corpus_dir(GUILD).exists()
+        answer = second.answerer(GUILD).ask("How much did the Lantern Bridge cost?", threshold=0.0)
+        assert "$410 million" in answer.answer  # from the published version, copied from the database
+
+        other = next(doc_id for doc_id in ARTICLES if doc_id != "harbor-bridge-2024")
+        added = second.add(GUILD, extract_upload(*markdown_upload(other)), EDITOR).source
+        names = {bridge.name, added.name}
+        assert {p.stem for p in second.corpus_dir(GUILD).iterdir()} == names  # the first file restored, then built
+        assert set(second.answerer(GUILD).snapshot.documents) == names
+
+        first.remove(GUILD, bridge.source_id, EDITOR)  # the first machine gets the second's file before building
+        assert set(first.answerer(GUILD).snapshot.documents) == {added.name}
+        second.rebuild(GUILD)  # and the second lets the removed one go
+        assert {p.stem for p in second.corpus_dir(GUILD).iterdir()} == {added.name}
+        assert set(second.answerer(GUILD).snapshot.documents) == {added.name}
+    finally:
+        first.registry.close()
+        second.registry.close()
+
+
+async def test_a_source_added_in_one_process_answers_in_the_other(tmp_path: Path, database_url: str,
+                                                                 embedder: Embedder) -> None:
+    write_articles(tmp_path / "corpus", 3)
+    settings = two_machines(tmp_path, database_url, abstain_threshold=0.0)
+    make_builder(settings[0], embedder).build(settings[0].corpus_dir)
+    first, second = (QAService(s, embedder) for s in settings)
+    await first.start()
+    await second.start()
+    question = "How much did the Lantern Bridge in Harbor City cost?"
+
+    async def answered_in_second(figure: str) -> None:
+        async with asyncio.timeout(30):  # NOTIFY reaches the second process, which lets its answerer go
+            while figure not in (await second.ask(question, guild_id=GUILD)).answer:
+                await asyncio.sleep(0.05)
+
+    try:
+        assert "410" not in (await second.ask(question, guild_id=GUILD)).answer  # no sources there yet
+        name, data = markdown_upload("harbor-bridge-2024")
+        await first.add_source(GUILD, extract_upload(name, data), EDITOR)
+        await answered_in_second("$410 million")
+        await first.add_source(GUILD, extract_upload(name, data.replace(b"$410 million", b"$415 million")), EDITOR)
+        await answered_in_second("$415 million")
+        assert second.library.answerer(GUILD).snapshot.snapshot_id == first.library.answerer(GUILD).snapshot.snapshot_id
+    finally:
+        await first.close()
+        await second.close()

@@ -133,6 +133,43 @@ def test_old_versions_are_collected_keeping_the_previous_one(settings, embedder)
     assert kept == set(ids[1:]) and parts == 2
 
 
+def test_a_servers_store_has_its_own_current_version_lock_and_collection(settings, tmp_path, embedder) -> None:
+    url = settings.database_url.get_secret_value()
+    shared_store = make_store(settings)
+    guild = PgSnapshotStore(url, tmp_path / "guild", "guild:7")
+    corpus = tmp_path / "guild-corpus"
+    write_articles(corpus, 2)
+    shared = make_builder(settings, embedder).build(settings.corpus_dir)
+    with shared_store.build_lock():  # a build of the shared corpus does not hold up a server's
+        own = make_builder(settings, embedder, guild).build(corpus)
+    assert shared_store.current_id() == shared.snapshot_id and guild.current_id() == own.snapshot_id
+    with guild.build_lock(), pytest.raises(BuildInProgress, match="guild:7"):
+        make_builder(settings, embedder, PgSnapshotStore(url, tmp_path / "elsewhere", "guild:7")).build(corpus)
+    for count in (4, 5):  # two more shared versions: the server's only one stays
+        write_articles(settings.corpus_dir, count)
+        make_builder(settings, embedder).build(settings.corpus_dir)
+    assert guild.current_id() == own.snapshot_id
+    with shared_store.connect() as conn:
+        stores = conn.execute("SELECT store, count(*) FROM footnote_snapshots GROUP BY store ORDER BY store")
+        assert stores.fetchall() == [("guild:7", 1), ("shared", 2)]
+    assert len(PgSnapshotStore(url, tmp_path / "other", "guild:7").load(embedder.name, embedder.dimension)
+               .documents) == 2
+
+
+def test_publishing_and_dropping_a_store_are_announced_with_its_name(settings, tmp_path, embedder) -> None:
+    from index.pgstore import CHANNEL, parse_notification
+
+    guild = PgSnapshotStore(settings.database_url.get_secret_value(), tmp_path / "guild", "guild:7")
+    with make_store(settings).connect() as listener:
+        listener.execute(f"LISTEN {CHANNEL}")
+        report = make_builder(settings, embedder, guild).build(settings.corpus_dir)
+        guild.drop()
+        notices = [parse_notification(n.payload) for n in listener.notifies(timeout=10, stop_after=2)]
+    assert notices == [("guild:7", report.snapshot_id), ("guild:7", None)]
+    assert guild.current_id() is None and not guild.root.exists()
+    assert make_store(settings).current_id() is None  # the shared store never had a version
+
+
 def test_an_unreachable_database_is_one_error_without_the_password(tmp_path: Path) -> None:
     url = f"postgresql://footnote:s3cret@localhost/none?host={tmp_path}"
     with pytest.raises(SnapshotError) as caught:
