@@ -39,14 +39,24 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small corpora and indexes: a smoke run")
     parser.add_argument("--scale-rows", type=int, help="vectors in the HNSW scale index (default 1,000,000)")
+    parser.add_argument("--postgres-rows", type=_sizes, default=(),
+                        help="comma-separated chunk counts for the PostgreSQL section (default 10,000 and 100,000; "
+                             "1000000 takes about half an hour)")
+    parser.add_argument("--only", type=lambda text: text.split(","), default=[s for s, _ in SECTIONS],
+                        help=f"comma-separated sections to run (of {', '.join(s for s, _ in SECTIONS)})")
     return parser.parse_args()
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    return tuple(int(size.replace("_", "")) for size in text.split(","))
 
 
 def _context(args: argparse.Namespace) -> Context:
     work = WORK / ("quick" if args.quick else "full")
     embedder = Embedder()
     embedder.encode(["warm up the encoder"] * 8)
-    ctx = Context(embedder, args.quick, work, args.scale_rows or (10_000 if args.quick else 1_000_000))
+    ctx = Context(embedder, args.quick, work, args.scale_rows or (10_000 if args.quick else 1_000_000),
+                  postgres_rows=args.postgres_rows)
     corpora = [seed_corpus(), squad_corpus(work / "corpora", 20 if args.quick else None),
                synthetic_corpus(work / "corpora", 60 if args.quick else 1000, questions=64)]
     ctx.corpora = {c.name: c for c in corpora}
@@ -85,6 +95,8 @@ def main() -> int:
     log("corpora ready: " + ", ".join(f"{n} ({c.documents} docs)" for n, c in ctx.corpora.items()))
     sections = []
     for name, module in SECTIONS:
+        if name not in args.only:
+            continue
         section = module.run(ctx)
         ctx.results[name] = section.details
         sections.append(section)
@@ -92,7 +104,8 @@ def main() -> int:
     print(machine_line(ctx.embedder))
     print(report.render(sections))
     print(f"\n{report.summary(sections)}; wall time {seconds:.0f} s")
-    path = WORK / ("quick.json" if args.quick else "latest.json")
+    partial = "" if len(args.only) == len(SECTIONS) else "-" + "-".join(args.only)  # a full run's file stays
+    path = WORK / f"{'quick' if args.quick else 'latest'}{partial}.json"
     report.write_json(path, sections, _meta(ctx, seconds))
     print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
     return 0

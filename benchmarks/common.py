@@ -57,6 +57,7 @@ class Context:
     quick: bool
     work: Path
     scale_rows: int
+    postgres_rows: tuple[int, ...] = ()
     corpora: dict[str, Corpus] = field(default_factory=dict)
     settings: dict[str, Settings] = field(default_factory=dict)
     results: dict[str, dict] = field(default_factory=dict)
