@@ -156,6 +156,7 @@ class QAService:
         self._abstentions = 0
         self._started = time.monotonic()
         self.llm = LLMClient.from_settings(settings)
+        self._loaded_snapshot_id: str | None = None  # the shared version this process loaded last
 
     async def start(self) -> None:
         """Load the model and the current snapshot in the worker thread, then start answering."""
@@ -167,6 +168,7 @@ class QAService:
             await loop.run_in_executor(self._answer_thread, wordnet)
         self.answerer = await loop.run_in_executor(self._answer_thread, load_answerer, self.settings,
                                                    self.embedder)
+        self._loaded_snapshot_id = self.answerer.snapshot.snapshot_id
         self.library = await loop.run_in_executor(self._answer_thread, _open_library, self.settings,
                                                   self.embedder)
         await loop.run_in_executor(self._answer_thread, settle_heap)
@@ -258,12 +260,18 @@ class QAService:
                 await asyncio.sleep(FOLLOW_RETRY_SECONDS)
 
     async def _swap_to_published(self) -> None:
-        loop = asyncio.get_running_loop()
-        current = await loop.run_in_executor(self._build_thread, make_store(self.settings).current_id)
-        if self.answerer is None or current in (None, self.answerer.snapshot.snapshot_id):
-            return
-        self.answerer = await loop.run_in_executor(self._build_thread, self._settled_answerer)
-        log.info("now answering from snapshot %s, published by another process", current)
+        answerer = await asyncio.get_running_loop().run_in_executor(self._build_thread, self._newer_answerer)
+        if answerer is not None:
+            self.answerer = answerer
+            log.info("now answering from snapshot %s, published by another process", answerer.snapshot.snapshot_id)
+
+    def _newer_answerer(self) -> Answerer | None:
+        """The answerer over the published version, unless this process loaded that version last (the build
+        thread, where reindexes load theirs too: the notice of this process's own publication loads nothing)."""
+        current = make_store(self.settings).current_id()
+        if current is None or current == self._loaded_snapshot_id:
+            return None
+        return self._settled_answerer()
 
     def _answer_batch(self, batch: list[_Request], ready: Callable[[int, Answer], None]) -> None:
         """Answer the batch server by server (worker thread): from the shared corpus alone, or, for a server
@@ -348,6 +356,7 @@ class QAService:
     def _settled_answerer(self) -> Answerer:
         """The answerer over the current snapshot, with the heap settled for serving (a worker thread)."""
         answerer = load_answerer(self.settings, self.embedder)
+        self._loaded_snapshot_id = answerer.snapshot.snapshot_id
         settle_heap()
         return answerer
 

@@ -137,3 +137,35 @@ async def test_each_asker_gets_its_answer_when_it_is_composed_not_when_the_batch
     assert not (await asyncio.wait_for(second, 10)).refusal
     assert gated.batches[1] == ["Who did Raisi meet in Caracas?", "When does the tour end?"]
     await service.close()
+
+
+async def test_with_postgresql_a_process_loads_its_own_publication_once_and_anothers_at_once(
+        tmp_path: Path, embedder: Embedder, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.service
+
+    corpus = tmp_path / "corpus"
+    write_articles(corpus, 2)
+    settings = make_settings(tmp_path / "one", corpus, database_url=database_url)
+    make_builder(settings, embedder).build(corpus)
+    service = QAService(settings, embedder)
+    await service.start()
+    loaded: list[str] = []
+
+    def counted(*args, **kwargs) -> Answerer:
+        answerer = load_answerer(*args, **kwargs)
+        loaded.append(answerer.snapshot.snapshot_id)
+        return answerer
+
+    load_answerer = bot.service.load_answerer
+    monkeypatch.setattr(bot.service, "load_answerer", counted)
+    try:
+        write_articles(corpus, 3)
+        own = await service.reindex()
+        other = make_builder(settings.model_copy(update={"index_dir": tmp_path / "two" / "index"}),
+                             embedder).build(corpus, full=True)
+        async with asyncio.timeout(30):  # the notices arrive in order: its own first, then the other's
+            while service.answerer.snapshot.snapshot_id != other.snapshot_id:
+                await asyncio.sleep(0.05)
+        assert loaded == [own.snapshot_id, other.snapshot_id]
+    finally:
+        await service.close()
