@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+from psycopg import sql
 
-from benchmarks.common import Context, log, percentiles
+from benchmarks.common import ROOT, Context, log, percentiles
 from benchmarks.report import Section, Target
 from benchmarks.scale import DIMENSION, RECALL_K, VectorGenerator, VectorSpec
 from index.pgstore import PgSnapshotStore
@@ -50,6 +53,26 @@ def _snapshot_folder(folder: Path, vectors: np.ndarray) -> None:
     (folder / "manifest.json").write_text(json.dumps({"dimension": DIMENSION, "snapshot_id": folder.name}))
 
 
+MATERIALISE = """
+import re, sys, time
+from pathlib import Path
+from index.pgstore import PgSnapshotStore
+started = time.perf_counter()
+PgSnapshotStore(sys.argv[1], Path(sys.argv[2])).current_path()
+peak_kib = re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1)
+print(time.perf_counter() - started, int(peak_kib) / 1024)
+"""
+# VmHWM, not ru_maxrss: the latter keeps the high-water mark of the forking bench process across exec
+
+
+def _materialise_elsewhere(url: str, root: Path) -> tuple[float, float]:
+    """Seconds and peak RSS (MiB) of another process copying the current version into its folder `root`."""
+    done = subprocess.run([sys.executable, "-c", MATERIALISE, url, str(root)], capture_output=True, text=True,
+                          check=True, cwd=ROOT)
+    seconds, rss = done.stdout.split()
+    return float(seconds), round(float(rss), 1)
+
+
 def _server(folder: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR is not set
@@ -61,14 +84,15 @@ def _server(folder: str):
 def _recall(store: PgSnapshotStore, snapshot_id: str, queries: np.ndarray, truth: np.ndarray,
             ef_search: int) -> tuple[float, dict]:
     found, samples = [], []
+    search = sql.SQL("SELECT row FROM footnote_chunks WHERE snapshot_id = {} ORDER BY embedding::vector({}) <=> "
+                    "%s::vector LIMIT {}").format(sql.Literal(snapshot_id), sql.SQL(str(DIMENSION)),
+                                                  sql.SQL(str(RECALL_K)))  # the version's own index
     with store.connect() as conn:
         conn.execute(f"SET hnsw.ef_search = {ef_search}")
         for query in queries:
             literal = "[" + ",".join(f"{x:.9g}" for x in query.tolist()) + "]"
             started = time.perf_counter()
-            rows = conn.execute(f"SELECT row FROM footnote_chunks WHERE snapshot_id = %s ORDER BY "
-                                f"embedding::vector({DIMENSION}) <=> %s::vector LIMIT {RECALL_K}",
-                                (snapshot_id, literal)).fetchall()
+            rows = conn.execute(search, (literal,)).fetchall()
             samples.append((time.perf_counter() - started) * 1000)
             found.append([r[0] for r in rows])
     hits = sum(len(set(f) & set(t)) for f, t in zip(found, truth.tolist(), strict=True))
@@ -104,9 +128,7 @@ def _measure(ctx: Context, rows: int) -> dict:
         started = time.perf_counter()
         store._upload("bench", work / "one" / f"{SNAPSHOT_PREFIX}bench")
         publish_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        PgSnapshotStore(server.get_uri(), work / "two").current_path()
-        materialise_seconds = time.perf_counter() - started
+        materialise_seconds, materialise_rss = _materialise_elsewhere(server.get_uri(), work / "two")
         recalls = {ef: _recall(store, "bench", queries, truth, ef) for ef in EF_SEARCH}
         with store.connect() as conn:
             size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
@@ -117,7 +139,8 @@ def _measure(ctx: Context, rows: int) -> dict:
     log(f"postgres: {rows:,} chunks published in {publish_seconds:.1f} s, "
         f"recall@{RECALL_K} {recalls[EF_SEARCH[-1]][0]:.3f}")
     return {"file_seconds": round(file_seconds, 3), "publish_seconds": round(publish_seconds, 3),
-            "materialise_seconds": round(materialise_seconds, 3), "database_mib": round(size / 2**20, 1),
+            "materialise_seconds": round(materialise_seconds, 3), "materialise_peak_rss_mib": materialise_rss,
+            "database_mib": round(size / 2**20, 1),
             "recall": {ef: r for ef, (r, _) in recalls.items()},
             "search_ms": {ef: latency for ef, (_, latency) in recalls.items()}}
 
@@ -134,6 +157,7 @@ def _add(section: Section, ctx: Context, rows: int, figures: dict) -> None:
                     (encode_seconds + figures["file_seconds"]) / (encode_seconds + figures["publish_seconds"]), "",
                     BUILD_TARGET)
     section.add(at + "another process's first copy of the version", figures["materialise_seconds"], "s")
+    section.add(at + "that process's peak memory (RSS)", figures["materialise_peak_rss_mib"], "MiB")
     for ef in EF_SEARCH:
         section.add(at + f"pgvector HNSW recall@{RECALL_K}, ef_search {ef}", figures["recall"][ef], "",
                     RECALL_TARGET if ef == EF_SEARCH[-1] else None)

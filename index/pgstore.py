@@ -3,7 +3,8 @@
 The database holds several stores of versions, each under its name: the shared corpus ("shared") and each
 server's own sources ("guild:<id>"). A build still writes its snapshot folder locally, exactly as the file
 store does. Publishing copies it into PostgreSQL in one transaction: documents, chunks and sentences as rows
-(chunk and sentence vectors in `vector(d)` columns, chunks under an HNSW cosine index), the other parts (BM25,
+(chunk and sentence vectors in `vector(d)` columns, each version's chunks under an HNSW cosine index of its
+own, built after the copy), the other parts (BM25,
 stored spans and terms, vocabulary, the FAISS index, the manifest) as one `bytea` row each; the same
 transaction points the store's `footnote_current` row at the new version, sends NOTIFY on `footnote_snapshots`
 with the store's name (delivered at commit) and drops the store's versions older than the previous one.
@@ -45,6 +46,13 @@ from index.store import (
 CHANNEL = "footnote_snapshots"
 SHARED_STORE = "shared"
 BUILD_LOCK_KEY = 0x466F6F74  # "Foot": with the store's own number, the advisory lock every builder takes
+PIECE_BYTES = 64 * 2**20
+"""A part (the FAISS index, BM25, …) is stored in rows of at most this many bytes."""
+HNSW_M, HNSW_EF_CONSTRUCTION = 32, 80
+"""The graph of the FAISS index the answers search (pgvector's defaults, 16 and 64, reached recall@10 0.946 at
+ef_search 200 on a million chunks)."""
+INDEX_BUILD_MAX_MB = 4096
+"""The most maintenance_work_mem a publish sets for building its version's HNSW index (for the transaction only)."""
 ROWS_FROM_TABLES = ("documents.jsonl", "chunks.jsonl", "sentences.npy", "sentence_vectors.npy")
 
 
@@ -126,19 +134,16 @@ class PgSnapshotStore(SnapshotStore):
         with self.connect() as conn, conn.transaction():
             conn.execute("INSERT INTO footnote_snapshots (store, snapshot_id, manifest) VALUES (%s, %s, %s)",
                          (self.store, snapshot_id, Jsonb(manifest)))
-            self._copy_rows(conn, snapshot_id, folder)
-            with conn.cursor().copy("COPY footnote_parts (snapshot_id, name, data) FROM STDIN") as copy:
-                for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-                    name = str(path.relative_to(folder))
-                    if name not in ROWS_FROM_TABLES:
-                        copy.write_row((snapshot_id, name, path.read_bytes()))
-            conn.execute(f"CREATE INDEX IF NOT EXISTS footnote_chunks_hnsw_{dimension} ON footnote_chunks "
-                         f"USING hnsw ((embedding::vector({dimension})) vector_cosine_ops)")
+            chunks = self._copy_rows(conn, snapshot_id, folder)
+            self._copy_parts(conn, snapshot_id, folder)
+            _create_vector_index(conn, snapshot_id, chunks, dimension)
             conn.execute("INSERT INTO footnote_current (store, snapshot_id) VALUES (%s, %s) ON CONFLICT (store) "
                          "DO UPDATE SET snapshot_id = excluded.snapshot_id", (self.store, snapshot_id))
-            conn.execute("DELETE FROM footnote_snapshots WHERE store = %s AND snapshot_id <> %s AND snapshot_id NOT IN "
-                         "(SELECT snapshot_id FROM footnote_snapshots WHERE store = %s "
-                         "ORDER BY published_at DESC LIMIT %s)", (self.store, snapshot_id, self.store, KEEP_SNAPSHOTS))
+            collected = conn.execute(
+                "DELETE FROM footnote_snapshots WHERE store = %s AND snapshot_id <> %s AND snapshot_id NOT IN "
+                "(SELECT snapshot_id FROM footnote_snapshots WHERE store = %s ORDER BY published_at DESC LIMIT %s) "
+                "RETURNING snapshot_id", (self.store, snapshot_id, self.store, KEEP_SNAPSHOTS)).fetchall()
+            _drop_vector_indexes(conn, [old for (old,) in collected])
             conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, notification(self.store, snapshot_id)))
 
     def drop(self) -> None:
@@ -146,13 +151,32 @@ class PgSnapshotStore(SnapshotStore):
         the local folder."""
         with self.connect() as conn, conn.transaction():
             conn.execute("DELETE FROM footnote_current WHERE store = %s", (self.store,))
-            conn.execute("DELETE FROM footnote_snapshots WHERE store = %s", (self.store,))
+            dropped = conn.execute("DELETE FROM footnote_snapshots WHERE store = %s RETURNING snapshot_id",
+                                   (self.store,)).fetchall()
+            _drop_vector_indexes(conn, [old for (old,) in dropped])
             conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, notification(self.store, None)))
         super().drop()
 
     @staticmethod
-    def _copy_rows(conn, snapshot_id: str, folder: Path) -> None:
-        """Documents, chunks (with their vectors) and sentences (with theirs) as table rows, by binary COPY."""
+    def _copy_parts(conn, snapshot_id: str, folder: Path) -> None:
+        """Every file that is not table rows, in pieces of at most PIECE_BYTES (a bytea holds at most 1 GB)."""
+        with conn.cursor().copy("COPY footnote_parts (snapshot_id, name, piece, data) FROM STDIN (FORMAT BINARY)"
+                                ) as copy:
+            copy.set_types(["text", "text", "int4", "bytea"])
+            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                name = str(path.relative_to(folder))
+                if name in ROWS_FROM_TABLES:
+                    continue
+                with path.open("rb") as handle:
+                    piece = 0
+                    while (data := handle.read(PIECE_BYTES)) or piece == 0:
+                        copy.write_row((snapshot_id, name, piece, data))
+                        piece += 1
+
+    @staticmethod
+    def _copy_rows(conn, snapshot_id: str, folder: Path) -> int:
+        """Documents, chunks (with their vectors) and sentences (with theirs) as table rows, by binary COPY; the
+        number of chunks."""
         from pgvector.psycopg import register_vector
         from psycopg.types.json import Jsonb
 
@@ -179,6 +203,7 @@ class PgSnapshotStore(SnapshotStore):
             for row, ((doc_row, start, end, paragraph), vector) in enumerate(
                     zip(sentences.tolist(), sentence_vectors, strict=True)):
                 copy.write_row((snapshot_id, row, doc_row, start, end, paragraph, vector))
+        return len(chunks)
 
     def _materialise(self, snapshot_id: str, folder: Path) -> None:
         """Write the version's files into `folder` (through a temporary folder renamed at the end)."""
@@ -188,11 +213,7 @@ class PgSnapshotStore(SnapshotStore):
         try:
             with self.connect() as conn:
                 self._write_rows(conn, snapshot_id, partial)
-                for name, data in conn.execute("SELECT name, data FROM footnote_parts WHERE snapshot_id = %s",
-                                               (snapshot_id,)):
-                    path = partial / name
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(data)
+                self._write_parts(conn, snapshot_id, partial)
             if not (partial / "manifest.json").is_file():
                 raise SnapshotError(f"version {snapshot_id} is missing from the database at {safe_url(self.url)}")
             os.replace(partial, folder)
@@ -200,23 +221,79 @@ class PgSnapshotStore(SnapshotStore):
             shutil.rmtree(partial, ignore_errors=True)
 
     @staticmethod
+    def _write_parts(conn, snapshot_id: str, folder: Path) -> None:
+        """The version's parts as files, piece after piece (streamed: a part is never whole in memory)."""
+        handle, name_open = None, None
+        try:
+            for name, data in conn.cursor(binary=True).stream(
+                    "SELECT name, data FROM footnote_parts WHERE snapshot_id = %s ORDER BY name, piece",
+                    (snapshot_id,)):
+                if name != name_open:
+                    if handle is not None:
+                        handle.close()
+                    path = folder / name
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    handle, name_open = path.open("wb"), name
+                handle.write(data)
+        finally:
+            if handle is not None:
+                handle.close()
+
+    @staticmethod
     def _write_rows(conn, snapshot_id: str, folder: Path) -> None:
+        """Documents, chunks and sentences back into the file store's files, row by row (streamed: a million
+        chunks never sit in memory as Python objects)."""
         from pgvector.psycopg import register_vector
 
         register_vector(conn)
-        documents = conn.execute("SELECT record FROM footnote_documents WHERE snapshot_id = %s ORDER BY row",
-                                 (snapshot_id,)).fetchall()
-        write_jsonl(folder / "documents.jsonl", (record for (record,) in documents))
-        chunks = conn.execute("SELECT record FROM footnote_chunks WHERE snapshot_id = %s ORDER BY row",
-                              (snapshot_id,)).fetchall()
-        write_jsonl(folder / "chunks.jsonl", (record for (record,) in chunks))
-        sentences = conn.cursor(binary=True).execute(
+        for table, name in (("footnote_documents", "documents.jsonl"), ("footnote_chunks", "chunks.jsonl")):
+            rows = conn.cursor().stream(f"SELECT record FROM {table} WHERE snapshot_id = %s ORDER BY row",
+                                        (snapshot_id,))
+            write_jsonl(folder / name, (record for (record,) in rows))
+        [(count, dimension)] = conn.execute(
+            "SELECT count(*), max(vector_dims(embedding)) FROM footnote_sentences WHERE snapshot_id = %s",
+            (snapshot_id,)).fetchall()
+        spans = np.zeros((count, 4), dtype=np.int64)
+        vectors = np.zeros((count, dimension or 0), dtype=np.float32)
+        rows = conn.cursor(binary=True).stream(
             "SELECT doc_row, start_char, end_char, paragraph, embedding FROM footnote_sentences "
-            "WHERE snapshot_id = %s ORDER BY row", (snapshot_id,)).fetchall()
-        np.save(folder / "sentences.npy", np.array([row[:4] for row in sentences], dtype=np.int64).reshape(-1, 4))
-        vectors = [row[4].to_numpy() for row in sentences]
-        np.save(folder / "sentence_vectors.npy", np.vstack(vectors).astype(np.float32) if vectors
-                else np.zeros((0, 0), np.float32))
+            "WHERE snapshot_id = %s ORDER BY row", (snapshot_id,))
+        for row, (doc_row, start, end, paragraph, vector) in enumerate(rows):
+            spans[row] = (doc_row, start, end, paragraph)
+            vectors[row] = vector.to_numpy()
+        np.save(folder / "sentences.npy", spans)
+        np.save(folder / "sentence_vectors.npy", vectors)
+
+
+def vector_index_name(snapshot_id: str) -> str:
+    """The name of a version's own HNSW index over its chunk vectors."""
+    return f"footnote_chunks_hnsw_{snapshot_id}"
+
+
+def _create_vector_index(conn, snapshot_id: str, chunks: int, dimension: int) -> None:
+    """Build the version's HNSW index (cosine) over its chunks at once, after they are copied: a partial index of
+    its own, so that a publish never inserts into a graph of every earlier version, and collecting a version
+    drops its index. Queries name the version as a literal (`WHERE snapshot_id = '…'`) to use it."""
+    from psycopg import sql
+
+    conn.execute(f"SET LOCAL maintenance_work_mem = '{_index_memory_mb(chunks, dimension)}MB'")
+    conn.execute(sql.SQL("CREATE INDEX {} ON footnote_chunks USING hnsw ((embedding::vector({})) vector_cosine_ops) "
+                         "WITH (m = {}, ef_construction = {}) WHERE snapshot_id = {}").format(
+        sql.Identifier(vector_index_name(snapshot_id)), sql.SQL(str(int(dimension))), sql.SQL(str(HNSW_M)),
+        sql.SQL(str(HNSW_EF_CONSTRUCTION)), sql.Literal(snapshot_id)))
+
+
+def _index_memory_mb(chunks: int, dimension: int) -> int:
+    """maintenance_work_mem for one index build: pgvector builds many times faster while the graph (about 2.5
+    times the vectors' bytes) fits in it; at most INDEX_BUILD_MAX_MB."""
+    return int(min(INDEX_BUILD_MAX_MB, 64 + 2.5 * chunks * dimension * 4 / 2**20))
+
+
+def _drop_vector_indexes(conn, snapshot_ids: list[str]) -> None:
+    from psycopg import sql
+
+    for snapshot_id in snapshot_ids:
+        conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(vector_index_name(snapshot_id))))
 
 
 def _store_number(store: str) -> int:

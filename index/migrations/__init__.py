@@ -19,8 +19,9 @@ _upgraded: set[str] = set()
 _upgrading = threading.Lock()
 
 
-def upgrade(url: str) -> str:
-    """Apply the revisions the database lacks, in one transaction; the revision it is at afterwards."""
+def upgrade(url: str, revision: str = "head") -> str:
+    """Apply the revisions the database lacks up to `revision`, in one transaction; the revision it is at
+    afterwards."""
     from alembic import command
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
@@ -38,7 +39,7 @@ def upgrade(url: str) -> str:
             config.set_main_option("script_location", str(Path(__file__).parent))
             config.attributes["connection"] = connection
             _adopt_hand_rolled(connection, config)
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
             return MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()

@@ -132,3 +132,25 @@ def test_an_unreachable_database_fails_in_one_line_without_the_password(tmp_path
     with pytest.raises(SnapshotError) as caught:
         upgrade(f"postgresql://footnote:s3cret@localhost/none?host={tmp_path}")
     assert "s3cret" not in str(caught.value) and "cannot reach the database" in str(caught.value)
+
+
+def test_versions_published_before_revision_0004_get_an_hnsw_index_of_their_own(database_url: str) -> None:
+    assert upgrade(database_url, "0003") == "0003"
+    with psycopg.connect(database_url, autocommit=True) as conn:  # what a publish did before: one index for all
+        conn.execute("INSERT INTO footnote_snapshots (store, snapshot_id, manifest) VALUES ('shared', 'v3', '{}')")
+        conn.execute("INSERT INTO footnote_chunks VALUES ('v3', 0, 'd#0', 'd', '{}', '[1, 0, 0]')")
+        conn.execute("INSERT INTO footnote_parts VALUES ('v3', 'manifest.json', '{}', 0)")
+        conn.execute("CREATE INDEX footnote_chunks_hnsw_3 ON footnote_chunks "
+                     "USING hnsw ((embedding::vector(3)) vector_cosine_ops)")
+
+    assert upgrade(database_url) == head_revision()
+    with psycopg.connect(database_url) as conn:
+        indexes = dict(conn.execute("SELECT indexname, indexdef FROM pg_indexes "
+                                    "WHERE indexname LIKE 'footnote_chunks_hnsw%'").fetchall())
+        conn.execute("SET enable_seqscan = off")  # one row: a scan would be cheaper, the index must still serve
+        plan = "\n".join(row[0] for row in conn.execute(
+            "EXPLAIN SELECT row FROM footnote_chunks WHERE snapshot_id = 'v3' "
+            "ORDER BY embedding::vector(3) <=> '[1, 0, 0]' LIMIT 1").fetchall())
+    assert list(indexes) == ["footnote_chunks_hnsw_v3"]
+    assert "hnsw" in indexes["footnote_chunks_hnsw_v3"] and "'v3'::text" in indexes["footnote_chunks_hnsw_v3"]
+    assert "footnote_chunks_hnsw_v3" in plan
