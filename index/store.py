@@ -35,7 +35,7 @@ SCHEMA_VERSION = 3
 POINTER = "CURRENT"
 SNAPSHOT_PREFIX = "snap-"
 BUILD_PREFIX = ".build-"
-KEEP_SNAPSHOTS = 2
+KEEP_SNAPSHOTS = 2  # the current version and the one it replaced
 LARGE_HNSW_VECTORS = 500_000
 LARGE_HNSW_EF_SEARCH = 256
 
@@ -242,6 +242,11 @@ class SnapshotStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
+    def current_id(self) -> str | None:
+        """The current version's snapshot id, None before the first."""
+        path = self.current_path()
+        return path.name.removeprefix(SNAPSHOT_PREFIX) if path is not None else None
+
     def current_path(self) -> Path | None:
         try:
             name = (self.root / POINTER).read_text(encoding="utf-8").strip()
@@ -265,23 +270,29 @@ class SnapshotStore:
         return self.root / f"{BUILD_PREFIX}{snapshot_id}"
 
     def publish(self, build_folder: Path) -> Path:
-        """Rename a finished build into place and swap the pointer; keep the last two snapshots."""
+        """Rename a finished build into place and swap the pointer; keep the new snapshot and the one it
+        replaces."""
+        previous = self.current_path()
         final = self.root / (SNAPSHOT_PREFIX + build_folder.name.removeprefix(BUILD_PREFIX))
         os.replace(build_folder, final)
-        pointer_tmp = self.root / f"{POINTER}.tmp"
-        pointer_tmp.write_text(final.name + "\n", encoding="utf-8")
-        with pointer_tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(pointer_tmp, self.root / POINTER)
+        try:
+            pointer_tmp = self.root / f"{POINTER}.tmp"
+            pointer_tmp.write_text(final.name + "\n", encoding="utf-8")
+            with pointer_tmp.open("rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(pointer_tmp, self.root / POINTER)
+        except BaseException:  # never current: gone now (after a kill, the next publish's prune removes it)
+            shutil.rmtree(final, ignore_errors=True)
+            raise
         _fsync_tree(self.root, recursive=False)  # the renames themselves survive a power cut
-        self._prune(keep=final)
+        self._prune(keep={final, previous})
         return final
 
-    def _prune(self, keep: Path) -> None:
-        snapshots = sorted(self.root.glob(f"{SNAPSHOT_PREFIX}*"), key=lambda p: p.name, reverse=True)
-        survivors = [keep, *[p for p in snapshots if p != keep][: KEEP_SNAPSHOTS - 1]]
-        for path in snapshots:
-            if path not in survivors:
+    def _prune(self, keep: set[Path | None]) -> None:
+        """Delete every snapshot folder but `keep`: older versions, and any folder whose publish was interrupted
+        before the pointer named it (it never was current, so it is no previous version)."""
+        for path in self.root.glob(f"{SNAPSHOT_PREFIX}*"):
+            if path not in keep:
                 shutil.rmtree(path, ignore_errors=True)
 
     def drop(self) -> None:

@@ -134,14 +134,6 @@ def test_full_build_re_embeds_everything_and_progress_is_reported(tmp_path: Path
     assert embedding and embedding[-1].done == embedding[-1].total
 
 
-def test_last_two_snapshots_are_kept(tmp_path: Path, embedder: Embedder) -> None:
-    builder = make_builder(make_settings(tmp_path), embedder)
-    paths = [builder.build(SEED_CORPUS, full=True).path for _ in range(3)]
-    survivors = sorted(p.name for p in (tmp_path / "index").glob("snap-*"))
-    assert survivors == sorted(p.name for p in paths[1:])
-    assert builder.store.current_path() == paths[-1]
-
-
 def test_manifest_mismatch_is_refused(seed_settings) -> None:
     store = SnapshotStore(seed_settings.index_dir)
     for model, dimension in (("other-model", 768), ("other-model", 384), ("all-MiniLM-L6-v2", 768)):

@@ -1,8 +1,8 @@
-"""The PostgreSQL store (pgvector) beside the file store: the same contract, shared by several processes."""
+"""The PostgreSQL store (pgvector): what only it does. The contract both stores keep (publishing, kill -9, one build
+at a time, readers during a publish, collection) is in test_store_contract.py."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +10,8 @@ import pytest
 
 from bot.service import make_builder, make_store
 from index.builder import BuildInProgress
-from index.embedding import Embedder
-from index.pgstore import PgSnapshotStore, safe_url
-from index.store import SnapshotError, SnapshotStore
+from index.pgstore import ROWS_FROM_TABLES, PgSnapshotStore, safe_url, vector_index_name
+from index.store import SnapshotError
 from tests.conftest import make_settings
 from tests.index.test_builder import write_articles
 
@@ -29,19 +28,6 @@ def other_process(settings, tmp_path: Path, name: str = "two"):
     return settings.model_copy(update={"index_dir": tmp_path / name / "index"})
 
 
-@pytest.mark.parametrize("kind", ["file", "postgres"])
-def test_both_stores_publish_a_build_that_loads_with_the_same_content(
-        kind: str, tmp_path: Path, database_url: str, embedder: Embedder) -> None:
-    corpus = tmp_path / "corpus"
-    write_articles(corpus, 3)
-    settings = make_settings(tmp_path / kind, corpus, database_url=database_url if kind == "postgres" else None)
-    report = make_builder(settings, embedder).build(corpus)
-    store = make_store(settings)
-    assert isinstance(store, PgSnapshotStore if kind == "postgres" else SnapshotStore)
-    snapshot = store.load(embedder.name, embedder.dimension, fingerprint=embedder.fingerprint)
-    assert snapshot.snapshot_id == report.snapshot_id and len(snapshot.documents) == 3
-
-
 def test_another_process_loads_the_published_version_bit_for_bit(settings, tmp_path, embedder) -> None:
     make_builder(settings, embedder).build(settings.corpus_dir)
     mine = make_store(settings).load(embedder.name, embedder.dimension)
@@ -54,83 +40,32 @@ def test_another_process_loads_the_published_version_bit_for_bit(settings, tmp_p
     np.testing.assert_array_equal(theirs.vectors.reconstruct(rows), mine.vectors.reconstruct(rows))
 
 
-def test_chunk_vectors_live_in_pgvector_under_an_hnsw_index(settings, embedder) -> None:
+def test_each_versions_chunk_vectors_live_in_pgvector_under_an_hnsw_index_of_its_own(settings, embedder) -> None:
+    first = make_builder(settings, embedder).build(settings.corpus_dir)
+    write_articles(settings.corpus_dir, 2, sentences=7)
     report = make_builder(settings, embedder).build(settings.corpus_dir)
     store = make_store(settings)
     snapshot = store.load(embedder.name, embedder.dimension)
-    query = snapshot.vectors.reconstruct(np.array([1]))[0]
+    query = "[" + ",".join(map(str, snapshot.vectors.reconstruct(np.array([1]))[0])) + "]"
+    search = (f"SELECT row FROM footnote_chunks WHERE snapshot_id = '{report.snapshot_id}' "
+              f"ORDER BY embedding::vector({embedder.dimension}) <=> %s::vector LIMIT 1")
     with store.connect() as conn:
-        nearest = conn.execute(
-            f"SELECT row FROM footnote_chunks WHERE snapshot_id = %s ORDER BY embedding::vector({embedder.dimension})"
-            " <=> %s::vector LIMIT 1", (report.snapshot_id, "[" + ",".join(map(str, query)) + "]")).fetchone()
-        indexes = [r[0] for r in conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'footnote_chunks'")]
-    assert nearest == (1,)
-    assert any("hnsw" in definition and "vector_cosine_ops" in definition for definition in indexes)
-
-
-def test_a_publish_that_fails_half_way_leaves_the_previous_version_current(
-        settings, tmp_path, embedder, monkeypatch: pytest.MonkeyPatch) -> None:
-    first = make_builder(settings, embedder).build(settings.corpus_dir)
-    write_articles(settings.corpus_dir, 4)
-
-    def broken(conn, snapshot_id, folder):
-        conn.execute("INSERT INTO footnote_documents (snapshot_id, row, doc_id, title, url, record) "
-                     "VALUES (%s, 0, 'x', 'x', '', '{}')", (snapshot_id,))
-        raise OSError("the disk went away")
-
-    monkeypatch.setattr(PgSnapshotStore, "_copy_rows", staticmethod(broken))
-    with pytest.raises(OSError):
-        make_builder(settings, embedder).build(settings.corpus_dir)
-    store = make_store(other_process(settings, tmp_path))
-    assert store.current_id() == first.snapshot_id
-    with store.connect() as conn:
-        assert conn.execute("SELECT count(*) FROM footnote_snapshots").fetchone() == (1,)
-        assert conn.execute("SELECT count(*) FROM footnote_documents WHERE doc_id = 'x'").fetchone() == (0,)
-
-
-def test_readers_see_the_old_version_until_the_publish_commits(
-        settings, tmp_path, embedder, monkeypatch: pytest.MonkeyPatch) -> None:
-    first = make_builder(settings, embedder).build(settings.corpus_dir)
-    write_articles(settings.corpus_dir, 4)
-    copying, release = threading.Event(), threading.Event()
-    original = PgSnapshotStore._copy_rows
-
-    def paused(conn, snapshot_id, folder):
-        original(conn, snapshot_id, folder)
-        copying.set()
-        assert release.wait(30)
-
-    monkeypatch.setattr(PgSnapshotStore, "_copy_rows", staticmethod(paused))
-    results = []
-    builder = threading.Thread(target=lambda: results.append(make_builder(settings, embedder).build(
-        settings.corpus_dir)))
-    builder.start()
-    assert copying.wait(60)
-    reader = make_store(other_process(settings, tmp_path))
-    assert reader.current_id() == first.snapshot_id
-    assert len(reader.load(embedder.name, embedder.dimension).documents) == 3
-    release.set()
-    builder.join(60)
-    assert reader.current_id() == results[0].snapshot_id != first.snapshot_id
-    assert len(reader.load(embedder.name, embedder.dimension).documents) == 4
-
-
-def test_one_build_at_a_time_across_processes(settings, tmp_path, embedder) -> None:
-    elsewhere = make_store(other_process(settings, tmp_path))
-    with elsewhere.build_lock(), pytest.raises(BuildInProgress, match="another process"):
-        make_builder(settings, embedder).build(settings.corpus_dir)
-    make_builder(settings, embedder).build(settings.corpus_dir)  # the lock is released with its holder
-
-
-def test_old_versions_are_collected_keeping_the_previous_one(settings, embedder) -> None:
-    ids = []
-    for count in (3, 4, 5):
+        conn.execute("SET enable_seqscan = off")  # a few chunks: a scan and a sort would be cheaper, yet
+        conn.execute("SET enable_sort = off")  # the index must be able to serve
+        nearest = conn.execute(search, (query,)).fetchone()
+        plan = "\n".join(row[0] for row in conn.execute(f"EXPLAIN {search}", (query,)).fetchall())
+        indexes = dict(conn.execute("SELECT indexname, indexdef FROM pg_indexes "
+                                    "WHERE tablename = 'footnote_chunks' AND indexdef LIKE '%hnsw%'").fetchall())
+    assert nearest == (1,) and vector_index_name(report.snapshot_id) in plan
+    assert set(indexes) == {vector_index_name(first.snapshot_id), vector_index_name(report.snapshot_id)}
+    definition = indexes[vector_index_name(report.snapshot_id)]
+    assert "vector_cosine_ops" in definition and "m='32'" in definition and f"'{report.snapshot_id}'" in definition
+    for count in (3, 4):  # collected versions take their index with them
         write_articles(settings.corpus_dir, count)
-        ids.append(make_builder(settings, embedder).build(settings.corpus_dir).snapshot_id)
-    with make_store(settings).connect() as conn:
-        kept = {row[0] for row in conn.execute("SELECT snapshot_id FROM footnote_snapshots")}
-        parts = conn.execute("SELECT count(DISTINCT snapshot_id) FROM footnote_parts").fetchone()[0]
-    assert kept == set(ids[1:]) and parts == 2
+        make_builder(settings, embedder).build(settings.corpus_dir)
+    with store.connect() as conn:
+        left = [r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE indexdef LIKE '%hnsw%'")]
+    assert vector_index_name(first.snapshot_id) not in left and len(left) == 2
 
 
 def test_a_servers_store_has_its_own_current_version_lock_and_collection(settings, tmp_path, embedder) -> None:
@@ -204,51 +139,17 @@ async def test_a_reindex_in_one_process_is_answered_from_by_the_other(settings, 
         await second.close()
 
 
-KILLED_BUILD = """
-import os, sys, time
-from pathlib import Path
-from bot.service import make_builder
-from index.embedding import Embedder
-from index.pgstore import PgSnapshotStore
-from tests.conftest import make_settings
-
-original = PgSnapshotStore._copy_rows
-
-def copy_then_hang(conn, snapshot_id, folder):
-    original(conn, snapshot_id, folder)
-    Path(sys.argv[3]).touch()  # half-way through the publishing transaction
-    time.sleep(600)
-
-PgSnapshotStore._copy_rows = staticmethod(copy_then_hang)
-settings = make_settings(Path(sys.argv[1]), Path(sys.argv[2]), database_url=os.environ["TEST_DATABASE_URL"])
-make_builder(settings, Embedder(cache_dir=Path("var/models"))).build(settings.corpus_dir)
-"""
-
-
-def test_a_build_killed_mid_publish_leaves_the_previous_version_and_frees_the_lock(
-        settings, tmp_path, embedder) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
-
-    first = make_builder(settings, embedder).build(settings.corpus_dir)
-    write_articles(settings.corpus_dir, 4)
-    marker = tmp_path / "publishing"
-    child = subprocess.Popen([sys.executable, "-c", KILLED_BUILD, str(tmp_path / "killed"), str(settings.corpus_dir),
-                              str(marker)], cwd=ROOT, env={**os.environ, "TEST_DATABASE_URL": settings.database_url
-                                                            .get_secret_value()})
-    try:
-        for _ in range(1200):  # the child loads the model, builds and starts publishing
-            if marker.exists() or child.poll() is not None:
-                break
-            threading.Event().wait(0.05)
-        assert marker.exists(), "the child never reached the publishing transaction"
-        os.kill(child.pid, signal.SIGKILL)
-    finally:
-        child.wait(30)
-    store = make_store(other_process(settings, tmp_path))
-    assert store.current_id() == first.snapshot_id
-    assert make_builder(settings, embedder).build(settings.corpus_dir).documents == 4  # the lock died with it
+def test_parts_larger_than_a_piece_are_stored_in_pieces_and_copied_back_whole(
+        settings, tmp_path, embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("index.pgstore.PIECE_BYTES", 4096)
+    report = make_builder(settings, embedder).build(settings.corpus_dir)
+    url = settings.database_url.get_secret_value()
+    with PgSnapshotStore(url, settings.index_dir).connect() as conn:
+        pieces = dict(conn.execute("SELECT name, count(*) FROM footnote_parts WHERE snapshot_id = %s GROUP BY name",
+                                   (report.snapshot_id,)).fetchall())
+    assert pieces["vectors.faiss"] > 1 and set(pieces.values()) >= {1}
+    copy = PgSnapshotStore(url, other_process(settings, tmp_path).index_dir).current_path()
+    assert copy is not None and copy != report.path
+    for path in (p for p in report.path.rglob("*") if p.is_file()):  # the parts (rows are rewritten from tables)
+        if path.name not in ROWS_FROM_TABLES:
+            assert (copy / path.relative_to(report.path)).read_bytes() == path.read_bytes(), path.name
