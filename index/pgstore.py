@@ -131,6 +131,8 @@ class PgSnapshotStore(SnapshotStore):
 
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         dimension = int(manifest["dimension"])
+        with self.connect() as conn:
+            _drop_orphaned_vector_indexes(conn)
         with self.connect() as conn, conn.transaction():
             conn.execute("INSERT INTO footnote_snapshots (store, snapshot_id, manifest) VALUES (%s, %s, %s)",
                          (self.store, snapshot_id, Jsonb(manifest)))
@@ -139,11 +141,10 @@ class PgSnapshotStore(SnapshotStore):
             _create_vector_index(conn, snapshot_id, chunks, dimension)
             conn.execute("INSERT INTO footnote_current (store, snapshot_id) VALUES (%s, %s) ON CONFLICT (store) "
                          "DO UPDATE SET snapshot_id = excluded.snapshot_id", (self.store, snapshot_id))
-            collected = conn.execute(
+            conn.execute(
                 "DELETE FROM footnote_snapshots WHERE store = %s AND snapshot_id <> %s AND snapshot_id NOT IN "
-                "(SELECT snapshot_id FROM footnote_snapshots WHERE store = %s ORDER BY published_at DESC LIMIT %s) "
-                "RETURNING snapshot_id", (self.store, snapshot_id, self.store, KEEP_SNAPSHOTS)).fetchall()
-            _drop_vector_indexes(conn, [old for (old,) in collected])
+                "(SELECT snapshot_id FROM footnote_snapshots WHERE store = %s ORDER BY published_at DESC LIMIT %s)",
+                (self.store, snapshot_id, self.store, KEEP_SNAPSHOTS))
             conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, notification(self.store, snapshot_id)))
 
     def drop(self) -> None:
@@ -151,9 +152,7 @@ class PgSnapshotStore(SnapshotStore):
         the local folder."""
         with self.connect() as conn, conn.transaction():
             conn.execute("DELETE FROM footnote_current WHERE store = %s", (self.store,))
-            dropped = conn.execute("DELETE FROM footnote_snapshots WHERE store = %s RETURNING snapshot_id",
-                                   (self.store,)).fetchall()
-            _drop_vector_indexes(conn, [old for (old,) in dropped])
+            conn.execute("DELETE FROM footnote_snapshots WHERE store = %s", (self.store,))
             conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, notification(self.store, None)))
         super().drop()
 
@@ -211,8 +210,9 @@ class PgSnapshotStore(SnapshotStore):
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         try:
-            with self.connect() as conn:
-                self._write_rows(conn, snapshot_id, partial)
+            with connect(self.url, autocommit=False) as conn:  # one snapshot of the database for every read:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")  # a collection
+                self._write_rows(conn, snapshot_id, partial)  # committed meanwhile does not cut the copy short
                 self._write_parts(conn, snapshot_id, partial)
             if not (partial / "manifest.json").is_file():
                 raise SnapshotError(f"version {snapshot_id} is missing from the database at {safe_url(self.url)}")
@@ -272,8 +272,9 @@ def vector_index_name(snapshot_id: str) -> str:
 
 def _create_vector_index(conn, snapshot_id: str, chunks: int, dimension: int) -> None:
     """Build the version's HNSW index (cosine) over its chunks at once, after they are copied: a partial index of
-    its own, so that a publish never inserts into a graph of every earlier version, and collecting a version
-    drops its index. Queries name the version as a literal (`WHERE snapshot_id = '…'`) to use it."""
+    its own, so that a publish never inserts into a graph of every earlier version (the next publish drops the
+    index of a version collected). Queries name the version as a literal (`WHERE snapshot_id = '…'`) to use it.
+    The build holds a SHARE lock on the chunks table: reads go on, another store's publish waits for it."""
     from psycopg import sql
 
     conn.execute(f"SET LOCAL maintenance_work_mem = '{_index_memory_mb(chunks, dimension)}MB'")
@@ -289,11 +290,18 @@ def _index_memory_mb(chunks: int, dimension: int) -> int:
     return int(min(INDEX_BUILD_MAX_MB, 64 + 2.5 * chunks * dimension * 4 / 2**20))
 
 
-def _drop_vector_indexes(conn, snapshot_ids: list[str]) -> None:
+def _drop_orphaned_vector_indexes(conn) -> None:
+    """Drop the HNSW indexes of versions collected or dropped since (CONCURRENTLY, on an autocommit connection:
+    never inside a publish, where it would wait on every reader of the chunks, and block new ones meanwhile)."""
     from psycopg import sql
 
-    for snapshot_id in snapshot_ids:
-        conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(vector_index_name(snapshot_id))))
+    prefix = vector_index_name("")
+    orphaned = conn.execute(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'footnote_chunks' AND starts_with(indexname, %s) "
+        "AND substr(indexname, length(%s) + 1) NOT IN (SELECT snapshot_id FROM footnote_snapshots)",
+        (prefix, prefix)).fetchall()
+    for (name,) in orphaned:
+        conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
 
 
 def _store_number(store: str) -> int:
