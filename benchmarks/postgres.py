@@ -9,8 +9,10 @@ COPY into the tables (HNSW index maintained as rows arrive), "materialise" is an
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,15 +22,20 @@ from pathlib import Path
 
 import numpy as np
 from psycopg import sql
+from pydantic import SecretStr
 
-from benchmarks.common import ROOT, Context, log, percentiles
+from benchmarks.common import ROOT, Context, log, percentiles, settings_for
+from benchmarks.corpora import SEED
 from benchmarks.report import Section, Target
 from benchmarks.scale import DIMENSION, RECALL_K, VectorGenerator, VectorSpec
+from bot.service import QAService, make_builder
 from index.pgstore import PgSnapshotStore
 from index.store import SNAPSHOT_PREFIX, FaissVectorStore
 
 RECALL_TARGET = Target(">=", 0.98)
 BUILD_TARGET = Target(">=", 0.8)
+FOLLOW_TARGET = Target("<=", 1.0)
+FOLLOW_ROUNDS = 5
 QUERIES = 100
 EF_SEARCH = (40, 200)
 
@@ -56,6 +63,7 @@ def _snapshot_folder(folder: Path, vectors: np.ndarray) -> None:
 MATERIALISE = """
 import re, sys, time
 from pathlib import Path
+from bot.service import QAService, make_builder
 from index.pgstore import PgSnapshotStore
 started = time.perf_counter()
 PgSnapshotStore(sys.argv[1], Path(sys.argv[2])).current_path()
@@ -105,10 +113,48 @@ def run(ctx: Context) -> Section:
     section = Section(f"PostgreSQL store ({', '.join(f'{rows:,}' for rows in sizes)} chunks, pgvector HNSW)")
     for rows, figures in measured.items():
         _add(section, ctx, rows, figures)
-    section.details = {str(rows): figures for rows, figures in measured.items()}
+    follow = asyncio.run(_follow_seconds(ctx, FOLLOW_ROUNDS))
+    section.add(f"another process answers from a new version after its publication: median of {FOLLOW_ROUNDS} "
+                f"(max {max(follow):.2f} s)", statistics.median(follow), "s", FOLLOW_TARGET)
+    section.details = {**{str(rows): figures for rows, figures in measured.items()}, "follow_seconds": follow}
     section.notes.append("answers still search the local FAISS copy; pgvector's index serves SQL search and "
                          "the recall figures here")
     return section
+
+
+async def _follow_seconds(ctx: Context, rounds: int) -> list[float]:
+    """Seconds from a publication (a build of the seed articles plus one more, in this process) until a serving
+    QAService, another process to the database, answers from the new version (it learns by NOTIFY)."""
+    folder = tempfile.mkdtemp(prefix="footnote-bench-postgres-")
+    server = _server(folder)
+    work = ctx.work / "postgres-follow"
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        corpus = work / "corpus"
+        shutil.copytree(SEED, corpus)
+        builder = settings_for(corpus, work / "builder" / "index").model_copy(
+            update={"database_url": SecretStr(server.get_uri())})
+        make_builder(builder, ctx.embedder).build(corpus)
+        service = QAService(builder.model_copy(update={"index_dir": work / "server" / "index"}), ctx.embedder)
+        await service.start()
+        seconds = []
+        try:
+            for edition in range(rounds):
+                (corpus / "extra.md").write_text(f"---\ntitle: Edition {edition}\n---\nThe ferry strike lasted "
+                                                 f"{edition + 2} days.\n", encoding="utf-8")
+                report = await asyncio.to_thread(make_builder(builder, ctx.embedder).build, corpus)
+                published = time.perf_counter()
+                while service.answerer.snapshot.snapshot_id != report.snapshot_id:
+                    await asyncio.sleep(0.005)
+                seconds.append(round(time.perf_counter() - published, 3))
+        finally:
+            await service.close()
+    finally:
+        server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+    log(f"postgres: another process followed {rounds} publications in {seconds} s")
+    return seconds
 
 
 def _measure(ctx: Context, rows: int) -> dict:
