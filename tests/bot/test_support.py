@@ -2,8 +2,9 @@
 
 The labelled sets hold supported paraphrases and unsupported kinds: reversals, added causes, swapped roles,
 invented details, facts joined from a passage not cited, and certainty changed. `support_labelled.jsonl`
-(the seed article) is the one the check was tuned on; `support_heldout.jsonl` (eight news_2024 passages) was
-written before the WordNet and clause rules and is only measured.
+(the seed article) is the one the check was tuned on; `support_heldout.jsonl` (fifteen news_2024 passages) was
+written before the WordNet and clause rules (its second half after them, before running them on it) and is only
+measured.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ def test_labelled_set_no_unsupported_sentence_passes_and_most_paraphrases_do(vec
 
 def test_held_out_set_keeps_its_precision_and_most_paraphrases(vectors: WordVectors) -> None:
     report = score_labelled(HELD_OUT, vectors)
-    assert report.precision >= 0.9 and report.recall >= 0.75, report.line()  # measured 18/23 kept, 1 of 23 wrong
-    assert report.supported >= 20 and report.unsupported >= 20
+    assert report.precision >= 0.9 and report.recall >= 0.7, report.line()  # measured 33 of 44 kept, 3 of 44 wrong
+    assert report.supported >= 40 and report.unsupported >= 40
 
 
 @pytest.mark.parametrize(("sentence", "passage"), [
