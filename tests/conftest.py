@@ -54,9 +54,8 @@ def postgres_server():
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture
-def database_url(postgres_server) -> str:
-    """A fresh database on the session's server for one test."""
+def fresh_database(postgres_server) -> str:
+    """The URL of a new, empty database on the session's server."""
     import uuid
 
     import psycopg
@@ -66,6 +65,12 @@ def database_url(postgres_server) -> str:
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return base.replace("/postgres?", f"/{name}?", 1)
+
+
+@pytest.fixture
+def database_url(postgres_server) -> str:
+    """A fresh database on the session's server for one test."""
+    return fresh_database(postgres_server)
 
 
 def make_settings(tmp: Path, corpus: Path = SEED_CORPUS, **overrides: object) -> Settings:

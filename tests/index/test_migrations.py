@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import psycopg
@@ -15,7 +14,7 @@ import pytest
 import index.migrations
 from index.migrations import MIGRATION_LOCK_KEY, upgrade
 from index.pgstore import PgSnapshotStore
-from tests.conftest import ROOT
+from tests.conftest import ROOT, fresh_database
 
 HAND_ROLLED_V1 = """
     CREATE EXTENSION IF NOT EXISTS vector;
@@ -63,14 +62,6 @@ def schema(url: str) -> dict[str, set[tuple]]:
     }
     with psycopg.connect(url) as conn:
         return {kind: set(conn.execute(query).fetchall()) for kind, query in queries.items()}
-
-
-def fresh_database(postgres_server) -> str:
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    base = postgres_server.get_uri()
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return base.replace("/postgres?", f"/{name}?", 1)
 
 
 def test_an_empty_database_is_upgraded_to_the_head_revision_once(database_url: str) -> None:
