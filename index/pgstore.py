@@ -127,25 +127,28 @@ class PgSnapshotStore(SnapshotStore):
         return final
 
     def _upload(self, snapshot_id: str, folder: Path) -> None:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        with self.connect() as conn:
+            _drop_orphaned_vector_indexes(conn)  # autocommit, before the transaction opens
+            with conn.transaction():
+                self._publish_rows(conn, snapshot_id, folder, manifest)
+
+    def _publish_rows(self, conn, snapshot_id: str, folder: Path, manifest: dict) -> None:
+        """Inside the publishing transaction: the version's rows, parts and index, then make it current."""
         from psycopg.types.json import Jsonb
 
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        dimension = int(manifest["dimension"])
-        with self.connect() as conn:
-            _drop_orphaned_vector_indexes(conn)
-        with self.connect() as conn, conn.transaction():
-            conn.execute("INSERT INTO footnote_snapshots (store, snapshot_id, manifest) VALUES (%s, %s, %s)",
-                         (self.store, snapshot_id, Jsonb(manifest)))
-            chunks = self._copy_rows(conn, snapshot_id, folder)
-            self._copy_parts(conn, snapshot_id, folder)
-            _create_vector_index(conn, snapshot_id, chunks, dimension)
-            conn.execute("INSERT INTO footnote_current (store, snapshot_id) VALUES (%s, %s) ON CONFLICT (store) "
-                         "DO UPDATE SET snapshot_id = excluded.snapshot_id", (self.store, snapshot_id))
-            conn.execute(
-                "DELETE FROM footnote_snapshots WHERE store = %s AND snapshot_id <> %s AND snapshot_id NOT IN "
-                "(SELECT snapshot_id FROM footnote_snapshots WHERE store = %s ORDER BY published_at DESC LIMIT %s)",
-                (self.store, snapshot_id, self.store, KEEP_SNAPSHOTS))
-            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, notification(self.store, snapshot_id)))
+        conn.execute("INSERT INTO footnote_snapshots (store, snapshot_id, manifest) VALUES (%s, %s, %s)",
+                     (self.store, snapshot_id, Jsonb(manifest)))
+        chunks = self._copy_rows(conn, snapshot_id, folder)
+        self._copy_parts(conn, snapshot_id, folder)
+        _create_vector_index(conn, snapshot_id, chunks, int(manifest["dimension"]))
+        conn.execute("INSERT INTO footnote_current (store, snapshot_id) VALUES (%s, %s) ON CONFLICT (store) "
+                     "DO UPDATE SET snapshot_id = excluded.snapshot_id", (self.store, snapshot_id))
+        conn.execute(
+            "DELETE FROM footnote_snapshots WHERE store = %s AND snapshot_id <> %s AND snapshot_id NOT IN "
+            "(SELECT snapshot_id FROM footnote_snapshots WHERE store = %s ORDER BY published_at DESC LIMIT %s)",
+            (self.store, snapshot_id, self.store, KEEP_SNAPSHOTS))
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, notification(self.store, snapshot_id)))
 
     def drop(self) -> None:
         """Unpublish every version of this store in one transaction (announced like a publish), then delete
