@@ -250,10 +250,10 @@ def _cues(text: str, cues: frozenset[str]) -> bool:
     return bool(tokens & cues)
 
 
-def _opposite_direction(clause: str, restated: str) -> bool:
-    """A direction word ("before", "more", "up") whose opposite, and not itself, the passage uses."""
+def _opposite_direction(clause: str, passage_sentence: str) -> bool:
+    """A direction word ("before", "more", "up") whose opposite, and not itself, the passage sentence uses."""
     mine = {t.lower() for t in _TOKEN.findall(clause)}
-    theirs = {t.lower() for t in _TOKEN.findall(restated)}
+    theirs = {t.lower() for t in _TOKEN.findall(passage_sentence)}
     return any(word not in theirs and OPPOSITES.get(word, frozenset()) & theirs for word in mine)
 
 
