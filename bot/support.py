@@ -1,10 +1,11 @@
 """Does a generated sentence say what its cited passages say? Facts, words, negation, certainty and roles.
 
 A sentence is supported when every number, date and capitalised name in it occurs in a cited passage, every
-content word it uses is there too (same stem; a reporting or light verb; a WordNet synonym or a word one step
-more or less general; or a word whose single-word vector is close to a passage word's, unless WordNet calls
-them opposites), and each of its clauses agrees with the passage clause it restates: negated exactly when it
-is, hedged ("may", "plans to", "reportedly") exactly when it is, the same direction ("before" is not "after"),
+content word it uses is there too (same stem; a reporting or light verb; a WordNet synonym, a word one step
+more or less general or up to three steps more general; or a word whose single-word vector is close to a
+passage word's, unless WordNet calls them opposites), and each of its clauses agrees with the passage clause it
+restates: negated exactly when it is, hedged ("may", "plans to", "reportedly") exactly when it is, stating a
+certain future ("will", "is scheduled to") exactly when it is, the same direction ("before" is not "after"),
 and naming shared people or places in the same order (so "A fired B" does not pass for "B fired A").
 Checked against only the passages it cites, so a sentence that joins facts from two passages must cite both.
 """
@@ -50,10 +51,19 @@ NEGATIONS = frozenset(
     "rejected failed fails unable".split()
 )
 MODALITY = frozenset(
-    "may might could would should will shall can plan plans planned planning expect expects expected "
+    "may might could would should can plan plans planned planning expect expects expected "
     "intend intends intended aim aims hope hopes hoped propose proposes proposed possibly likely "
     "reportedly allegedly potential".split()
 )
+"""Hedges: a claim made possible, planned, expected or reported, not stated as fact."""
+FUTURE = frozenset("will shall ll won't scheduled slated would".split())
+"""A future stated as certain ("will", "is scheduled to", "is set to"; "would" for a future in reported speech):
+a sentence that says one needs it in the passage sentence it restates, not just a hedge ("may", "potential")."""
+TIME_WORDS = {"later": frozenset({"after", "afterwards", "subsequently"}),
+              "earlier": frozenset({"before", "previously", "prior"}),
+              "previously": frozenset({"before", "earlier", "prior"}),
+              "afterwards": frozenset({"after", "later", "subsequently"})}
+"""Adverbs of time and the words (prepositions among them, which WordNet lacks) that say the same."""
 SOFT_SUPPORT = 0.65
 """Cosine of single-word MiniLM vectors at which a passage word stands for a generated one (calibrated on
 tests/data/support_labelled.jsonl: see tests/bot/test_support.py)."""
@@ -64,6 +74,8 @@ _TOKEN = re.compile(r"[^\W_]+(?:n't)?|n't", re.IGNORECASE)
 _CLAUSE_BREAK = re.compile(r"[,;:—–()]|\b(?:which|who|that|while|but|although|whereas)\b"
                            r"|\band\s+(?=(?:has|have|had|is|are|was|were|will|would|could|may|might|can)\b)")
 _NOT_ONLY = re.compile(r"\bnot\s+only\b", re.IGNORECASE)
+_SET_TO = re.compile(r"\b(?:is|are|was|were|be|been|being)\s+set\s+to\b", re.IGNORECASE)
+"""'is set to' states a future like 'is scheduled to' (and its "set" is then no content word)."""
 _NUMBER = re.compile(
     r"[$€£]?(?P<core>\d(?:[\d,]*\d)?(?:\.\d+)?)"
     r"(?:\s?(?P<scale>%|(?:percent|per cent|thousand|million|billion|trillion|bn)\b))?",
@@ -110,8 +122,13 @@ def unsupported(sentence: str, passages: Sequence[str], vectors: WordVectors | N
                 soft_floor: float = SOFT_SUPPORT) -> str | None:
     """Why `sentence` is not supported by `passages` (e.g. 'word "storm" not in'), or None. With `vectors`,
     a word the passages lack is supported by a passage word whose cosine reaches `soft_floor`."""
+    sentence, passages = _SET_TO.sub(_as_scheduled, sentence), [_SET_TO.sub(_as_scheduled, p) for p in passages]
     return (unsupported_fact(sentence, passages) or _unsupported_words(sentence, passages, vectors, soft_floor)
             or _disagreement(sentence, passages))
+
+
+def _as_scheduled(match: re.Match[str]) -> str:
+    return f"{match.group(0).split()[0]} scheduled to"
 
 
 def unsupported_fact(sentence: str, passages: Sequence[str]) -> str | None:
@@ -175,9 +192,11 @@ def _unsupported_words(sentence: str, passages: Sequence[str], vectors: WordVect
     analyzer = _analyzer()
     source_words = list(dict.fromkeys(w for p in passages for w in content_words(p)))
     source_stems = {analyzer.stem(w) for w in source_words}
+    source_tokens = {t.lower() for p in passages for t in _TOKEN.findall(p)}
     extra = [w for w in dict.fromkeys(content_words(sentence))
-             if w not in REPORTING_WORDS and w not in LIGHT_VERBS and analyzer.stem(w) not in source_stems
-             and not _of_place(w, source_words)]
+             if w not in REPORTING_WORDS and w not in LIGHT_VERBS and w not in FUTURE
+             and analyzer.stem(w) not in source_stems and not _of_place(w, source_words)
+             and not TIME_WORDS.get(w, frozenset()) & source_tokens]
     lexicon = wordnet()
     bases: set[str] = set()
     if extra and lexicon is not None:
@@ -201,7 +220,7 @@ def _related(lexicon: WordNet, word: str, source_words: Sequence[str], bases: se
     if lexicon.related(word) & (bases - light) or lexicon.synonyms(word) & light:
         return True
     mine = lexicon.base_forms(word)
-    return any(mine & lexicon.related(w) for w in source_words if w not in LIGHT_VERBS)
+    return any(mine & (lexicon.related(w) | lexicon.ancestors(w)) for w in source_words if w not in LIGHT_VERBS)
 
 
 def _disagreement(sentence: str, passages: Sequence[str]) -> str | None:
@@ -213,11 +232,13 @@ def _disagreement(sentence: str, passages: Sequence[str]) -> str | None:
         overlaps = [sum(weight for stem, weight in wanted.items() if stem in stems) for _, _, stems in clauses]
         most = max(overlaps, default=0.0)
         closest = [(c, whole) for (c, whole, _), overlap in zip(clauses, overlaps, strict=True) if overlap == most]
-        negated, hedged = _cues(clause, NEGATIONS), _cues(clause, MODALITY)
+        negated, hedged, future = _cues(clause, NEGATIONS), _cues(clause, MODALITY), _cues(clause, FUTURE)
         for restated, whole in closest:  # every clause it may restate must agree (ties are not a way out)
             if negated != _cues(restated, NEGATIONS):
                 return "negation that differs from"
             if hedged != _cues(restated, MODALITY) and not (hedged and _cues(whole, MODALITY)):
+                return "certainty that differs from"
+            if future != _cues(restated, FUTURE) and not (future and _cues(whole, FUTURE)):
                 return "certainty that differs from"
             if _opposite_direction(clause, whole):
                 return "direction that differs from"

@@ -15,6 +15,9 @@ POS_FILES = {"n": "noun", "v": "verb", "a": "adj", "r": "adv"}
 RELATED_POINTERS = frozenset({"@", "@i", "~", "~i", "&", "$"})
 """Hypernym, instance hypernym, hyponym, instance hyponym, similar to (adjectives), verb group."""
 ANTONYM_POINTERS = frozenset({"!"})
+HYPERNYM_POINTERS = frozenset({"@", "@i"})
+ANCESTOR_STEPS = 3
+"""How far up `ancestors` climbs ("president" → "head of state" → "representative"/"leader" → "negotiator")."""
 CACHED_WORDS = 50_000
 """Lookups kept per process (a few MB at most)."""
 MAX_SENSES = 4
@@ -45,6 +48,8 @@ class WordNet:
         self._exceptions: dict[tuple[str, str], list[str]] = {}
         self._data: dict[str, bytes] = {}
         self._neighbours = lru_cache(maxsize=CACHED_WORDS)(self._read_neighbours)
+        self.ancestors = lru_cache(maxsize=CACHED_WORDS)(self._read_ancestors)
+        self._synset = lru_cache(maxsize=CACHED_WORDS)(self._read_synset)
         for pos, name in POS_FILES.items():
             self._read_index(folder / f"index.{name}", pos)
             self._read_exceptions(folder / f"{name}.exc", pos)
@@ -103,6 +108,18 @@ class WordNet:
         """The words WordNet gives as opposites of one of the word's senses ("increase" → "decrease")."""
         return self._neighbours(word.lower(), ANTONYM_POINTERS, include_own=False)
 
+    def _read_ancestors(self, word: str) -> frozenset[str]:
+        """The words of the senses up to ANCESTOR_STEPS steps more general than one of the word's senses: what
+        the word always is ("leader" for "president"), so a sentence may say them in its place."""
+        found: set[str] = set()
+        level = self.synsets(word.lower())
+        for _ in range(ANCESTOR_STEPS):
+            level = [(target_pos, target) for pos, offset in level
+                     for symbol, target_pos, target in self._synset(pos, offset)[1] if symbol in HYPERNYM_POINTERS]
+            for pos, offset in level:
+                found.update(self._synset(pos, offset)[0])
+        return frozenset(w for w in found if "_" not in w)
+
     def _read_neighbours(self, word: str, symbols: frozenset[str], include_own: bool) -> frozenset[str]:
         """The single words of the word's senses (with `include_own`) and of the synsets its `symbols` point to."""
         found: set[str] = set()
@@ -115,7 +132,7 @@ class WordNet:
                     found.update(self._synset(target_pos, target)[0])
         return frozenset(w for w in found if "_" not in w)
 
-    def _synset(self, pos: str, offset: int) -> tuple[list[str], list[tuple[str, str, int]]]:
+    def _read_synset(self, pos: str, offset: int) -> tuple[list[str], list[tuple[str, str, int]]]:
         """A synset's words and its pointers (symbol, part of speech, offset)."""
         data = self._data[pos]
         end = data.find(b"\n", offset)

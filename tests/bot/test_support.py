@@ -42,14 +42,14 @@ def vectors(embedder: Embedder) -> WordVectors:
 def test_labelled_set_no_unsupported_sentence_passes_and_most_paraphrases_do(vectors: WordVectors) -> None:
     report = score_labelled(LABELLED, vectors)
     assert report.kept_unsupported == [] and report.precision == 1.0
-    assert report.recall >= 0.9, report.line()  # measured 27/30
+    assert report.recall >= 0.9, report.line()  # measured 28/30
     assert {row["kind"] for row in LABELLED} >= {"paraphrase", "reversal", "added_cause", "swapped_roles",
                                                  "invented_detail", "mixed_passages", "certainty"}
 
 
 def test_held_out_set_keeps_its_precision_and_most_paraphrases(vectors: WordVectors) -> None:
     report = score_labelled(HELD_OUT, vectors)
-    assert report.precision >= 0.9 and report.recall >= 0.7, report.line()  # measured 33 of 44 kept, 3 of 44 wrong
+    assert report.precision >= 0.9 and report.recall >= 0.7, report.line()  # measured 34 of 44 kept, 2 of 44 wrong
     assert report.supported >= 40 and report.unsupported >= 40
 
 
@@ -63,6 +63,10 @@ def test_held_out_set_keeps_its_precision_and_most_paraphrases(vectors: WordVect
      "Caracas, the first stop on Raisi's tour of Latin America."),  # demonym
     ("Carter, president from 1977 to 1981, stayed home.", "Carter, in office from 1977-81, stayed home."),
     ("Skipping a visit may be detrimental to health.", "Skipping a visit may not only be detrimental to health."),
+    ("Iran's president met the Venezuelan leader.", "Iran's president met the Venezuelan president."),  # 2 up
+    ("Later presidents issued proclamations.", "Presidents after Washington issued proclamations."),  # time
+    ("Krasinski is set to host the show on March 28.", "Krasinski is scheduled to host the show on March 28."),
+    ("Krasinski will host the show on March 28.", "Krasinski is set to host the show on March 28."),
 ])
 def test_wordnet_relations_names_and_numbers_support_a_paraphrase(sentence: str, passage: str) -> None:
     assert unsupported(sentence, [passage]) is None
@@ -74,6 +78,12 @@ def test_wordnet_relations_names_and_numbers_support_a_paraphrase(sentence: str,
     ("The visit came one year before the agreement.", "The visit came one year after the agreement.",
      "direction that differs from"),
     ("The visit was cancelled.", "The visit was held.", 'word "cancelled" not in'),  # hold: a light verb
+    ("Iran's leader met the Venezuelan president.", "Iran's leader met the Venezuelan leader.",
+     'word "president" not in'),  # a kind of leader, two steps down: more than the passage says
+    ("The storm will become the strongest landfall.", "The storm has the potential to become the strongest landfall.",
+     "certainty that differs from"),  # a possibility stated as a certain future
+    ("A bust of Soleimani has been installed.", "A bust of Soleimani will be installed.",
+     "certainty that differs from"),  # a future stated as done
     ("Raisi said Iran has ordinary relations with Venezuela.",
      "Raisi said that Iran does not have ordinary relations with Venezuela, but rather a strategic relation.",
      "negation that differs from"),

@@ -43,6 +43,13 @@ def test_related_words_are_synonyms_and_one_step_up_or_down(lexicon: WordNet) ->
     assert lexicon.antonyms("table") == frozenset()
 
 
+def test_ancestors_climb_three_steps_up_and_never_down(lexicon: WordNet) -> None:
+    assert {"executive", "leader", "person"} <= lexicon.ancestors("president")
+    assert "president" not in lexicon.ancestors("leader")  # more specific: never an ancestor
+    assert "entity" not in lexicon.ancestors("president")  # the top of the tree is further than three steps
+    assert lexicon.ancestors("xqzv") == frozenset()
+
+
 def test_only_modifiers_are_told_from_words_that_can_be_names(lexicon: WordNet) -> None:
     assert lexicon.only_modifier("later") and lexicon.only_modifier("recently")
     assert not lexicon.only_modifier("officials") and not lexicon.only_modifier("xqzv")
