@@ -6,6 +6,7 @@ more or less general or up to three steps more general; or a word whose single-w
 passage word's, unless WordNet calls them opposites), and each of its clauses agrees with the passage clause it
 restates: negated exactly when it is, hedged ("may", "plans to", "reportedly") exactly when it is, stating a
 certain future ("will", "is scheduled to") exactly when it is, the same direction ("before" is not "after"),
+no wider scope ("all", "only", "most"; "the largest" for "one of the largest"),
 and naming shared people or places in the same order (so "A fired B" does not pass for "B fired A").
 Checked against only the passages it cites, so a sentence that joins facts from two passages must cite both.
 """
@@ -59,6 +60,15 @@ MODALITY = frozenset(
 FUTURE = frozenset("will shall ll won't scheduled slated would".split())
 """A future stated as certain ("will", "is scheduled to", "is set to"; "would" for a future in reported speech):
 a sentence that says one needs it in the passage sentence it restates, not just a hedge ("may", "potential")."""
+_QUANTIFIER_GROUPS = (
+    frozenset("all every each everyone everybody everything entire whole entirely always".split()),
+    frozenset("most majority mostly".split()),
+    frozenset("only sole solely alone exclusively".split()),
+    frozenset("few fewer".split()),
+)
+QUANTIFIERS = {word: group for group in _QUANTIFIER_GROUPS for word in group}
+"""Words of scope ("all", "only", "most", "few"), stopwords to the word check: one in a sentence needs one of its
+group in the passage sentence it restates, or the sentence claims more than the passage ("all" for "some")."""
 TIME_WORDS = {"later": frozenset({"after", "afterwards", "subsequently"}),
               "earlier": frozenset({"before", "previously", "prior"}),
               "previously": frozenset({"before", "earlier", "prior"}),
@@ -74,6 +84,8 @@ _TOKEN = re.compile(r"[^\W_]+(?:n't)?|n't", re.IGNORECASE)
 _CLAUSE_BREAK = re.compile(r"[,;:—–()]|\b(?:which|who|that|while|but|although|whereas)\b"
                            r"|\band\s+(?=(?:has|have|had|is|are|was|were|will|would|could|may|might|can)\b)")
 _NOT_ONLY = re.compile(r"\bnot\s+only\b", re.IGNORECASE)
+_ONE_OF = re.compile(r"\b(?:one|some|among)\s+(?:of\s+)?the\b", re.IGNORECASE)
+"""'One of the largest', 'among the first': a superlative claimed of a group, not of one."""
 _SET_TO = re.compile(r"\b(?:is|are|was|were|be|been|being)\s+set\s+to\b", re.IGNORECASE)
 """'is set to' states a future like 'is scheduled to' (and its "set" is then no content word)."""
 _NUMBER = re.compile(
@@ -194,7 +206,7 @@ def _unsupported_words(sentence: str, passages: Sequence[str], vectors: WordVect
     source_stems = {analyzer.stem(w) for w in source_words}
     source_tokens = {t.lower() for p in passages for t in _TOKEN.findall(p)}
     extra = [w for w in dict.fromkeys(content_words(sentence))
-             if w not in REPORTING_WORDS and w not in LIGHT_VERBS and w not in FUTURE
+             if w not in REPORTING_WORDS and w not in LIGHT_VERBS and w not in FUTURE and w not in QUANTIFIERS
              and analyzer.stem(w) not in source_stems and not _of_place(w, source_words)
              and not TIME_WORDS.get(w, frozenset()) & source_tokens]
     lexicon = wordnet()
@@ -242,6 +254,8 @@ def _disagreement(sentence: str, passages: Sequence[str]) -> str | None:
                 return "certainty that differs from"
             if _opposite_direction(clause, whole):
                 return "direction that differs from"
+            if _overstated(clause, whole):
+                return "scope that differs from"
             if _roles_swapped(clause, restated):
                 return "roles swapped against"
     return None
@@ -276,6 +290,24 @@ def _opposite_direction(clause: str, passage_sentence: str) -> bool:
     mine = {t.lower() for t in _TOKEN.findall(clause)}
     theirs = {t.lower() for t in _TOKEN.findall(passage_sentence)}
     return any(word not in theirs and OPPOSITES.get(word, frozenset()) & theirs for word in mine)
+
+
+def _overstated(clause: str, passage_sentence: str) -> bool:
+    """A scope word ("all", "only", "most") with none of its group in the passage sentence, or a superlative
+    stated of one where the passage says "one of the" / "among the"."""
+    mine = [t.lower() for t in _TOKEN.findall(_NOT_ONLY.sub("", clause))]
+    theirs = {t.lower() for t in _TOKEN.findall(passage_sentence)}
+    if any(word in QUANTIFIERS and not QUANTIFIERS[word] & theirs for word in mine):
+        return True
+    return bool(_ONE_OF.search(passage_sentence) and not _ONE_OF.search(clause) and any(map(_superlative, mine)))
+
+
+def _superlative(word: str) -> bool:
+    """'most', 'least', or an adjective ending in -est whose base WordNet knows ("largest", not "interest")."""
+    if word in ("most", "least", "best", "worst"):
+        return True
+    lexicon = wordnet()
+    return word.endswith("est") and lexicon is not None and any(base != word for base in lexicon.lemmas(word, "a"))
 
 
 def _roles_swapped(sentence: str, restated: str) -> bool:

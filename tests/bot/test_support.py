@@ -67,6 +67,8 @@ def test_held_out_set_keeps_its_precision_and_most_paraphrases(vectors: WordVect
     ("Later presidents issued proclamations.", "Presidents after Washington issued proclamations."),  # time
     ("Krasinski is set to host the show on March 28.", "Krasinski is scheduled to host the show on March 28."),
     ("Krasinski will host the show on March 28.", "Krasinski is set to host the show on March 28."),
+    ("Every passenger was evacuated.", "All the passengers were evacuated."),  # scope words of one group
+    ("The protest was the latest of many.", "The protest was the latest of many."),
 ])
 def test_wordnet_relations_names_and_numbers_support_a_paraphrase(sentence: str, passage: str) -> None:
     assert unsupported(sentence, [passage]) is None
@@ -84,6 +86,11 @@ def test_wordnet_relations_names_and_numbers_support_a_paraphrase(sentence: str,
      "certainty that differs from"),  # a possibility stated as a certain future
     ("A bust of Soleimani has been installed.", "A bust of Soleimani will be installed.",
      "certainty that differs from"),  # a future stated as done
+    ("All passengers were evacuated.", "Some passengers were evacuated.", "scope that differs from"),
+    ("Iran is the only emerging power.", "Iran is an emerging power.", "scope that differs from"),
+    ("Iran is the most important emerging power.", "Iran is one of the most important emerging powers.",
+     "scope that differs from"),
+    ("Iran is the largest emerging power.", "Iran is among the largest emerging powers.", "scope that differs from"),
     ("Raisi said Iran has ordinary relations with Venezuela.",
      "Raisi said that Iran does not have ordinary relations with Venezuela, but rather a strategic relation.",
      "negation that differs from"),
