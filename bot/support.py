@@ -44,7 +44,8 @@ QUANTITY_WORDS = frozenset(
 )
 """Words that state an amount or a rank: only the same word supports them."""
 _OPPOSITE_PAIRS = (("more", "less"), ("more", "fewer"), ("before", "after"), ("above", "below"), ("over", "under"),
-                   ("most", "least"), ("earlier", "later"), ("up", "down"))
+                   ("most", "least"), ("earlier", "later"), ("up", "down"), ("next", "last"), ("next", "previous"),
+                   ("next", "past"), ("yesterday", "tomorrow"))
 OPPOSITES = {word: frozenset(b for a, b in (*_OPPOSITE_PAIRS, *((b, a) for a, b in _OPPOSITE_PAIRS)) if a == word)
              for pair in _OPPOSITE_PAIRS for word in pair}
 NEGATIONS = frozenset(
@@ -311,8 +312,8 @@ def _superlative(word: str) -> bool:
 
 
 def _roles_swapped(sentence: str, restated: str) -> bool:
-    """Names (each once in both) in another order than in the clause restated, neither passive."""
-    if " by " in f" {sentence} " or " by " in f" {restated} ":
+    """Names (each once in both) in another order than in the clause restated, both active or both passive."""
+    if (" by " in f" {sentence} ") != (" by " in f" {restated} "):
         return False
     mine = [span.key.split()[-1] for span in find_spans(sentence) if span.kind == "name"]
     theirs = [span.key.split()[-1] for span in find_spans(restated) if span.kind == "name"]
