@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import product
 
 import numpy as np
 import nupunkt
@@ -218,7 +219,12 @@ def _unsupported_words(sentence: str, passages: Sequence[str], vectors: WordVect
     if extra and vectors is not None and source_words:
         softened = [w for w in extra if w not in QUANTITY_WORDS and not (lexicon and lexicon.antonyms(w) & bases)]
         if softened:
-            closest = dict(zip(softened, (vectors(softened) @ vectors(source_words).T).max(axis=1), strict=True))
+            similarity = vectors(softened) @ vectors(source_words).T
+            if lexicon is not None:  # sister terms are alternatives, however close their vectors
+                for (row, word), (column, source) in product(enumerate(softened), enumerate(source_words)):
+                    if similarity[row, column] >= soft_floor and lexicon.alternatives(word, source):
+                        similarity[row, column] = -1.0
+            closest = dict(zip(softened, similarity.max(axis=1), strict=True))
             extra = [w for w in extra if closest.get(w, -1.0) < soft_floor]
     if extra:
         shown = ", ".join(f'"{w}"' for w in extra)

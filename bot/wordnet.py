@@ -49,6 +49,7 @@ class WordNet:
         self._data: dict[str, bytes] = {}
         self._neighbours = lru_cache(maxsize=CACHED_WORDS)(self._read_neighbours)
         self.ancestors = lru_cache(maxsize=CACHED_WORDS)(self._read_ancestors)
+        self._parents = lru_cache(maxsize=CACHED_WORDS)(self._read_parents)
         self._synset = lru_cache(maxsize=CACHED_WORDS)(self._read_synset)
         for pos, name in POS_FILES.items():
             self._read_index(folder / f"index.{name}", pos)
@@ -107,6 +108,16 @@ class WordNet:
     def antonyms(self, word: str) -> frozenset[str]:
         """The words WordNet gives as opposites of one of the word's senses ("increase" → "decrease")."""
         return self._neighbours(word.lower(), ANTONYM_POINTERS, include_own=False)
+
+    def alternatives(self, word: str, other: str) -> bool:
+        """Whether two words name different kinds of one thing ("Monday" and "Thursday", "April" and "March"):
+        senses with a common parent one step up, and no sense in common."""
+        word, other = word.lower(), other.lower()
+        return bool(self._parents(word) & self._parents(other)) and not self.base_forms(other) & self.synonyms(word)
+
+    def _read_parents(self, word: str) -> frozenset[tuple[str, int]]:
+        return frozenset((target_pos, target) for pos, offset in self.synsets(word)
+                         for symbol, target_pos, target in self._synset(pos, offset)[1] if symbol in HYPERNYM_POINTERS)
 
     def _read_ancestors(self, word: str) -> frozenset[str]:
         """The words of the senses up to ANCESTOR_STEPS steps more general than one of the word's senses: what

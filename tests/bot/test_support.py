@@ -114,6 +114,13 @@ def test_a_close_word_stands_for_a_passage_word_only_above_the_floor(vectors: Wo
     assert unsupported("The Islamic regime provided oil to Maduro.", passage, vectors)  # cos 0.56: not close enough
 
 
+def test_close_vectors_of_sister_terms_never_stand_for_each_other(vectors: WordVectors) -> None:
+    passage = ["Iran sold pistols and silver to Venezuela."]
+    assert unsupported("Iran sold rifles to Venezuela.", passage, vectors) == 'word "rifles" not in'  # cos 0.74
+    assert unsupported("Iran sold gold to Venezuela.", passage, vectors) == 'word "gold" not in'  # cos 0.68
+    assert unsupported("Iran sold firearms to Venezuela.", passage, vectors) is None  # more general: supported
+
+
 @pytest.mark.parametrize(("sentence", "reason"), [
     ("Raisi did not meet Maduro in Caracas on Monday [1].", "negation that differs from cited passage [1]"),
     ("Raisi met Maduro in Caracas on Monday because of a storm [1].", 'word "storm" not in cited passage [1]'),

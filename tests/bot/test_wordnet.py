@@ -50,6 +50,12 @@ def test_ancestors_climb_three_steps_up_and_never_down(lexicon: WordNet) -> None
     assert lexicon.ancestors("xqzv") == frozenset()
 
 
+def test_alternatives_are_sister_terms_not_synonyms_or_ancestors(lexicon: WordNet) -> None:
+    assert lexicon.alternatives("Monday", "Thursday") and lexicon.alternatives("rifles", "pistols")
+    assert not lexicon.alternatives("storm", "hurricane")  # an ancestor, not a sister
+    assert not lexicon.alternatives("agreement", "deal") and not lexicon.alternatives("xqzv", "deal")
+
+
 def test_only_modifiers_are_told_from_words_that_can_be_names(lexicon: WordNet) -> None:
     assert lexicon.only_modifier("later") and lexicon.only_modifier("recently")
     assert not lexicon.only_modifier("officials") and not lexicon.only_modifier("xqzv")
