@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import product
+from itertools import combinations, product
 
 import numpy as np
 import nupunkt
@@ -38,6 +38,11 @@ LIGHT_VERBS = frozenset(
     "become becomes became becoming seem seems seemed".split()
 )
 """Verbs that carry little of a sentence's content: unchecked in it, and never standing for another word."""
+FUNCTION_WORDS = frozenset(
+    "even whose toward towards like though although however thus therefore hence among amid amongst across "
+    "along around upon within via per onto including".split()
+)
+"""Words that relate others and claim nothing themselves (the retrieval stopwords lack them): unchecked."""
 QUANTITY_WORDS = frozenset(
     "one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty hundred hundreds "
     "thousand thousands million millions billion billions trillion dozen dozens first second third fourth fifth "
@@ -71,11 +76,14 @@ _QUANTIFIER_GROUPS = (
 QUANTIFIERS = {word: group for group in _QUANTIFIER_GROUPS for word in group}
 """Words of scope ("all", "only", "most", "few"), stopwords to the word check: one in a sentence needs one of its
 group in the passage sentence it restates, or the sentence claims more than the passage ("all" for "some")."""
-TIME_WORDS = {"later": frozenset({"after", "afterwards", "subsequently"}),
-              "earlier": frozenset({"before", "previously", "prior"}),
-              "previously": frozenset({"before", "earlier", "prior"}),
-              "afterwards": frozenset({"after", "later", "subsequently"})}
-"""Adverbs of time and the words (prepositions among them, which WordNet lacks) that say the same."""
+EQUIVALENTS = {"later": frozenset({"after", "afterwards", "subsequently"}),
+               "earlier": frozenset({"before", "previously", "prior"}),
+               "previously": frozenset({"before", "earlier", "prior"}),
+               "afterwards": frozenset({"after", "later", "subsequently"}),
+               "several": frozenset({"multiple", "various"}), "multiple": frozenset({"several", "various"}),
+               "numerous": frozenset({"many"}), "many": frozenset({"numerous"})}
+"""Words that say the same where WordNet has no link: adverbs of time and prepositions (which it lacks), and
+vague amounts (which otherwise need the same word)."""
 SOFT_SUPPORT = 0.65
 """Cosine of single-word MiniLM vectors at which a passage word stands for a generated one (calibrated on
 tests/data/support_labelled.jsonl: see tests/bot/test_support.py)."""
@@ -88,8 +96,18 @@ _CLAUSE_BREAK = re.compile(r"[,;:—–()]|\b(?:which|who|that|while|but|althoug
 _NOT_ONLY = re.compile(r"\bnot\s+only\b", re.IGNORECASE)
 _ONE_OF = re.compile(r"\b(?:one|some|among)\s+(?:of\s+)?the\b", re.IGNORECASE)
 """'One of the largest', 'among the first': a superlative claimed of a group, not of one."""
-_SET_TO = re.compile(r"\b(?:is|are|was|were|be|been|being)\s+set\s+to\b", re.IGNORECASE)
-"""'is set to' states a future like 'is scheduled to' (and its "set" is then no content word)."""
+_ACRONYM = re.compile(r"[A-Z]{2,6}")
+_CAPITALISED_RUN = re.compile(r"[A-Z][\w’'-]*(?:\s+(?:(?:of|and|for|the)\s+)?[A-Z][\w’'-]*)+")
+_ASIDE = re.compile(r",\s*(?:which|who|whom|whose|a|an)\b[^,]*,")
+_BY = re.compile(r"\s+by\s+(?:(?:the|a|an|its|their)\s+)?(?:[a-z]+\s+)?(?=[A-Z])")
+_ADJACENT = re.compile(r"['’]?s?\s+(?:(?:has|have|had|is|are|was|were|will|would|also|then|not|\w+ly)\s+)*")
+_PASSIVE = re.compile(r"\b(?:is|are|was|were|be|been|being|get|gets|got)\s+(?:\w+ly\s+)?$", re.IGNORECASE)
+_CONTRACTIONS = {"won't": "will not", "can't": "can not", "shan't": "shall not"}
+_CONTRACTION = re.compile(r"\b(?:won|can|shan)['’]t\b", re.IGNORECASE)
+_SUFFIXES = {"'t": "not", "'ll": "will", "'re": "are", "'ve": "have"}
+_SUFFIX = re.compile(r"(?<=[a-z])n['’]t\b|['’](?:ll|re|ve)\b", re.IGNORECASE)
+_SET_TO = re.compile(r"\b(?:is|are|was|were|be|been|being)\s+set\s+(?:to|for)\b", re.IGNORECASE)
+"""'is set to', 'was set for' say what 'is scheduled to', 'was scheduled for' say (their "set" is no content word)."""
 _NUMBER = re.compile(
     r"[$€£]?(?P<core>\d(?:[\d,]*\d)?(?:\.\d+)?)"
     r"(?:\s?(?P<scale>%|(?:percent|per cent|thousand|million|billion|trillion|bn)\b))?",
@@ -136,13 +154,45 @@ def unsupported(sentence: str, passages: Sequence[str], vectors: WordVectors | N
                 soft_floor: float = SOFT_SUPPORT) -> str | None:
     """Why `sentence` is not supported by `passages` (e.g. 'word "storm" not in'), or None. With `vectors`,
     a word the passages lack is supported by a passage word whose cosine reaches `soft_floor`."""
-    sentence, passages = _SET_TO.sub(_as_scheduled, sentence), [_SET_TO.sub(_as_scheduled, p) for p in passages]
+    sentence, passages = _normalised(sentence), [_normalised(p) for p in passages]
+    passages = [*passages, *_acronym_glosses(sentence, passages)]
     return (unsupported_fact(sentence, passages) or _unsupported_words(sentence, passages, vectors, soft_floor)
             or _disagreement(sentence, passages))
 
 
-def _as_scheduled(match: re.Match[str]) -> str:
-    return f"{match.group(0).split()[0]} scheduled to"
+def _acronym_glosses(sentence: str, passages: Sequence[str]) -> list[str]:
+    """"DEA Drug Enforcement Administration" for each acronym that `sentence` uses and the passages spell out, or
+    spells out where the passages use it: one more (gloss) passage each, so either form supports the other."""
+    sentence_names, passage_names = _capitalised_runs(sentence), _capitalised_runs(" ".join(passages))
+    passage_words = {_POSSESSIVE.sub("", word) for p in passages for word in _WORD.findall(p)}
+    sentence_words = {_POSSESSIVE.sub("", word) for word in _WORD.findall(sentence)}
+    glosses = [f"{word} {' '.join(passage_names[word])}" for word in sentence_words
+               if _ACRONYM.fullmatch(word) and word not in passage_words and word in passage_names]
+    glosses += [f"{acronym} {' '.join(words)}" for acronym, words in sentence_names.items()
+                if acronym in passage_words and acronym not in sentence_words]
+    return glosses
+
+
+def _capitalised_runs(text: str) -> dict[str, list[str]]:
+    """Each run of two or more capitalised words (joined by "of", "and", "for", "the") by its initials, with and
+    without the joining words' ("DT" and "DOT" for "Department of Transportation")."""
+    runs: dict[str, list[str]] = {}
+    for match in _CAPITALISED_RUN.finditer(text):
+        words = match.group(0).split()
+        for start, end in combinations(range(len(words) + 1), 2):
+            run = words[start:end]
+            if len(run) > 1 and run[0][0].isupper() and run[-1][0].isupper():
+                runs.setdefault("".join(w[0] for w in run if w[0].isupper()), run)
+                runs.setdefault("".join(w[0] for w in run).upper(), run)
+    return runs
+
+
+def _normalised(text: str) -> str:
+    """`text` with contractions spelled out ("didn't" → "did not", "she'll" → "she will") and "is set to" said
+    as "is scheduled to"."""
+    text = _CONTRACTION.sub(lambda match: _CONTRACTIONS[match.group(0).lower().replace("’", "'")], text)
+    text = _SUFFIX.sub(lambda match: " " + _SUFFIXES[match.group(0).lower().replace("’", "'").lstrip("n")], text)
+    return _SET_TO.sub(lambda match: "{} scheduled {}".format(*match.group(0).split()[::2]), text)
 
 
 def unsupported_fact(sentence: str, passages: Sequence[str]) -> str | None:
@@ -177,8 +227,9 @@ def _unsupported_names(sentence: str, source: str) -> list[tuple[int, str, str]]
         word = _POSSESSIVE.sub("", match.group(0))
         if len(word) < 2 or not word[0].isupper() or word.lower() in _NOT_NAMES:
             continue
-        if match.start() == 0 and lexicon is not None and lexicon.only_modifier(word):
-            continue  # "Later, …": capitalised for being first, not a name
+        if match.start() == 0 and lexicon is not None and (lexicon.only_modifier(word)
+                                                           or lexicon.base_forms(word) != {word.lower()}):
+            continue  # "Later, …", "Participants …": capitalised for being first; the word check has it
         if not re.search(r"\b" + _DEMONYM.sub("", re.escape(_fold(word))), source, re.IGNORECASE):
             found.append((match.start(), "date" if word.lower() in _DATE_WORDS else "name", word))
     return found
@@ -208,9 +259,9 @@ def _unsupported_words(sentence: str, passages: Sequence[str], vectors: WordVect
     source_stems = {analyzer.stem(w) for w in source_words}
     source_tokens = {t.lower() for p in passages for t in _TOKEN.findall(p)}
     extra = [w for w in dict.fromkeys(content_words(sentence))
-             if w not in REPORTING_WORDS and w not in LIGHT_VERBS and w not in FUTURE and w not in QUANTIFIERS
+             if not {w} & (REPORTING_WORDS | LIGHT_VERBS | FUNCTION_WORDS | FUTURE | QUANTIFIERS.keys())
              and analyzer.stem(w) not in source_stems and not _of_place(w, source_words)
-             and not TIME_WORDS.get(w, frozenset()) & source_tokens]
+             and not EQUIVALENTS.get(w, frozenset()) & source_tokens]
     lexicon = wordnet()
     bases: set[str] = set()
     if extra and lexicon is not None:
@@ -247,10 +298,7 @@ def _disagreement(sentence: str, passages: Sequence[str]) -> str | None:
     sentences = [p[start:end] for p in passages for start, end in nupunkt.sent_spans(p)]
     clauses = [(c, whole, _weighted_stems(c)) for whole in sentences for c in _clauses(whole)]
     for clause in _clauses(sentence):
-        wanted = _weighted_stems(clause)
-        overlaps = [sum(weight for stem, weight in wanted.items() if stem in stems) for _, _, stems in clauses]
-        most = max(overlaps, default=0.0)
-        closest = [(c, whole) for (c, whole, _), overlap in zip(clauses, overlaps, strict=True) if overlap == most]
+        closest = _restated(_weighted_stems(clause), clauses) + _restated(_weighted_stems(clause, 0.0), clauses)
         negated, hedged, future = _cues(clause, NEGATIONS), _cues(clause, MODALITY), _cues(clause, FUTURE)
         for restated, whole in closest:  # every clause it may restate must agree (ties are not a way out)
             if negated != _cues(restated, NEGATIONS):
@@ -265,7 +313,69 @@ def _disagreement(sentence: str, passages: Sequence[str]) -> str | None:
                 return "scope that differs from"
             if _roles_swapped(clause, restated):
                 return "roles swapped against"
+    return "roles swapped against" if _agents_differ(sentence, sentences) else None
+
+
+def _agents_differ(sentence: str, passage_sentences: Sequence[str]) -> bool:
+    """Whether a verb of `sentence` that passage sentences also use has another doer in each of them ("Lewes
+    responded to MERR" against "MERR, a Lewes-based nonprofit, responded"), both doers named in both texts."""
+    lexicon, analyzer = wordnet(), _analyzer()
+    if lexicon is None:
+        return False
+    mine = _names(sentence)
+    for word in dict.fromkeys(w for w in _WORD.findall(sentence) if w.islower()):
+        if word in REPORTING_WORDS or word in LIGHT_VERBS or word in STOPWORDS or not lexicon.lemmas(word, "v"):
+            continue
+        stem = analyzer.stem(word)
+        agent = _agent(sentence, stem)
+        theirs = [(_agent(text, stem), text) for text in passage_sentences if stem in _weighted_stems(text)]
+        if agent and theirs and all(other and _mentions(text, agent) and other in mine
+                                    and not _one_name(agent, other, passage_sentences) for other, text in theirs):
+            return True
+    return False
+
+
+def _agent(text: str, stem: str) -> str | None:
+    """Who does the verb of `stem` in `text`: the name right after "by" in a passive ("was fined by the DOT",
+    "a complaint filed by Columbia Reit"), else the name right before it ("MERR, a nonprofit, responded"), asides
+    between commas skipped; None when another word stands between (so no guess)."""
+    analyzer = _analyzer()
+    text = _ASIDE.sub("", text)
+    names = [(span.start, span.end, span.key.split()[-1]) for span in find_spans(text) if span.kind == "name"]
+    for match in _WORD.finditer(text):
+        if analyzer.stem(match.group(0).lower()) != stem:
+            continue
+        by = _BY.match(text, match.end())
+        if by is None and _PASSIVE.search(text, 0, match.start()):
+            by = _BY.search(text, match.end())
+        if by is not None:
+            return next((name for start, _, name in names if start == by.end()), None)
+        return next((name for _, end, name in names if _ADJACENT.fullmatch(text, end, match.start())), None)
     return None
+
+
+def _one_name(name: str, other: str, passage_sentences: Sequence[str]) -> bool:
+    """The same name, or an acronym and its words ("DOT" and "Transportation", glossed by `_acronym_glosses`)."""
+    return name == other or any(_ACRONYM.fullmatch(text.split()[0]) and _mentions(text, name)
+                                and _mentions(text, other) for text in passage_sentences if text.strip())
+
+
+def _mentions(text: str, name: str) -> bool:
+    return re.search(rf"\b{re.escape(name)}", text, re.IGNORECASE) is not None
+
+
+def _names(text: str) -> list[str]:
+    """The last word of each name in `text`, in order."""
+    return [span.key.split()[-1] for span in find_spans(text) if span.kind == "name"]
+
+
+def _restated(wanted: dict[str, float], clauses: list[tuple[str, str, dict[str, float]]]) -> list[tuple[str, str]]:
+    """The passage clauses (with their sentences) that share the most weight of `wanted` stems (none when no
+    clause shares any)."""
+    overlaps = [sum(weight for stem, weight in wanted.items() if stem in stems) for _, _, stems in clauses]
+    most = max(overlaps, default=0.0)
+    return [(clause, whole) for (clause, whole, _), overlap in zip(clauses, overlaps, strict=True)
+            if overlap == most > 0]
 
 
 def _clauses(text: str) -> list[str]:
@@ -273,14 +383,14 @@ def _clauses(text: str) -> list[str]:
     return [piece for piece in _CLAUSE_BREAK.split(text) if piece and content_words(piece)] or [text]
 
 
-def _weighted_stems(text: str) -> dict[str, float]:
-    """The stems of the content words of `text`, names (capitalised past the first word) at NAME_WEIGHT."""
+def _weighted_stems(text: str, name_weight: float = NAME_WEIGHT) -> dict[str, float]:
+    """The stems of the content words of `text`, names (capitalised past the first word) at `name_weight`."""
     analyzer = _analyzer()
     names = {w.lower() for w in _WORD.findall(text)[1:] if w[0].isupper()}
     weights: dict[str, float] = {}
     for word in content_words(text):
         stem = analyzer.stem(word)
-        weights[stem] = max(weights.get(stem, 0.0), NAME_WEIGHT if word in names else 1.0)
+        weights[stem] = max(weights.get(stem, 0.0), name_weight if word in names else 1.0)
     return weights
 
 

@@ -12,8 +12,9 @@ from importlib.util import find_spec
 from pathlib import Path
 
 POS_FILES = {"n": "noun", "v": "verb", "a": "adj", "r": "adv"}
-RELATED_POINTERS = frozenset({"@", "@i", "~", "~i", "&", "$"})
-"""Hypernym, instance hypernym, hyponym, instance hyponym, similar to (adjectives), verb group."""
+RELATED_POINTERS = frozenset({"@", "@i", "~", "~i", "&", "$", "+"})
+"""Hypernym, instance hypernym, hyponym, instance hyponym, similar to (adjectives), verb group, derived form
+("decide" and "decision")."""
 ANTONYM_POINTERS = frozenset({"!"})
 HYPERNYM_POINTERS = frozenset({"@", "@i"})
 ANCESTOR_STEPS = 3

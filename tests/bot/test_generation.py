@@ -141,7 +141,7 @@ async def test_sentence_with_a_number_not_in_its_passage_is_removed(server: Fake
     ("Raisi reaches Nicaragua on Thursday [3].", 'date "Thursday" is not in cited passage [3]'),
     ("Raisi met Vladimir Putin in Caracas [1].", 'name "Vladimir" is not in cited passage [1]'),
     ("Raisi met Maduro to discuss trade [2].", 'name "Maduro" is not in cited passage [2]'),
-    ("Officials expect more trade [2].", 'name "Officials" is not in cited passage [2]'),
+    ("Officials expect more trade [2].", 'words "officials", "expect" not in cited passage [2]'),
 ])
 def test_unsupported_facts_remove_the_sentence(sentence: str, reason: str) -> None:
     result = verify(f"Raisi met Maduro in Caracas [1]. {sentence}", PASSAGES)

@@ -69,6 +69,15 @@ def test_held_out_set_keeps_its_precision_and_most_paraphrases(vectors: WordVect
     ("Krasinski will host the show on March 28.", "Krasinski is set to host the show on March 28."),
     ("Every passenger was evacuated.", "All the passengers were evacuated."),  # scope words of one group
     ("Raisi was welcomed by Maduro.", "Maduro welcomed Raisi."),  # passive for active
+    ("The DEA's proposal must be reviewed.", "The Drug Enforcement Administration’s proposal must be reviewed."),
+    ("The Department of Transportation fined American.", "The DOT fined American."),  # acronyms both ways
+    ("American was fined by the Department of Transportation.", "The DOT fined American."),
+    ("She didn't meet Maduro.", "She did not meet Maduro."),  # contractions spelled out
+    ("Participants took wasabi.", "The participants took wasabi."),  # capitalised for being first
+    ("His trial was set for Sept. 10.", "A trial was scheduled for Sept. 10."),
+    ("Henry decided to build the slide.", "Henry made a decision to build the slide."),  # a derived form
+    ("Maduro signed an agreement with Iran in Tehran.",
+     "In Tehran, the socialist dictator signed an agreement with Iran, Maduro said."),  # no doer named: no guess
     ("The protest was the latest of many.", "The protest was the latest of many."),
 ])
 def test_wordnet_relations_names_and_numbers_support_a_paraphrase(sentence: str, passage: str) -> None:
@@ -77,7 +86,7 @@ def test_wordnet_relations_names_and_numbers_support_a_paraphrase(sentence: str,
 
 @pytest.mark.parametrize(("sentence", "passage", "reason"), [
     ("Trade has decreased to $3 billion.", "Trade has increased to $3 billion.", 'word "decreased" not in'),
-    ("Thousands of people came to the beach.", "Hundreds of people came to the beach.", 'name "Thousands" is not in'),
+    ("Thousands of people came to the beach.", "Hundreds of people came to the beach.", 'word "thousands" not in'),
     ("The visit came one year before the agreement.", "The visit came one year after the agreement.",
      "direction that differs from"),
     ("The visit was cancelled.", "The visit was held.", 'word "cancelled" not in'),  # hold: a light verb
@@ -89,6 +98,11 @@ def test_wordnet_relations_names_and_numbers_support_a_paraphrase(sentence: str,
      "certainty that differs from"),  # a future stated as done
     ("All passengers were evacuated.", "Some passengers were evacuated.", "scope that differs from"),
     ("Raisi was welcomed by Maduro.", "Maduro was welcomed by Raisi.", "roles swapped against"),  # both passive
+    ("Lewes responded to MERR.", "MERR, a Lewes-based nonprofit, responded.", "roles swapped against"),  # doers
+    ("Twitter filed a complaint against Columbia Reit.", "A complaint was filed by Columbia Reit against Twitter.",
+     "roles swapped against"),
+    ("The FBI proposal must be reviewed.", "The Drug Enforcement Administration proposal must be reviewed.",
+     'name "FBI" is not in'),
     ("The summit is next week.", "The vote is next month. The summit was last week.",
      "direction that differs from"),
     ("Iran is the only emerging power.", "Iran is an emerging power.", "scope that differs from"),
