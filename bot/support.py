@@ -99,8 +99,14 @@ _ONE_OF = re.compile(r"\b(?:one|some|among)\s+(?:of\s+)?the\b", re.IGNORECASE)
 _ACRONYM = re.compile(r"[A-Z]{2,6}")
 _CAPITALISED_RUN = re.compile(r"[A-Z][\w’'-]*(?:\s+(?:(?:of|and|for|the)\s+)?[A-Z][\w’'-]*)+")
 _ASIDE = re.compile(r",\s*(?:which|who|whom|whose|a|an)\b[^,]*,")
-_BY = re.compile(r"\s+by\s+(?:(?:the|a|an|its|their)\s+)?(?:[a-z]+\s+)?(?=[A-Z])")
-_ADJACENT = re.compile(r"['’]?s?\s+(?:(?:has|have|had|is|are|was|were|will|would|also|then|not|\w+ly)\s+)*")
+_BY = re.compile(r"\s+by\s+")
+_SUBJECT_START = re.compile(r"[,;:—–()]|\b(?:and|but|or|where|when|while|after|before|because|as|since|although|"
+                            r"though|if|that)\b", re.IGNORECASE)
+_AGENT_END = re.compile(
+    rf"{_SUBJECT_START.pattern}|\b(?:for|to|with|over|from|in|on|at|after|against|about|into|under|during|than)\b",
+    re.IGNORECASE)
+_VERB_MARKERS = frozenset("to will would can could may might should must did does do not never".split())
+_RELATIVE = re.compile(r"\b(?:who|whom|whose|which)\b", re.IGNORECASE)
 _PASSIVE = re.compile(r"\b(?:is|are|was|were|be|been|being|get|gets|got)\s+(?:\w+ly\s+)?$", re.IGNORECASE)
 _CONTRACTIONS = {"won't": "will not", "can't": "can not", "shan't": "shall not"}
 _CONTRACTION = re.compile(r"\b(?:won|can|shan)['’]t\b", re.IGNORECASE)
@@ -318,46 +324,68 @@ def _disagreement(sentence: str, passages: Sequence[str]) -> str | None:
 
 def _agents_differ(sentence: str, passage_sentences: Sequence[str]) -> bool:
     """Whether a verb of `sentence` that passage sentences also use has another doer in each of them ("Lewes
-    responded to MERR" against "MERR, a Lewes-based nonprofit, responded"), both doers named in both texts."""
-    lexicon, analyzer = wordnet(), _analyzer()
+    responded to MERR" against "MERR, a Lewes-based nonprofit, responded"), each doer mentioned in the other text."""
+    lexicon = wordnet()
     if lexicon is None:
         return False
-    mine = _names(sentence)
-    for word in dict.fromkeys(w for w in _WORD.findall(sentence) if w.islower()):
-        if word in REPORTING_WORDS or word in LIGHT_VERBS or word in STOPWORDS or not lexicon.lemmas(word, "v"):
-            continue
-        stem = analyzer.stem(word)
-        agent = _agent(sentence, stem)
-        theirs = [(_agent(text, stem), text) for text in passage_sentences if stem in _weighted_stems(text)]
-        if agent and theirs and all(other and _mentions(text, agent) and other in mine
-                                    and not _one_name(agent, other, passage_sentences) for other, text in theirs):
-            return True
+    sentence_stems = set(_weighted_stems(sentence))
+    source_stems = {stem for text in passage_sentences for stem in _weighted_stems(text)}
+    for stem in dict.fromkeys(_verb_stems(lexicon, sentence)):
+        theirs = [doer for text in passage_sentences for doer in _doers(text, stem)]
+        for doer in _doers(sentence, stem):
+            if doer & source_stems and theirs and all(
+                    other & sentence_stems and not _same_doer(doer, other, passage_sentences) for other in theirs):
+                return True
     return False
 
 
-def _agent(text: str, stem: str) -> str | None:
-    """Who does the verb of `stem` in `text`: the name right after "by" in a passive ("was fined by the DOT",
-    "a complaint filed by Columbia Reit"), else the name right before it ("MERR, a nonprofit, responded"), asides
-    between commas skipped; None when another word stands between (so no guess)."""
+def _verb_stems(lexicon: WordNet, text: str) -> list[str]:
+    """Stems of the words of `text` used as verbs, as far as their form tells: a regular or irregular past
+    ("responded", "won") or a word after "to" or a modal ("to increase", "will sign")."""
+    analyzer = _analyzer()
+    words = _WORD.findall(text)
+    stems = []
+    for before, word in zip(["", *words], words, strict=False):
+        if not word.islower() or word in REPORTING_WORDS or word in LIGHT_VERBS or word in STOPWORDS:
+            continue
+        bases = lexicon.lemmas(word, "v")
+        past = any(base != word for base in bases) and not word.endswith(("s", "ing"))
+        if bases and (past or before.lower() in _VERB_MARKERS):
+            stems.append(analyzer.stem(word))
+    return stems
+
+
+def _doers(text: str, stem: str) -> list[frozenset[str]]:
+    """The stems of who does the verb of `stem`, at each place `text` uses it with a doer: the words after
+    "by" in a passive ("was fined by the DOT", "a complaint filed by Columbia Reit"), else the words before it
+    back to a clause break, asides between commas and relative clauses skipped ("The two women who rode with
+    Caleb reached" → two, women); a passive with no "by" has none."""
     analyzer = _analyzer()
     text = _ASIDE.sub("", text)
-    names = [(span.start, span.end, span.key.split()[-1]) for span in find_spans(text) if span.kind == "name"]
+    doers = []
     for match in _WORD.finditer(text):
         if analyzer.stem(match.group(0).lower()) != stem:
             continue
         by = _BY.match(text, match.end())
         if by is None and _PASSIVE.search(text, 0, match.start()):
             by = _BY.search(text, match.end())
-        if by is not None:
-            return next((name for start, _, name in names if start == by.end()), None)
-        return next((name for _, end, name in names if _ADJACENT.fullmatch(text, end, match.start())), None)
-    return None
+            if by is None:
+                continue
+        phrase = (_AGENT_END.split(text[by.end():], 1)[0] if by is not None
+                  else _RELATIVE.split(_SUBJECT_START.split(text[:match.start()])[-1], 1)[0])
+        doer = frozenset(analyzer.stem(w) for w in content_words(phrase) if w not in REPORTING_WORDS)
+        if doer:
+            doers.append(doer)
+    return doers
 
 
-def _one_name(name: str, other: str, passage_sentences: Sequence[str]) -> bool:
-    """The same name, or an acronym and its words ("DOT" and "Transportation", glossed by `_acronym_glosses`)."""
-    return name == other or any(_ACRONYM.fullmatch(text.split()[0]) and _mentions(text, name)
-                                and _mentions(text, other) for text in passage_sentences if text.strip())
+def _same_doer(doer: frozenset[str], other: frozenset[str], passage_sentences: Sequence[str]) -> bool:
+    """Doers that share a word, or an acronym and its words ("DOT" and "Department of Transportation", as
+    glossed by `_acronym_glosses`)."""
+    if doer & other:
+        return True
+    glosses = [set(_weighted_stems(text)) for text in passage_sentences if _ACRONYM.fullmatch(text.split()[0])]
+    return any(doer & gloss and other & gloss for gloss in glosses)
 
 
 def _mentions(text: str, name: str) -> bool:

@@ -76,6 +76,7 @@ def test_held_out_set_keeps_its_precision_and_most_paraphrases(vectors: WordVect
     ("Participants took wasabi.", "The participants took wasabi."),  # capitalised for being first
     ("His trial was set for Sept. 10.", "A trial was scheduled for Sept. 10."),
     ("Henry decided to build the slide.", "Henry made a decision to build the slide."),  # a derived form
+    ("The regimes plan to increase trade.", "Trade has increased, and the regimes plan to increase it again."),
     ("Maduro signed an agreement with Iran in Tehran.",
      "In Tehran, the socialist dictator signed an agreement with Iran, Maduro said."),  # no doer named: no guess
     ("The protest was the latest of many.", "The protest was the latest of many."),
@@ -101,6 +102,9 @@ def test_wordnet_relations_names_and_numbers_support_a_paraphrase(sentence: str,
     ("Lewes responded to MERR.", "MERR, a Lewes-based nonprofit, responded.", "roles swapped against"),  # doers
     ("Twitter filed a complaint against Columbia Reit.", "A complaint was filed by Columbia Reit against Twitter.",
      "roles swapped against"),
+    ("The two women who rode with Caleb reached settlements of $20 million.",
+     "Caleb's family reached settlements of $20 million. The two women who rode with him settled claims.",
+     "roles swapped against"),  # doers named by common nouns
     ("The FBI proposal must be reviewed.", "The Drug Enforcement Administration proposal must be reviewed.",
      'name "FBI" is not in'),
     ("The summit is next week.", "The vote is next month. The summit was last week.",
