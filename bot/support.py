@@ -123,6 +123,7 @@ _WORD = re.compile(r"[^\W\d_][\w’']*")
 _DEMONYM = re.compile(r"(?<=\w{4})(?:ian|an|n|ese|ish|i)$", re.IGNORECASE)
 """An adjective of place ("American", "Iranian", "Lebanese") is supported by its place ("America", "Iran")."""
 _YEAR_RANGE = re.compile(r"\b(\d{2})(\d{2})\s?[-–]\s?(\d{2})\b")
+_YEAR = re.compile(r"1[6-9]\d\d|20\d\d")
 _POSSESSIVE = re.compile(r"['’]s?$")
 _SCALES = {"%": "percent", "per cent": "percent", "bn": "billion"}
 _DATE_WORDS = frozenset(
@@ -319,7 +320,40 @@ def _disagreement(sentence: str, passages: Sequence[str]) -> str | None:
                 return "scope that differs from"
             if _roles_swapped(clause, restated):
                 return "roles swapped against"
-    return "roles swapped against" if _agents_differ(sentence, sentences) else None
+    if _agents_differ(sentence, sentences):
+        return "roles swapped against"
+    return "a number tied to another name than in" if _numbers_rebound(sentence, sentences) else None
+
+
+def _numbers_rebound(sentence: str, passage_sentences: Sequence[str]) -> bool:
+    """Whether two names trade numbers: the sentence gives a number to one name and the passages give it to
+    another, which has a number of its own in the sentence, or the first has one in the passages ("Swayman has
+    39 wins, Ullmark 23" against "Ullmark has 39 wins and Swayman has 23"). Years are left out: they say when,
+    not whose."""
+    mine = _bound_numbers(sentence)
+    theirs = [pair for text in passage_sentences for pair in _bound_numbers(text)]
+    for number, name in mine:
+        others = {other for found, other in theirs if found == number}
+        if others and name not in others and any(
+                any(n == other for _, n in mine) or any(n == name for _, n in theirs) for other in others):
+            return True
+    return False
+
+
+def _bound_numbers(text: str) -> list[tuple[str, str]]:
+    """(digits, name) for each number of `text` that is not a year, with the name nearest before it in its
+    clause, else the nearest after it."""
+    bound = []
+    for clause in _clauses(text):
+        names = [(span.start, span.end, span.key.split()[-1]) for span in find_spans(clause) if span.kind == "name"]
+        for match in _NUMBER.finditer(clause):
+            core = match.group("core").replace(",", "")
+            if not names or _YEAR.fullmatch(core):
+                continue
+            before = [name for _, end, name in names if end <= match.start()]
+            after = [name for start, _, name in names if start >= match.end()]
+            bound.append((core, before[-1] if before else after[0] if after else ""))
+    return [(core, name) for core, name in bound if name]
 
 
 def _agents_differ(sentence: str, passage_sentences: Sequence[str]) -> bool:
