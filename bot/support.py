@@ -76,14 +76,16 @@ _QUANTIFIER_GROUPS = (
 QUANTIFIERS = {word: group for group in _QUANTIFIER_GROUPS for word in group}
 """Words of scope ("all", "only", "most", "few"), stopwords to the word check: one in a sentence needs one of its
 group in the passage sentence it restates, or the sentence claims more than the passage ("all" for "some")."""
+_APPROXIMATELY = frozenset("about around roughly approximately some".split())
 EQUIVALENTS = {"later": frozenset({"after", "afterwards", "subsequently"}),
                "earlier": frozenset({"before", "previously", "prior"}),
                "previously": frozenset({"before", "earlier", "prior"}),
                "afterwards": frozenset({"after", "later", "subsequently"}),
                "several": frozenset({"multiple", "various"}), "multiple": frozenset({"several", "various"}),
-               "numerous": frozenset({"many"}), "many": frozenset({"numerous"})}
-"""Words that say the same where WordNet has no link: adverbs of time and prepositions (which it lacks), and
-vague amounts (which otherwise need the same word)."""
+               "numerous": frozenset({"many"}), "many": frozenset({"numerous"}),
+               **{word: _APPROXIMATELY - {word} for word in _APPROXIMATELY}}
+"""Words that say the same where WordNet has no link: adverbs of time and prepositions (which it lacks), vague
+amounts (which otherwise need the same word) and "roughly" for "about"."""
 SOFT_SUPPORT = 0.65
 """Cosine of single-word MiniLM vectors at which a passage word stands for a generated one (calibrated on
 tests/data/support_labelled.jsonl: see tests/bot/test_support.py)."""

@@ -51,7 +51,7 @@ def test_labelled_set_no_unsupported_sentence_passes_and_most_paraphrases_do(vec
 @pytest.mark.parametrize(("name", "precision", "recall"), [
     ("support_heldout.jsonl", 0.95, 0.75),  # measured 34 of 44 kept, 1 of 44 unsupported kept
     ("support_blind_dev.jsonl", 0.8, 0.3),  # 19 of 56, 4 of 58
-    ("support_test.jsonl", 0.75, 0.25),  # 16 of 55, 5 of 56
+    ("support_test.jsonl", 0.75, 0.3),  # 17 of 55, 5 of 56
 ])
 def test_news_sets_keep_their_precision_and_recall(vectors: WordVectors, name: str, precision: float,
                                                    recall: float) -> None:
@@ -83,6 +83,7 @@ def test_news_sets_keep_their_precision_and_recall(vectors: WordVectors, name: s
     ("She didn't meet Maduro.", "She did not meet Maduro."),  # contractions spelled out
     ("Participants took wasabi.", "The participants took wasabi."),  # capitalised for being first
     ("His trial was set for Sept. 10.", "A trial was scheduled for Sept. 10."),
+    ("The babies are roughly 7 weeks old.", "The babies, about 7 weeks old, are healthy."),
     ("Henry decided to build the slide.", "Henry made a decision to build the slide."),  # a derived form
     ("American was fined $50 million by the Department of Transportation.",
      "The Department of Transportation fined American $50 million."),  # a number near another name, not traded
