@@ -1,6 +1,6 @@
 """The check that a generated sentence is supported by its cited passages: time per sentence and per answer
-(three sentences, the most an answer has) and its quality, on the labelled sets in tests/data: the one the
-rules were tuned on and the held-out one (a sentence's words the passages lack come from the token table)."""
+(three sentences, the most an answer has) and its quality, on the labelled sets in tests/data, each named for
+how far the rules were tuned on it (a sentence's words the passages lack come from the token table)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from benchmarks.common import ROOT, Context, log
 from benchmarks.report import Section, Target
 from bot.support import WordVectors, score_labelled
 
-LABELLED = {"tuned": ROOT / "tests" / "data" / "support_labelled.jsonl",
-            "held out": ROOT / "tests" / "data" / "support_heldout.jsonl"}
+LABELLED = {"seed article (tuned on)": ROOT / "tests" / "data" / "support_labelled.jsonl",
+            "news_2024 (tuned on since)": ROOT / "tests" / "data" / "support_heldout.jsonl",
+            "blind dev (tuned on)": ROOT / "tests" / "data" / "support_blind_dev.jsonl",
+            "blind test (one rule from it)": ROOT / "tests" / "data" / "support_test.jsonl"}
 TIME_TARGET = Target("<=", 5.0)
 PRECISION_TARGET = Target(">=", 0.95)
 RECALL_TARGET = Target(">=", 0.9)
@@ -27,7 +29,10 @@ def run(ctx: Context) -> Section:
     details = {}
     for label, path in LABELLED.items():
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        reports = [score_labelled(rows, vectors) for _ in range(ROUNDS)]  # the first finds WordNet's cache cold
+        # the first round finds WordNet cold; later rounds' sentences are new strings (trailing spaces), so only
+        # what a live answer shares with earlier ones (passages, WordNet, word vectors) is warm
+        reports = [score_labelled([{**row, "sentence": row["sentence"] + " " * round_} for row in rows], vectors)
+                   for round_ in range(ROUNDS)]
         report = reports[-1]
         p95_ms = 1000 * float(np.median([r.seconds_p95 for r in reports]))
         section.add(f"{label} ({len(rows)} sentences): time per sentence, p95 (first round, cold: "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -89,6 +90,10 @@ amounts (which otherwise need the same word) and "roughly" for "about"."""
 SOFT_SUPPORT = 0.65
 """Cosine of single-word MiniLM vectors at which a passage word stands for a generated one (calibrated on
 tests/data/support_labelled.jsonl: see tests/bot/test_support.py)."""
+LOOKUPS_KEPT = 4096
+"""Words outside the snapshot's vocabulary whose vectors a WordVectors keeps (6 MB at 384 dimensions)."""
+CACHED_TEXTS = 4096
+"""Clauses and passage sentences whose names, clauses and stems are kept (an answer's sentences share passages)."""
 NAME_WEIGHT = 0.5
 """What a shared name counts for when finding the passage clause a clause restates (other words count 1):
 a sentence's names run through all its clauses, its other words say what each claims."""
@@ -143,19 +148,27 @@ def _analyzer() -> Analyzer:
 
 
 class WordVectors:
-    """Unit vectors of single words: the snapshot's vocabulary table, else `lookup` (the model's token table)."""
+    """Unit vectors of single words: the snapshot's vocabulary table, else `lookup` (the model's token table),
+    whose answers for the last LOOKUPS_KEPT words are kept."""
 
     def __init__(self, vocabulary: dict[str, int], table: np.ndarray,
                  lookup: Callable[[Sequence[str]], np.ndarray]) -> None:
         self.vocabulary, self.table, self.lookup = vocabulary, table, lookup
+        self._looked_up: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def __call__(self, words: Sequence[str]) -> np.ndarray:
         vectors = np.zeros((len(words), self.table.shape[1]), dtype=np.float32)
-        missing = [row for row, word in enumerate(words) if word not in self.vocabulary]
         known = [row for row, word in enumerate(words) if word in self.vocabulary]
         vectors[known] = self.table[[self.vocabulary[words[row]] for row in known]]
-        if missing:
-            vectors[missing] = self.lookup([words[row] for row in missing])
+        new = list(dict.fromkeys(w for w in words if w not in self.vocabulary and w not in self._looked_up))
+        if new:
+            self._looked_up.update(zip(new, self.lookup(new), strict=True))
+        for row, word in enumerate(words):
+            if word not in self.vocabulary:
+                vectors[row] = self._looked_up[word]
+                self._looked_up.move_to_end(word)
+        while len(self._looked_up) > LOOKUPS_KEPT:
+            self._looked_up.popitem(last=False)
         return vectors
 
 
@@ -347,7 +360,7 @@ def _bound_numbers(text: str) -> list[tuple[str, str]]:
     clause, else the nearest after it."""
     bound = []
     for clause in _clauses(text):
-        names = [(span.start, span.end, span.key.split()[-1]) for span in find_spans(clause) if span.kind == "name"]
+        names = _names(clause)
         for match in _NUMBER.finditer(clause):
             core = match.group("core").replace(",", "")
             if not names or _YEAR.fullmatch(core):
@@ -428,9 +441,10 @@ def _mentions(text: str, name: str) -> bool:
     return re.search(rf"\b{re.escape(name)}", text, re.IGNORECASE) is not None
 
 
-def _names(text: str) -> list[str]:
-    """The last word of each name in `text`, in order."""
-    return [span.key.split()[-1] for span in find_spans(text) if span.kind == "name"]
+@lru_cache(maxsize=CACHED_TEXTS)
+def _names(text: str) -> tuple[tuple[int, int, str], ...]:
+    """(start, end, last word) of each name in `text`, in order."""
+    return tuple((span.start, span.end, span.key.split()[-1]) for span in find_spans(text) if span.kind == "name")
 
 
 def _restated(wanted: dict[str, float], clauses: list[tuple[str, str, dict[str, float]]]) -> list[tuple[str, str]]:
@@ -442,11 +456,13 @@ def _restated(wanted: dict[str, float], clauses: list[tuple[str, str, dict[str, 
             if overlap == most > 0]
 
 
-def _clauses(text: str) -> list[str]:
+@lru_cache(maxsize=CACHED_TEXTS)
+def _clauses(text: str) -> tuple[str, ...]:
     """`text` cut at punctuation and clause words, keeping the pieces that hold a content word."""
-    return [piece for piece in _CLAUSE_BREAK.split(text) if piece and content_words(piece)] or [text]
+    return tuple(piece for piece in _CLAUSE_BREAK.split(text) if piece and content_words(piece)) or (text,)
 
 
+@lru_cache(maxsize=CACHED_TEXTS)
 def _weighted_stems(text: str, name_weight: float = NAME_WEIGHT) -> dict[str, float]:
     """The stems of the content words of `text`, names (capitalised past the first word) at `name_weight`."""
     analyzer = _analyzer()
@@ -495,8 +511,8 @@ def _roles_swapped(sentence: str, restated: str) -> bool:
     """Names (each once in both) in another order than in the clause restated, both active or both passive."""
     if (" by " in f" {sentence} ") != (" by " in f" {restated} "):
         return False
-    mine = [span.key.split()[-1] for span in find_spans(sentence) if span.kind == "name"]
-    theirs = [span.key.split()[-1] for span in find_spans(restated) if span.kind == "name"]
+    mine = [name for _, _, name in _names(sentence)]
+    theirs = [name for _, _, name in _names(restated)]
     shared = [name for name in mine if mine.count(name) == 1 and theirs.count(name) == 1]
     return len(shared) >= 2 and sorted(shared, key=theirs.index) != shared
 

@@ -52,6 +52,7 @@ class WordNet:
         self.ancestors = lru_cache(maxsize=CACHED_WORDS)(self._read_ancestors)
         self._parents = lru_cache(maxsize=CACHED_WORDS)(self._read_parents)
         self._synset = lru_cache(maxsize=CACHED_WORDS)(self._read_synset)
+        self.base_forms = lru_cache(maxsize=CACHED_WORDS)(self._base_forms)
         for pos, name in POS_FILES.items():
             self._read_index(folder / f"index.{name}", pos)
             self._read_exceptions(folder / f"{name}.exc", pos)
@@ -88,10 +89,10 @@ class WordNet:
                 found += [(pos, offset) for offset in self._index[lemma, pos][:MAX_SENSES]]
         return list(dict.fromkeys(found))
 
-    def base_forms(self, word: str) -> set[str]:
-        """The word and its base forms as any part of speech."""
+    def _base_forms(self, word: str) -> frozenset[str]:
+        """The word and its base forms as any part of speech (`base_forms`, cached)."""
         word = word.lower()
-        return {word, *(lemma for pos in POS_FILES for lemma in self.lemmas(word, pos))}
+        return frozenset({word, *(lemma for pos in POS_FILES for lemma in self.lemmas(word, pos))})
 
     def synonyms(self, word: str) -> frozenset[str]:
         """The words that share one of the word's senses."""

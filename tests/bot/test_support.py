@@ -264,8 +264,9 @@ def test_word_vectors_use_the_snapshot_table_then_the_token_table_never_the_enco
         found = vectors(["oil", "petroleum", "fuel", "petroleum"])
     finally:
         embedder.on_batch = None
-    assert asked == [["petroleum", "fuel", "petroleum"]] and batches == []
-    assert found.shape == (4, embedder.dimension)
+    assert asked == [["petroleum", "fuel"]] and batches == []  # each new word once
+    assert found.shape == (4, embedder.dimension) and np.array_equal(found[1], found[3])
+    assert np.array_equal(vectors(["fuel", "diesel"])[0], found[2]) and asked[1:] == [["diesel"]]  # kept
     np.testing.assert_allclose(found[0], table[0])
     np.testing.assert_allclose(found[1], found[3])
     np.testing.assert_allclose(found[2], embedder.encode(["fuel"])[0], atol=2e-3)  # one token: as if encoded
