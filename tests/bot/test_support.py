@@ -5,8 +5,9 @@ invented details, facts joined from a passage not cited, and certainty changed. 
 `support_labelled.jsonl` (the seed article), then on `support_heldout.jsonl` (fifteen news_2024 passages, held
 out until its figures were reported) and `support_blind_dev.jsonl` (written by a helper blind to the rules,
 measured once: precision 65.0 %, recall 23.2 %); `support_test.jsonl` (also written blind) was measured once
-(66.7 %, 29.1 %) before the rule that numbers keep their names came from its misses. Each test holds the
-figures measured now, so a rule that costs them fails.
+(66.7 %, 29.1 %) before the rule that numbers keep their names came from its misses; `support_final.jsonl` (also
+blind, twenty other articles) was measured once after all of that: 73.9 %, 30.9 % (the check at the start of
+this work: 70.6 %, 21.8 %). Each test holds the figures measured now, so a rule that costs them fails.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def test_labelled_set_no_unsupported_sentence_passes_and_most_paraphrases_do(vec
     ("support_heldout.jsonl", 0.95, 0.75),  # measured 34 of 44 kept, 1 of 44 unsupported kept
     ("support_blind_dev.jsonl", 0.8, 0.3),  # 19 of 56, 4 of 58
     ("support_test.jsonl", 0.75, 0.3),  # 17 of 55, 5 of 56
+    ("support_final.jsonl", 0.7, 0.3),  # 17 of 55, 6 of 55
 ])
 def test_news_sets_keep_their_precision_and_recall(vectors: WordVectors, name: str, precision: float,
                                                    recall: float) -> None:
