@@ -62,9 +62,9 @@ NEGATIONS = frozenset(
 MODALITY = frozenset(
     "may might could would should can plan plans planned planning expect expects expected "
     "intend intends intended aim aims hope hopes hoped propose proposes proposed possibly likely "
-    "reportedly allegedly potential".split()
+    "reportedly allegedly potential if unless whether".split()
 )
-"""Hedges: a claim made possible, planned, expected or reported, not stated as fact."""
+"""Hedges: a claim made possible, planned, expected, conditional or reported, not stated as fact."""
 FUTURE = frozenset("will shall ll won't scheduled slated would".split())
 """A future stated as certain ("will", "is scheduled to", "is set to"; "would" for a future in reported speech):
 a sentence that says one needs it in the passage sentence it restates, not just a hedge ("may", "potential")."""
@@ -107,11 +107,14 @@ _ACRONYM = re.compile(r"[A-Z]{2,6}")
 _CAPITALISED_RUN = re.compile(r"[A-Z][\w’'-]*(?:\s+(?:(?:of|and|for|the)\s+)?[A-Z][\w’'-]*)+")
 _ASIDE = re.compile(r",\s*(?:which|who|whom|whose|a|an)\b[^,]*,")
 _BY = re.compile(r"\s+by\s+")
-_SUBJECT_START = re.compile(r"[,;:—–()]|\b(?:and|but|or|where|when|while|after|before|because|as|since|although|"
-                            r"though|if|that)\b", re.IGNORECASE)
+_SUBJECT_START = re.compile(r"([,;:—–()]|\b(?:and|but|or|where|when|while|after|before|because|as|since|although|"
+                            r"though|if|that)\b)", re.IGNORECASE)
 _AGENT_END = re.compile(
     rf"{_SUBJECT_START.pattern}|\b(?:for|to|with|over|from|in|on|at|after|against|about|into|under|during|than)\b",
     re.IGNORECASE)
+_PREPOSITIONAL = re.compile(r"\s*(?:on|in|at|for|with|by|from|of|to|under|after|before|during|according|"
+                            r"despite|without)\b", re.IGNORECASE)
+_AFTER_REPORTING = re.compile(rf"\b(?:{'|'.join(sorted(REPORTING_WORDS))})\b", re.IGNORECASE)
 _VERB_MARKERS = frozenset("to will would can could may might should must did does do not never".split())
 _RELATIVE = re.compile(r"\b(?:who|whom|whose|which)\b", re.IGNORECASE)
 _PASSIVE = re.compile(r"\b(?:is|are|was|were|be|been|being|get|gets|got)\s+(?:\w+ly\s+)?$", re.IGNORECASE)
@@ -119,6 +122,7 @@ _CONTRACTIONS = {"won't": "will not", "can't": "can not", "shan't": "shall not"}
 _CONTRACTION = re.compile(r"\b(?:won|can|shan)['’]t\b", re.IGNORECASE)
 _SUFFIXES = {"'t": "not", "'ll": "will", "'re": "are", "'ve": "have"}
 _SUFFIX = re.compile(r"(?<=[a-z])n['’]t\b|['’](?:ll|re|ve)\b", re.IGNORECASE)
+_DOTTED = re.compile(r"\b(?:[A-Z]\.){2,}")
 _SET_TO = re.compile(r"\b(?:is|are|was|were|be|been|being)\s+set\s+(?:to|for)\b", re.IGNORECASE)
 """'is set to', 'was set for' say what 'is scheduled to', 'was scheduled for' say (their "set" is no content word)."""
 _NUMBER = re.compile(
@@ -137,6 +141,7 @@ _DATE_WORDS = frozenset(
     "monday tuesday wednesday thursday friday saturday sunday january february march april may june july "
     "august september october november december".split()
 )
+_NOT_DOERS = REPORTING_WORDS | _DATE_WORDS | frozenset("today yesterday tomorrow tonight week month year".split())
 _NOT_NAMES = STOPWORDS | frozenset(
     "according additionally however meanwhile overall yes instead although despite since following".split()
 )
@@ -210,10 +215,11 @@ def _capitalised_runs(text: str) -> dict[str, list[str]]:
 
 
 def _normalised(text: str) -> str:
-    """`text` with contractions spelled out ("didn't" → "did not", "she'll" → "she will") and "is set to" said
-    as "is scheduled to"."""
+    """`text` with contractions spelled out ("didn't" → "did not", "she'll" → "she will"), acronyms without
+    their dots ("U.S." → "US") and "is set to" said as "is scheduled to"."""
     text = _CONTRACTION.sub(lambda match: _CONTRACTIONS[match.group(0).lower().replace("’", "'")], text)
     text = _SUFFIX.sub(lambda match: " " + _SUFFIXES[match.group(0).lower().replace("’", "'").lstrip("n")], text)
+    text = _DOTTED.sub(lambda match: match.group(0).replace(".", ""), text)
     return _SET_TO.sub(lambda match: "{} scheduled {}".format(*match.group(0).split()[::2]), text)
 
 
@@ -373,7 +379,8 @@ def _bound_numbers(text: str) -> list[tuple[str, str]]:
 
 def _agents_differ(sentence: str, passage_sentences: Sequence[str]) -> bool:
     """Whether a verb of `sentence` that passage sentences also use has another doer in each of them ("Lewes
-    responded to MERR" against "MERR, a Lewes-based nonprofit, responded"), each doer mentioned in the other text."""
+    responded to MERR" against "MERR, a Lewes-based nonprofit, responded"), each doer mentioned in the other text
+    or both doers names ("Mauna Loa erupted" against "Kilauea erupted")."""
     lexicon = wordnet()
     if lexicon is None:
         return False
@@ -381,51 +388,69 @@ def _agents_differ(sentence: str, passage_sentences: Sequence[str]) -> bool:
     source_stems = {stem for text in passage_sentences for stem in _weighted_stems(text)}
     for stem in dict.fromkeys(_verb_stems(lexicon, sentence)):
         theirs = [doer for text in passage_sentences for doer in _doers(text, stem)]
-        for doer in _doers(sentence, stem):
+        for doer, named in _doers(sentence, stem):
             if doer & source_stems and theirs and all(
-                    other & sentence_stems and not _same_doer(doer, other, passage_sentences) for other in theirs):
+                    (other & sentence_stems or (named and other_named))
+                    and not _same_doer(doer, other, passage_sentences) for other, other_named in theirs):
                 return True
     return False
 
 
 def _verb_stems(lexicon: WordNet, text: str) -> list[str]:
-    """Stems of the words of `text` used as verbs, as far as their form tells: a regular or irregular past
-    ("responded", "won") or a word after "to" or a modal ("to increase", "will sign")."""
+    """Stems of the words of `text` used as verbs, as far as their form tells (`_verbal`)."""
     analyzer = _analyzer()
     words = _WORD.findall(text)
-    stems = []
-    for before, word in zip(["", *words], words, strict=False):
-        if not word.islower() or word in REPORTING_WORDS or word in LIGHT_VERBS or word in STOPWORDS:
-            continue
-        bases = lexicon.lemmas(word, "v")
-        past = any(base != word for base in bases) and not word.endswith(("s", "ing"))
-        if bases and (past or before.lower() in _VERB_MARKERS):
-            stems.append(analyzer.stem(word))
-    return stems
+    return [analyzer.stem(word) for before, word in zip(["", *words], words, strict=False)
+            if word.islower() and not {word} & (REPORTING_WORDS | LIGHT_VERBS | STOPWORDS)
+            and _verbal(lexicon, word, before)]
 
 
-def _doers(text: str, stem: str) -> list[frozenset[str]]:
-    """The stems of who does the verb of `stem`, at each place `text` uses it with a doer: the words after
-    "by" in a passive ("was fined by the DOT", "a complaint filed by Columbia Reit"), else the words before it
-    back to a clause break, asides between commas and relative clauses skipped ("The two women who rode with
-    Caleb reached" → two, women); a passive with no "by" has none."""
-    analyzer = _analyzer()
+def _doers(text: str, stem: str) -> list[tuple[frozenset[str], bool]]:
+    """(stems, named) of who does the verb of `stem`, at each place `text` uses it as a verb with a doer: the
+    words after "by" in a passive ("was fined by the DOT", "a complaint filed by Columbia Reit"), else the
+    subject before it (`_subject`); a passive with no "by" has none. `named`: the doer is a name."""
+    analyzer, lexicon = _analyzer(), wordnet()
     text = _ASIDE.sub("", text)
     doers = []
-    for match in _WORD.finditer(text):
-        if analyzer.stem(match.group(0).lower()) != stem:
+    words = list(_WORD.finditer(text))
+    for before, match in zip([None, *words], words, strict=False):
+        word = match.group(0).lower()
+        if analyzer.stem(word) != stem or lexicon is None or not _verbal(lexicon, word, before and before.group(0)):
             continue
         by = _BY.match(text, match.end())
         if by is None and _PASSIVE.search(text, 0, match.start()):
             by = _BY.search(text, match.end())
             if by is None:
                 continue
-        phrase = (_AGENT_END.split(text[by.end():], 1)[0] if by is not None
-                  else _RELATIVE.split(_SUBJECT_START.split(text[:match.start()])[-1], 1)[0])
-        doer = frozenset(analyzer.stem(w) for w in content_words(phrase) if w not in REPORTING_WORDS)
+        phrase = _AGENT_END.split(text[by.end():], 1)[0] if by is not None else _subject(text[:match.start()])
+        doer = frozenset(analyzer.stem(w) for w in content_words(phrase) if w not in _NOT_DOERS)
         if doer:
-            doers.append(doer)
+            named = all(w[0].isupper() for w in _WORD.findall(phrase) if w.lower() not in STOPWORDS)
+            doers.append((doer, named))
     return doers
+
+
+def _subject(text: str) -> str:
+    """The subject at the end of `text` (which ends before a verb): its last piece after a clause break or a
+    reporting verb, cut before a relative clause ("The two women who rode with Caleb" → "The two women"),
+    stepping back over asides between commas with no content word or a preposition first ("Keough, on behalf
+    of the Trust, has" → "Keough"), never over "and" (the subject of "… traveled and found" is not at hand)."""
+    parts = _SUBJECT_START.split(text)
+    for at in range(len(parts) - 1, -1, -2):
+        piece = _RELATIVE.split(_AFTER_REPORTING.split(parts[at])[-1], 1)[0]
+        if not _PREPOSITIONAL.match(piece) and [w for w in content_words(piece) if w not in _NOT_DOERS]:
+            return piece
+        if at and parts[at - 1].strip().lower() in ("and", "or", "but"):
+            return ""
+    return ""
+
+
+def _verbal(lexicon: WordNet, word: str, before: str | None) -> bool:
+    """Whether the word's form makes it a verb: a regular or irregular past ("responded", "won") or a word
+    after "to" or a modal ("to increase", "will sign")."""
+    bases = lexicon.lemmas(word, "v")
+    past = any(base != word for base in bases) and not word.endswith(("s", "ing"))
+    return bool(bases) and (past or (before or "").lower() in _VERB_MARKERS)
 
 
 def _same_doer(doer: frozenset[str], other: frozenset[str], passage_sentences: Sequence[str]) -> bool:

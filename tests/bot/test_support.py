@@ -7,7 +7,9 @@ out until its figures were reported) and `support_blind_dev.jsonl` (written by a
 measured once: precision 65.0 %, recall 23.2 %); `support_test.jsonl` (also written blind) was measured once
 (66.7 %, 29.1 %) before the rule that numbers keep their names came from its misses; `support_final.jsonl` (also
 blind, twenty other articles) was measured once after all of that: 73.9 %, 30.9 % (the check at the start of
-this work: 70.6 %, 21.8 %). Each test holds the figures measured now, so a rule that costs them fails.
+this work: 70.6 %, 21.8 %), then tuned on (conditions as hedges, doers after asides, named doers).
+`support_last.jsonl` (blind, twenty more articles) is the one never tuned on. Each test holds the figures
+measured now, so a rule that costs them fails.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def test_labelled_set_no_unsupported_sentence_passes_and_most_paraphrases_do(vec
     ("support_heldout.jsonl", 0.95, 0.75),  # measured 34 of 44 kept, 1 of 44 unsupported kept
     ("support_blind_dev.jsonl", 0.8, 0.3),  # 19 of 56, 4 of 58
     ("support_test.jsonl", 0.75, 0.3),  # 17 of 55, 5 of 56
-    ("support_final.jsonl", 0.7, 0.3),  # 17 of 55, 6 of 55
+    ("support_final.jsonl", 0.85, 0.3),  # 18 of 55, 3 of 55
 ])
 def test_news_sets_keep_their_precision_and_recall(vectors: WordVectors, name: str, precision: float,
                                                    recall: float) -> None:
@@ -86,6 +88,10 @@ def test_news_sets_keep_their_precision_and_recall(vectors: WordVectors, name: s
     ("Participants took wasabi.", "The participants took wasabi."),  # capitalised for being first
     ("His trial was set for Sept. 10.", "A trial was scheduled for Sept. 10."),
     ("The babies are roughly 7 weeks old.", "The babies, about 7 weeks old, are healthy."),
+    ("Merlin Entertainments said Tuesday it will open the park next year.",
+     "The park will open next year, Merlin Entertainments announced Tuesday."),  # "it": no doer to compare
+    ("Marek found 17 new species.", "Marek traveled with Hennen and found 17 new species."),
+    ("US wind beat coal.", "U.S. wind beat coal."),
     ("Henry decided to build the slide.", "Henry made a decision to build the slide."),  # a derived form
     ("American was fined $50 million by the Department of Transportation.",
      "The Department of Transportation fined American $50 million."),  # a number near another name, not traded
@@ -117,6 +123,13 @@ def test_wordnet_relations_names_and_numbers_support_a_paraphrase(sentence: str,
      "roles swapped against"),
     ("Swayman has a league-best 39 wins, while Ullmark has 23.",
      "Ullmark has a league-best 39 wins and Swayman has 23.", "a number tied to another name than in"),  # traded
+    ("The judge found that the documents were fake.", "If the judge finds that the documents are fake, the auction "
+     "will not be hosted.", "certainty that differs from"),  # a condition stated as done
+    ("When Mauna Loa erupted in 2018, it destroyed 700 homes.", "Mauna Loa sits 21 miles west of Kilauea. When Kilauea "
+     "erupted in 2018, it destroyed 700 homes.", "roles swapped against"),  # both doers names
+    ("Naussany Investments has filed a lawsuit against Keough.",
+     "Keough, on behalf of the Promenade Trust, has filed a lawsuit against Naussany Investments.",
+     "roles swapped against"),  # the aside stepped over
     ("Stripe is cutting 13% of its staff and Lyft 14%.", "Lyft is cutting 13% of its staff. Stripe is cutting 14%.",
      "a number tied to another name than in"),
     ("The two women who rode with Caleb reached settlements of $20 million.",
