@@ -28,9 +28,11 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 EVAL := ../shared/eval
+SUPPORT_SETS = $(sort $(wildcard tests/data/support_*.jsonl))
+
 eval: $(STAMP)
 	$(PY) -m bot eval $(EVAL)/news_2023h1/questions.jsonl --split heldout --min-precision 0.8 --min-abstention 0.9
-	$(PY) -m bot eval $(EVAL)/dev_questions.jsonl --min-precision 0.85 --min-abstention 1.0
+	$(PY) -m bot eval $(EVAL)/dev_questions.jsonl --min-precision 0.85 --min-abstention 1.0 --support $(SUPPORT_SETS)
 	$(PY) -m bot eval $(EVAL)/squad2_sample/questions.jsonl --min-precision 0.85
 
 index: $(STAMP)
