@@ -1,0 +1,164 @@
+"""Who did what: a verb keeps its doer, a number keeps its name, two names keep their order (the roles part
+of the support check, `bot/support.py`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from bot.wording import (
+    ACRONYM,
+    DATE_WORDS,
+    LIGHT_VERBS,
+    NUMBER,
+    REPORTING_WORDS,
+    WORD,
+    analyzer,
+    clauses,
+    names,
+    weighted_stems,
+)
+from bot.wordnet import WordNet, wordnet
+from index.lexical import STOPWORDS, content_words
+
+_ASIDE = re.compile(r",\s*(?:which|who|whom|whose|a|an)\b[^,]*,")
+_BY = re.compile(r"\s+by\s+")
+_SUBJECT_START = re.compile(r"([,;:—–()]|\b(?:and|but|or|where|when|while|after|before|because|as|since|although|"
+                            r"though|if|that)\b)", re.IGNORECASE)
+_AGENT_END = re.compile(
+    rf"{_SUBJECT_START.pattern}|\b(?:for|to|with|over|from|in|on|at|after|against|about|into|under|during|than)\b",
+    re.IGNORECASE)
+_PREPOSITIONAL = re.compile(r"\s*(?:on|in|at|for|with|by|from|of|to|under|after|before|during|according|"
+                            r"despite|without)\b", re.IGNORECASE)
+_AFTER_REPORTING = re.compile(rf"\b(?:{'|'.join(sorted(REPORTING_WORDS))})\b", re.IGNORECASE)
+_VERB_MARKERS = frozenset("to will would can could may might should must did does do not never".split())
+_RELATIVE = re.compile(r"\b(?:who|whom|whose|which)\b", re.IGNORECASE)
+_PASSIVE = re.compile(r"\b(?:is|are|was|were|be|been|being|get|gets|got)\s+(?:\w+ly\s+)?$", re.IGNORECASE)
+_YEAR = re.compile(r"1[6-9]\d\d|20\d\d")
+_NOT_DOERS = REPORTING_WORDS | DATE_WORDS | frozenset("today yesterday tomorrow tonight week month year".split())
+
+
+def numbers_rebound(sentence: str, passage_sentences: Sequence[str]) -> bool:
+    """Whether two names trade numbers: the sentence gives a number to one name and the passages give it to
+    another, which has a number of its own in the sentence, or the first has one in the passages ("Swayman has
+    39 wins, Ullmark 23" against "Ullmark has 39 wins and Swayman has 23"). Years are left out: they say when,
+    not whose."""
+    mine = _bound_numbers(sentence)
+    theirs = [pair for text in passage_sentences for pair in _bound_numbers(text)]
+    for number, name in mine:
+        others = {other for found, other in theirs if found == number}
+        if others and name not in others and any(
+                any(n == other for _, n in mine) or any(n == name for _, n in theirs) for other in others):
+            return True
+    return False
+
+
+def _bound_numbers(text: str) -> list[tuple[str, str]]:
+    """(digits, name) for each number of `text` that is not a year, with the name nearest before it in its
+    clause, else the nearest after it."""
+    bound = []
+    for clause in clauses(text):
+        spans = names(clause)
+        for match in NUMBER.finditer(clause):
+            core = match.group("core").replace(",", "")
+            if not spans or _YEAR.fullmatch(core):
+                continue
+            before = [name for _, end, name in spans if end <= match.start()]
+            after = [name for start, _, name in spans if start >= match.end()]
+            bound.append((core, before[-1] if before else after[0] if after else ""))
+    return [(core, name) for core, name in bound if name]
+
+
+def agents_differ(sentence: str, passage_sentences: Sequence[str]) -> bool:
+    """Whether a verb of `sentence` that passage sentences also use has another doer in each of them ("Lewes
+    responded to MERR" against "MERR, a Lewes-based nonprofit, responded"), each doer mentioned in the other text
+    or both doers names ("Mauna Loa erupted" against "Kilauea erupted")."""
+    lexicon = wordnet()
+    if lexicon is None:
+        return False
+    sentence_stems = set(weighted_stems(sentence))
+    source_stems = {stem for text in passage_sentences for stem in weighted_stems(text)}
+    for stem in dict.fromkeys(_verb_stems(lexicon, sentence)):
+        theirs = [doer for text in passage_sentences for doer in _doers(text, stem)]
+        for doer, named in _doers(sentence, stem):
+            if doer & source_stems and theirs and all(
+                    (other & sentence_stems or (named and other_named))
+                    and not _same_doer(doer, other, passage_sentences) for other, other_named in theirs):
+                return True
+    return False
+
+
+def _verb_stems(lexicon: WordNet, text: str) -> list[str]:
+    """Stems of the words of `text` used as verbs, as far as their form tells (`_verbal`)."""
+    stemmer = analyzer()
+    words = WORD.findall(text)
+    return [stemmer.stem(word) for before, word in zip(["", *words], words, strict=False)
+            if word.islower() and not {word} & (REPORTING_WORDS | LIGHT_VERBS | STOPWORDS)
+            and _verbal(lexicon, word, before)]
+
+
+def _doers(text: str, stem: str) -> list[tuple[frozenset[str], bool]]:
+    """(stems, named) of who does the verb of `stem`, at each place `text` uses it as a verb with a doer: the
+    words after "by" in a passive ("was fined by the DOT", "a complaint filed by Columbia Reit"), else the
+    subject before it (`_subject`); a passive with no "by" has none. `named`: the doer is a name."""
+    stemmer, lexicon = analyzer(), wordnet()
+    text = _ASIDE.sub("", text)
+    doers = []
+    words = list(WORD.finditer(text))
+    for before, match in zip([None, *words], words, strict=False):
+        word = match.group(0).lower()
+        if stemmer.stem(word) != stem or lexicon is None or not _verbal(lexicon, word, before and before.group(0)):
+            continue
+        by = _BY.match(text, match.end())
+        if by is None and _PASSIVE.search(text, 0, match.start()):
+            by = _BY.search(text, match.end())
+            if by is None:
+                continue
+        phrase = _AGENT_END.split(text[by.end():], 1)[0] if by is not None else _subject(text[:match.start()])
+        doer = frozenset(stemmer.stem(w) for w in content_words(phrase) if w not in _NOT_DOERS)
+        if doer:
+            named = all(w[0].isupper() for w in WORD.findall(phrase) if w.lower() not in STOPWORDS)
+            doers.append((doer, named))
+    return doers
+
+
+def _subject(text: str) -> str:
+    """The subject at the end of `text` (which ends before a verb): its last piece after a clause break or a
+    reporting verb, cut before a relative clause ("The two women who rode with Caleb" → "The two women"),
+    stepping back over asides between commas with no content word or a preposition first ("Keough, on behalf
+    of the Trust, has" → "Keough"), never over "and" (the subject of "… traveled and found" is not at hand)."""
+    parts = _SUBJECT_START.split(text)
+    for at in range(len(parts) - 1, -1, -2):
+        piece = _RELATIVE.split(_AFTER_REPORTING.split(parts[at])[-1], 1)[0]
+        if not _PREPOSITIONAL.match(piece) and [w for w in content_words(piece) if w not in _NOT_DOERS]:
+            return piece
+        if at and parts[at - 1].strip().lower() in ("and", "or", "but"):
+            return ""
+    return ""
+
+
+def _verbal(lexicon: WordNet, word: str, before: str | None) -> bool:
+    """Whether the word's form makes it a verb: a regular or irregular past ("responded", "won") or a word
+    after "to" or a modal ("to increase", "will sign")."""
+    bases = lexicon.lemmas(word, "v")
+    past = any(base != word for base in bases) and not word.endswith(("s", "ing"))
+    return bool(bases) and (past or (before or "").lower() in _VERB_MARKERS)
+
+
+def _same_doer(doer: frozenset[str], other: frozenset[str], passage_sentences: Sequence[str]) -> bool:
+    """Doers that share a word, or an acronym and its words ("DOT" and "Department of Transportation", as
+    glossed by `_acronym_glosses`)."""
+    if doer & other:
+        return True
+    glosses = [set(weighted_stems(text)) for text in passage_sentences if ACRONYM.fullmatch(text.split()[0])]
+    return any(doer & gloss and other & gloss for gloss in glosses)
+
+
+def names_reordered(sentence: str, restated: str) -> bool:
+    """Names (each once in both) in another order than in the clause restated, both active or both passive."""
+    if (" by " in f" {sentence} ") != (" by " in f" {restated} "):
+        return False
+    mine = [name for _, _, name in names(sentence)]
+    theirs = [name for _, _, name in names(restated)]
+    shared = [name for name in mine if mine.count(name) == 1 and theirs.count(name) == 1]
+    return len(shared) >= 2 and sorted(shared, key=theirs.index) != shared

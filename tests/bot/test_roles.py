@@ -1,0 +1,40 @@
+"""Who did what: doers of shared verbs, numbers and their names, names' order."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.roles import agents_differ, names_reordered, numbers_rebound
+
+
+@pytest.mark.parametrize(("sentence", "passage", "differ"), [
+    ("Lewes responded to MERR.", "MERR, a Lewes-based nonprofit, responded to the area.", True),  # aside skipped
+    ("MERR responded to the area.", "MERR, a Lewes-based nonprofit, responded to the area.", False),
+    ("Raisi was welcomed by Maduro.", "Maduro welcomed Raisi.", False),  # the agent after "by"
+    ("Maduro was welcomed by Raisi.", "Maduro welcomed Raisi.", True),
+    ("Twitter filed a complaint against Columbia Reit.", "According to a complaint filed by landlord Columbia Reit, "
+     "Twitter is late.", True),  # a reduced passive: "filed by"
+    ("The two women who rode with Caleb reached settlements.", "Caleb's family reached settlements.", False),  # the
+    # passage's doer is not in the sentence, and neither doer is a name
+    ("When Mauna Loa erupted, lava spread.", "When Kilauea erupted, lava spread near Mauna Loa.", True),  # names
+    ("Merlin said Tuesday it will open the park.", "The park will open, Merlin announced Tuesday.", False),  # "it"
+    ("Maduro signed an agreement.", "In Tehran, the socialist dictator signed an agreement with Maduro.", False),
+])
+def test_a_shared_verb_keeps_its_doer(sentence: str, passage: str, differ: bool) -> None:
+    assert agents_differ(sentence, [passage]) is differ
+
+
+@pytest.mark.parametrize(("sentence", "passages", "rebound"), [
+    ("Swayman has 39 wins, while Ullmark has 23.", ["Ullmark has 39 wins and Swayman has 23."], True),
+    ("Ullmark has 39 wins, while Swayman has 23.", ["Ullmark has 39 wins and Swayman has 23."], False),
+    ("American was fined $50 million by the DOT.", ["The DOT fined American $50 million."], False),  # no trade
+    ("In 2022, Maduro visited Tehran.", ["Maduro visited Tehran in 2022."], False),  # years say when, not whose
+])
+def test_numbers_keep_their_names(sentence: str, passages: list[str], rebound: bool) -> None:
+    assert numbers_rebound(sentence, passages) is rebound
+
+
+def test_two_names_keep_their_order_unless_one_clause_is_passive() -> None:
+    assert names_reordered("Maduro fired Raisi", "Raisi fired Maduro")
+    assert not names_reordered("Raisi fired Maduro", "Raisi fired Maduro")
+    assert not names_reordered("Maduro was fired by Raisi", "Raisi fired Maduro")
