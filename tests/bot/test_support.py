@@ -8,8 +8,8 @@ measured once: precision 65.0 %, recall 23.2 %); `support_test.jsonl` (also writ
 (66.7 %, 29.1 %) before the rule that numbers keep their names came from its misses; `support_final.jsonl` (also
 blind, twenty other articles) was measured once after all of that: 73.9 %, 30.9 % (the check at the start of
 this work: 70.6 %, 21.8 %), then tuned on (conditions as hedges, doers after asides, named doers).
-`support_last.jsonl` (blind, twenty more articles) is the one never tuned on. Each test holds the figures
-measured now, so a rule that costs them fails.
+`support_last.jsonl` (blind, twenty-one more articles) was measured once after that: 91.7 %, 39.3 % (the check
+at the start: 76.0 %, 33.9 %). Each test holds the figures measured now, so a rule that costs them fails.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ def test_labelled_set_no_unsupported_sentence_passes_and_most_paraphrases_do(vec
     ("support_blind_dev.jsonl", 0.8, 0.3),  # 19 of 56, 4 of 58
     ("support_test.jsonl", 0.75, 0.3),  # 17 of 55, 5 of 56
     ("support_final.jsonl", 0.85, 0.3),  # 18 of 55, 3 of 55
+    ("support_last.jsonl", 0.9, 0.35),  # 22 of 56, 2 of 55
 ])
 def test_news_sets_keep_their_precision_and_recall(vectors: WordVectors, name: str, precision: float,
                                                    recall: float) -> None:
