@@ -62,7 +62,7 @@ NEGATIONS = frozenset(
 MODALITY = frozenset(
     "may might could would should can plan plans planned planning expect expects expected "
     "intend intends intended aim aims hope hopes hoped propose proposes proposed possibly likely "
-    "reportedly allegedly potential if unless whether".split()
+    "reportedly allegedly potential if unless whether intention intentions expectation expectations".split()
 )
 """Hedges: a claim made possible, planned, expected, conditional or reported, not stated as fact."""
 FUTURE = frozenset("will shall ll won't scheduled slated would".split())
@@ -101,6 +101,10 @@ _CONTRACTION = re.compile(r"\b(?:won|can|shan)['’]t\b", re.IGNORECASE)
 _SUFFIXES = {"'t": "not", "'ll": "will", "'re": "are", "'ve": "have"}
 _SUFFIX = re.compile(r"(?<=[a-z])n['’]t\b|['’](?:ll|re|ve)\b", re.IGNORECASE)
 _DOTTED = re.compile(r"\b(?:[A-Z]\.){2,}")
+_NUMBER_SIGN = re.compile(r"\bNo\.\s?(?=\d)")
+"""'No. 44' is a rank, not a negation."""
+_REPORTED_FUTURE = re.compile(rf"\b(?:{'|'.join(sorted(REPORTING_WORDS))})\b[^.;]*?\bwould\b", re.IGNORECASE)
+"""'She said it would close' reports 'it will close': that 'would' is a future, not a hedge."""
 _SET_TO = re.compile(r"\b(?:is|are|was|were|be|been|being)\s+set\s+(?:to|for)\b", re.IGNORECASE)
 """'is set to', 'was set for' say what 'is scheduled to', 'was scheduled for' say (their "set" is no content word)."""
 _DEMONYM = re.compile(r"(?<=\w{4})(?:ian|an|n|ese|ish|i)$", re.IGNORECASE)
@@ -177,10 +181,13 @@ def _capitalised_runs(text: str) -> dict[str, list[str]]:
 
 def _normalised(text: str) -> str:
     """`text` with contractions spelled out ("didn't" → "did not", "she'll" → "she will"), acronyms without
-    their dots ("U.S." → "US") and "is set to" said as "is scheduled to"."""
+    their dots ("U.S." → "US"), "No. 44" as "number 44", the "would" of reported speech as "will" and "is set
+    to" as "is scheduled to"."""
     text = _CONTRACTION.sub(lambda match: _CONTRACTIONS[match.group(0).lower().replace("’", "'")], text)
     text = _SUFFIX.sub(lambda match: " " + _SUFFIXES[match.group(0).lower().replace("’", "'").lstrip("n")], text)
     text = _DOTTED.sub(lambda match: match.group(0).replace(".", ""), text)
+    text = _NUMBER_SIGN.sub("number ", text)
+    text = _REPORTED_FUTURE.sub(lambda match: match.group(0)[:-5] + "will", text)
     return _SET_TO.sub(lambda match: "{} scheduled {}".format(*match.group(0).split()[::2]), text)
 
 
@@ -290,9 +297,9 @@ def _disagreement(sentence: str, passages: Sequence[str]) -> str | None:
         closest = (_restated(weighted_stems(clause), passage_clauses)
                    + _restated(weighted_stems(clause, 0.0), passage_clauses))
         negated, hedged, future = _cues(clause, NEGATIONS), _cues(clause, MODALITY), _cues(clause, FUTURE)
+        if closest and negated != any(_cues(restated, NEGATIONS) for restated, _ in closest):
+            return "negation that differs from"  # a negation dropped from any clause it may restate, or added
         for restated, whole in closest:  # every clause it may restate must agree (ties are not a way out)
-            if negated != _cues(restated, NEGATIONS):
-                return "negation that differs from"
             if hedged != _cues(restated, MODALITY) and not (hedged and _cues(whole, MODALITY)):
                 return "certainty that differs from"
             if future != _cues(restated, FUTURE) and not (future and _cues(whole, FUTURE)):
@@ -334,11 +341,13 @@ def _opposite_direction(clause: str, passage_sentence: str) -> bool:
 
 
 def _overstated(clause: str, passage_sentence: str) -> bool:
-    """A scope word ("all", "only", "most") with none of its group in the passage sentence, or a superlative
-    stated of one where the passage says "one of the" / "among the"."""
+    """A scope word ("all", "only", "most") with none of its group in the passage sentence ("most" also takes
+    a superlative there: "the largest number"), or a superlative stated of one where the passage says "one of
+    the" / "among the"."""
     mine = [t.lower() for t in TOKEN.findall(_NOT_ONLY.sub("", clause))]
     theirs = {t.lower() for t in TOKEN.findall(passage_sentence)}
-    if any(word in QUANTIFIERS and not QUANTIFIERS[word] & theirs for word in mine):
+    if any(word in QUANTIFIERS and not QUANTIFIERS[word] & theirs
+           and not (word == "most" and any(map(_superlative, theirs))) for word in mine):
         return True
     return bool(_ONE_OF.search(passage_sentence) and not _ONE_OF.search(clause) and any(map(_superlative, mine)))
 

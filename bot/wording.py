@@ -27,8 +27,9 @@ NAME_WEIGHT = 0.5
 """What a shared name counts for when finding the passage clause a clause restates (other words count 1):
 a sentence's names run through all its clauses, its other words say what each claims."""
 TOKEN = re.compile(r"[^\W_]+(?:n't)?|n't", re.IGNORECASE)
-_CLAUSE_BREAK = re.compile(r"[,;:—–()]|\b(?:which|who|that|while|but|although|whereas)\b"
-                           r"|\band\s+(?=(?:has|have|had|is|are|was|were|will|would|could|may|might|can)\b)")
+_CLAUSE_BREAK = re.compile(r"(?<!\d),|,(?!\d)|[;:—–()]|\b(?:which|who|that|while|but|although|whereas)\b"
+                           r"|\band\s+(?=(?:has|have|had|is|are|was|were|will|would|could|may|might|can|do|does|"
+                           r"did)\b)")
 ACRONYM = re.compile(r"[A-Z]{2,6}")
 NUMBER = re.compile(
     r"[$€£]?(?P<core>\d(?:[\d,]*\d)?(?:\.\d+)?)"

@@ -9,7 +9,8 @@ measured once: precision 65.0 %, recall 23.2 %); `support_test.jsonl` (also writ
 blind, twenty other articles) was measured once after all of that: 73.9 %, 30.9 % (the check at the start of
 this work: 70.6 %, 21.8 %), then tuned on (conditions as hedges, doers after asides, named doers).
 `support_last.jsonl` (blind, twenty-one more articles) was measured once after that: 91.7 %, 39.3 % (the check
-at the start: 76.0 %, 33.9 %). Each test holds the figures measured now, so a rule that costs them fails.
+at the start: 76.0 %, 33.9 %), then tuned on (negations, reported "would", ranks, numbers with commas). Each
+test holds the figures measured now, so a rule that costs them fails.
 """
 
 from __future__ import annotations
@@ -53,10 +54,10 @@ def test_labelled_set_no_unsupported_sentence_passes_and_most_paraphrases_do(vec
 
 @pytest.mark.parametrize(("name", "precision", "recall"), [
     ("support_heldout.jsonl", 0.95, 0.75),  # measured 34 of 44 kept, 1 of 44 unsupported kept
-    ("support_blind_dev.jsonl", 0.8, 0.3),  # 19 of 56, 4 of 58
+    ("support_blind_dev.jsonl", 0.8, 0.35),  # 20 of 56, 4 of 58
     ("support_test.jsonl", 0.75, 0.3),  # 17 of 55, 5 of 56
     ("support_final.jsonl", 0.85, 0.3),  # 18 of 55, 3 of 55
-    ("support_last.jsonl", 0.9, 0.35),  # 22 of 56, 2 of 55
+    ("support_last.jsonl", 0.9, 0.4),  # 25 of 56, 2 of 55
 ])
 def test_news_sets_keep_their_precision_and_recall(vectors: WordVectors, name: str, precision: float,
                                                    recall: float) -> None:
@@ -93,6 +94,13 @@ def test_news_sets_keep_their_precision_and_recall(vectors: WordVectors, name: s
      "The park will open next year, Merlin Entertainments announced Tuesday."),  # "it": no doer to compare
     ("Marek found 17 new species.", "Marek traveled with Hennen and found 17 new species."),
     ("US wind beat coal.", "U.S. wind beat coal."),
+    ("Poo said his team does not intend to clone humans.", "Poo spoke about cloning humans. But he said his team "
+     "has no intention of cloning humans."),  # negated like one clause it may restate
+    ("Cheptegei finished 44th in the marathon.", "Cheptegei finished No. 44 in the marathon."),  # a rank
+    ("Ardern said her last day would be Feb. 7.", "Ardern said that Feb. 7 will be her last day."),  # reported
+    ("Minnesota has the most cases, 13 of the 99.", "Minnesota has the largest number of cases, 13 of the 99."),
+    ("They are based on 716,500 dogs and do not include mixed breeds.",
+     "They are based on 716,500 dogs. The rankings do not include mixed breeds."),  # "716,500" is one number
     ("Henry decided to build the slide.", "Henry made a decision to build the slide."),  # a derived form
     ("American was fined $50 million by the Department of Transportation.",
      "The Department of Transportation fined American $50 million."),  # a number near another name, not traded
