@@ -9,8 +9,9 @@ measured once: precision 65.0 %, recall 23.2 %); `support_test.jsonl` (also writ
 blind, twenty other articles) was measured once after all of that: 73.9 %, 30.9 % (the check at the start of
 this work: 70.6 %, 21.8 %), then tuned on (conditions as hedges, doers after asides, named doers).
 `support_last.jsonl` (blind, twenty-one more articles) was measured once after that: 91.7 %, 39.3 % (the check
-at the start: 76.0 %, 33.9 %), then tuned on (negations, reported "would", ranks, numbers with commas). Each
-test holds the figures measured now, so a rule that costs them fails.
+at the start: 76.0 %, 33.9 %), then tuned on (negations, reported "would", ranks, numbers with commas);
+`support_unseen.jsonl` (blind, twenty-two more articles) was measured once after that: 65.0 %, 23.6 % (at the
+start: 60.9 %, 25.5 %). Each test holds the figures measured now, so a rule that costs them fails.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def test_labelled_set_no_unsupported_sentence_passes_and_most_paraphrases_do(vec
     ("support_test.jsonl", 0.75, 0.3),  # 17 of 55, 5 of 56
     ("support_final.jsonl", 0.85, 0.3),  # 18 of 55, 3 of 55
     ("support_last.jsonl", 0.9, 0.4),  # 25 of 56, 2 of 55
+    ("support_unseen.jsonl", 0.6, 0.2),  # 13 of 55, 7 of 55
 ])
 def test_news_sets_keep_their_precision_and_recall(vectors: WordVectors, name: str, precision: float,
                                                    recall: float) -> None:
