@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import combinations, product
 
 import numpy as np
@@ -26,6 +27,7 @@ import nupunkt
 from bot.roles import agents_differ, names_reordered, numbers_rebound
 from bot.wording import (
     ACRONYM,
+    CACHED_TEXTS,
     DATE_WORDS,
     LIGHT_VERBS,
     NUMBER,
@@ -156,8 +158,7 @@ def _acronym_glosses(sentence: str, passages: Sequence[str]) -> list[str]:
     """"DEA Drug Enforcement Administration" for each acronym that `sentence` uses and the passages spell out, or
     spells out where the passages use it: one more (gloss) passage each, so either form supports the other."""
     sentence_names, passage_names = _capitalised_runs(sentence), _capitalised_runs(" ".join(passages))
-    passage_words = {_POSSESSIVE.sub("", word) for p in passages for word in WORD.findall(p)}
-    sentence_words = {_POSSESSIVE.sub("", word) for word in WORD.findall(sentence)}
+    passage_words, sentence_words = _plain_words(" ".join(passages)), _plain_words(sentence)
     glosses = [f"{word} {' '.join(passage_names[word])}" for word in sentence_words
                if ACRONYM.fullmatch(word) and word not in passage_words and word in passage_names]
     glosses += [f"{acronym} {' '.join(words)}" for acronym, words in sentence_names.items()
@@ -165,6 +166,13 @@ def _acronym_glosses(sentence: str, passages: Sequence[str]) -> list[str]:
     return glosses
 
 
+@lru_cache(maxsize=CACHED_TEXTS)
+def _plain_words(text: str) -> frozenset[str]:
+    """The words of `text`, without a possessive "'s"."""
+    return frozenset(_POSSESSIVE.sub("", word) for word in WORD.findall(text))
+
+
+@lru_cache(maxsize=CACHED_TEXTS)
 def _capitalised_runs(text: str) -> dict[str, list[str]]:
     """Each run of two or more capitalised words (joined by "of", "and", "for", "the") by its initials, with and
     without the joining words' ("DT" and "DOT" for "Department of Transportation")."""
@@ -179,6 +187,7 @@ def _capitalised_runs(text: str) -> dict[str, list[str]]:
     return runs
 
 
+@lru_cache(maxsize=CACHED_TEXTS)
 def _normalised(text: str) -> str:
     """`text` with contractions spelled out ("didn't" → "did not", "she'll" → "she will"), acronyms without
     their dots ("U.S." → "US"), "No. 44" as "number 44", the "would" of reported speech as "will" and "is set
@@ -251,9 +260,7 @@ def _unsupported_words(sentence: str, passages: Sequence[str], vectors: WordVect
                        soft_floor: float) -> str | None:
     """'word "storm" not in' for content words of `sentence` that no passage word supports."""
     stemmer = analyzer()
-    source_words = list(dict.fromkeys(w for p in passages for w in content_words(p)))
-    source_stems = {stemmer.stem(w) for w in source_words}
-    source_tokens = {t.lower() for p in passages for t in TOKEN.findall(p)}
+    source_words, source_stems, source_tokens = _vocabulary(tuple(passages))
     extra = [w for w in dict.fromkeys(content_words(sentence))
              if not {w} & (REPORTING_WORDS | LIGHT_VERBS | FUNCTION_WORDS | FUTURE | QUANTIFIERS.keys())
              and stemmer.stem(w) not in source_stems and not _of_place(w, source_words)
@@ -279,14 +286,28 @@ def _unsupported_words(sentence: str, passages: Sequence[str], vectors: WordVect
     return None
 
 
+@lru_cache(maxsize=CACHED_TEXTS)
+def _vocabulary(passages: tuple[str, ...]) -> tuple[tuple[str, ...], frozenset[str], frozenset[str]]:
+    """The passages' content words (in order, once each), their stems, and all their tokens in lower case."""
+    stemmer = analyzer()
+    words = tuple(dict.fromkeys(w for p in passages for w in content_words(p)))
+    return (words, frozenset(stemmer.stem(w) for w in words),
+            frozenset(t.lower() for p in passages for t in TOKEN.findall(p)))
+
+
 def _related(lexicon: WordNet, word: str, source_words: Sequence[str], bases: set[str]) -> bool:
     """Whether a passage word shares a sense with `word` or is one step more or less general in WordNet (in
     either direction); a light verb of the passage only by sharing a sense ("come" for "arrive")."""
     light = bases & LIGHT_VERBS
     if lexicon.related(word) & (bases - light) or lexicon.synonyms(word) & light:
         return True
-    mine = lexicon.base_forms(word)
-    return any(mine & (lexicon.related(w) | lexicon.ancestors(w)) for w in source_words if w not in LIGHT_VERBS)
+    return bool(lexicon.base_forms(word) & _widened(lexicon, tuple(source_words)))
+
+
+@lru_cache(maxsize=CACHED_TEXTS)
+def _widened(lexicon: WordNet, source_words: tuple[str, ...]) -> frozenset[str]:
+    """Every word that one of `source_words` (light verbs aside) relates to or has as an ancestor."""
+    return frozenset().union(*(lexicon.related(w) | lexicon.ancestors(w) for w in source_words if w not in LIGHT_VERBS))
 
 
 def _disagreement(sentence: str, passages: Sequence[str]) -> str | None:
@@ -327,10 +348,15 @@ def _restated(wanted: dict[str, float],
 
 def _cues(text: str, cues: frozenset[str]) -> bool:
     """Whether `text` holds one of `cues` (a word ending in "n't" counts as a negation, "not only" does not)."""
-    tokens = {t.lower().replace("’", "'") for t in TOKEN.findall(_NOT_ONLY.sub("only", text))}
+    tokens = _cue_tokens(text)
     if cues is NEGATIONS and any(t.endswith("n't") for t in tokens):
         return True
     return bool(tokens & cues)
+
+
+@lru_cache(maxsize=CACHED_TEXTS)
+def _cue_tokens(text: str) -> frozenset[str]:
+    return frozenset(t.lower().replace("’", "'") for t in TOKEN.findall(_NOT_ONLY.sub("only", text)))
 
 
 def _opposite_direction(clause: str, passage_sentence: str) -> bool:
