@@ -64,7 +64,8 @@ NEGATIONS = frozenset(
 MODALITY = frozenset(
     "may might could would should can plan plans planned planning expect expects expected "
     "intend intends intended aim aims hope hopes hoped propose proposes proposed possibly likely "
-    "reportedly allegedly potential if unless whether intention intentions expectation expectations".split()
+    "reportedly allegedly potential potentially possible perhaps maybe must if unless whether intention intentions "
+    "expectation expectations".split()
 )
 """Hedges: a claim made possible, planned, expected, conditional or reported, not stated as fact."""
 FUTURE = frozenset("will shall ll won't scheduled slated would".split())
@@ -95,6 +96,8 @@ tests/data/support_labelled.jsonl: see tests/bot/test_support.py)."""
 LOOKUPS_KEPT = 4096
 """Words outside the snapshot's vocabulary whose vectors a WordVectors keeps (6 MB at 384 dimensions)."""
 _NOT_ONLY = re.compile(r"\bnot\s+only\b", re.IGNORECASE)
+_CONDITION_BEFORE = re.compile(r"(?:^|[.;:]\s+)\W*(?:if|unless)\b[^,;]*,\s*$", re.IGNORECASE)
+_THAT_BEFORE = re.compile(r"[^,;.]*\bthat\s*$", re.IGNORECASE)
 _ONE_OF = re.compile(r"\b(?:one|some|among)\s+(?:of\s+)?the\b", re.IGNORECASE)
 """'One of the largest', 'among the first': a superlative claimed of a group, not of one."""
 _CAPITALISED_RUN = re.compile(r"[A-Z][\w’'-]*(?:\s+(?:(?:of|and|for|the)\s+)?[A-Z][\w’'-]*)+")
@@ -321,7 +324,7 @@ def _disagreement(sentence: str, passages: Sequence[str]) -> str | None:
         if closest and negated != any(_cues(restated, NEGATIONS) for restated, _ in closest):
             return "negation that differs from"  # a negation dropped from any clause it may restate, or added
         for restated, whole in closest:  # every clause it may restate must agree (ties are not a way out)
-            if hedged != _cues(restated, MODALITY) and not (hedged and _cues(whole, MODALITY)):
+            if hedged != _hedged(restated, whole) and not (hedged and _cues(whole, MODALITY)):
                 return "certainty that differs from"
             if future != _cues(restated, FUTURE) and not (future and _cues(whole, FUTURE)):
                 return "certainty that differs from"
@@ -357,6 +360,17 @@ def _cues(text: str, cues: frozenset[str]) -> bool:
 @lru_cache(maxsize=CACHED_TEXTS)
 def _cue_tokens(text: str) -> frozenset[str]:
     return frozenset(t.lower().replace("’", "'") for t in TOKEN.findall(_NOT_ONLY.sub("only", text)))
+
+
+def _hedged(restated: str, passage_sentence: str) -> bool:
+    """Whether a passage clause is hedged, by its own words or by the clause it depends on: a leading condition
+    ("If granted, the plant is expected …") or a hedged "… that" before it ("It's possible that the insects
+    have …")."""
+    if _cues(restated, MODALITY):
+        return True
+    before = passage_sentence[:passage_sentence.find(restated)] if restated in passage_sentence else ""
+    return bool(_CONDITION_BEFORE.search(before) or (_THAT_BEFORE.search(before)
+                                                      and _cues(_THAT_BEFORE.search(before).group(0), MODALITY)))
 
 
 def _opposite_direction(clause: str, passage_sentence: str) -> bool:
