@@ -21,7 +21,9 @@ from bot.wording import (
 from bot.wordnet import WordNet, wordnet
 from index.lexical import STOPWORDS, content_words
 
-_ASIDE = re.compile(r",\s*(?:which|who|whom|whose|a|an)\b[^,]*,")
+_ASIDE = re.compile(r",\s*(?:which|who|whom|whose|a|an|born|\w+ed)\b[^,]*,")
+"""An aside between commas: a relative clause, an apposition, a participle ("MERR, a Lewes-based nonprofit,",
+"Hendricks, born Nov. 7, 1907,")."""
 _BY = re.compile(r"\s+by\s+")
 _SUBJECT_START = re.compile(r"([,;:—–()]|\b(?:and|but|or|where|when|while|after|before|because|as|since|although|"
                             r"though|if|that)\b)", re.IGNORECASE)
@@ -34,8 +36,14 @@ _AFTER_REPORTING = re.compile(rf"\b(?:{'|'.join(sorted(REPORTING_WORDS))})\b", r
 _VERB_MARKERS = frozenset("to will would can could may might should must did does do not never".split())
 _RELATIVE = re.compile(r"\b(?:who|whom|whose|which)\b", re.IGNORECASE)
 _PASSIVE = re.compile(r"\b(?:is|are|was|were|be|been|being|get|gets|got)\s+(?:\w+ly\s+)?$", re.IGNORECASE)
+_COPULA = re.compile(r"\b(?:is|are|was|were)\b(?!\s+(?:not|never|no)\b)", re.IGNORECASE)
+_PARTICIPLE = re.compile(r"\w+(?:ed|en|ing)|made|built|held|found|known|seen|set|put|paid|sold|told|led|left|hit|"
+                         r"cut|shut|run|won|lost|done|gone|born|taken|given", re.IGNORECASE)
 _YEAR = re.compile(r"1[6-9]\d\d|20\d\d")
-_NOT_DOERS = REPORTING_WORDS | DATE_WORDS | frozenset("today yesterday tomorrow tonight week month year".split())
+_NOT_DOERS = REPORTING_WORDS | DATE_WORDS | frozenset(
+    "today yesterday tomorrow tonight week month year jan feb mar apr jun jul aug sep sept oct nov dec".split())
+JOINED_WORDS = 3
+"""The most content words a piece before "and" / "or" may have to count as part of the same subject."""
 
 
 def numbers_rebound(sentence: str, passage_sentences: Sequence[str]) -> bool:
@@ -115,7 +123,7 @@ def _doers(text: str, stem: str) -> list[tuple[frozenset[str], bool]]:
             if by is None:
                 continue
         phrase = _AGENT_END.split(text[by.end():], 1)[0] if by is not None else _subject(text[:match.start()])
-        doer = frozenset(stemmer.stem(w) for w in content_words(phrase) if w not in _NOT_DOERS)
+        doer = frozenset(stemmer.stem(w) for w in _doer_words(phrase))
         if doer:
             named = all(w[0].isupper() for w in WORD.findall(phrase) if w.lower() not in STOPWORDS)
             doers.append((doer, named))
@@ -124,17 +132,25 @@ def _doers(text: str, stem: str) -> list[tuple[frozenset[str], bool]]:
 
 def _subject(text: str) -> str:
     """The subject at the end of `text` (which ends before a verb): its last piece after a clause break or a
-    reporting verb, cut before a relative clause ("The two women who rode with Caleb" → "The two women"),
-    stepping back over asides between commas with no content word or a preposition first ("Keough, on behalf
-    of the Trust, has" → "Keough"), never over "and" (the subject of "… traveled and found" is not at hand)."""
+    reporting verb, cut before a relative clause ("The two women who rode with Caleb" → "The two women"), with
+    the short piece before it when "and" / "or" joins them ("the Vikings or Norse"), stepping back over asides
+    between commas with no content word or a preposition first ("Keough, on behalf of the Trust, has" →
+    "Keough"), never over "and" (the subject of "… traveled and found" is not at hand)."""
     parts = _SUBJECT_START.split(text)
     for at in range(len(parts) - 1, -1, -2):
         piece = _RELATIVE.split(_AFTER_REPORTING.split(parts[at])[-1], 1)[0]
-        if not _PREPOSITIONAL.match(piece) and [w for w in content_words(piece) if w not in _NOT_DOERS]:
+        joined = at > 1 and parts[at - 1].strip().lower() in ("and", "or")
+        if not _PREPOSITIONAL.match(piece) and _doer_words(piece):
+            if joined and 0 < len(_doer_words(parts[at - 2])) <= JOINED_WORDS:
+                return _AFTER_REPORTING.split(f"{parts[at - 2]} {parts[at - 1]} {piece}")[-1]
             return piece
         if at and parts[at - 1].strip().lower() in ("and", "or", "but"):
             return ""
     return ""
+
+
+def _doer_words(text: str) -> list[str]:
+    return [w for w in content_words(text) if w not in _NOT_DOERS]
 
 
 def _verbal(lexicon: WordNet, word: str, before: str | None) -> bool:
@@ -162,3 +178,36 @@ def names_reordered(sentence: str, restated: str) -> bool:
     theirs = [name for _, _, name in names(restated)]
     shared = [name for name in mine if mine.count(name) == 1 and theirs.count(name) == 1]
     return len(shared) >= 2 and sorted(shared, key=theirs.index) != shared
+
+
+def predicates_traded(sentence: str, passage_sentences: Sequence[str]) -> bool:
+    """Whether the sentence says of one subject what the passages say of another ("mice are the most likely
+    carriers" against "squirrels are the most likely carriers, but mice can also be infected"): a predicate
+    after "is" / "are" / "was" / "were" whose words the passages give, in full, only to other subjects that the
+    sentence mentions too."""
+    sentence_stems = set(weighted_stems(sentence))
+    source_stems = {stem for text in passage_sentences for stem in weighted_stems(text)}
+    theirs = [pair for text in passage_sentences for pair in _copular(text)]
+    for subject, predicate in _copular(sentence):
+        others = [other for other, said in theirs if predicate <= said]
+        if others and subject & source_stems and all(
+                not other & subject and other & sentence_stems for other in others):
+            return True
+    return False
+
+
+def _copular(text: str) -> list[tuple[frozenset[str], frozenset[str]]]:
+    """(subject stems, predicate stems) of each "X is Y" in `text` whose predicate has two content words or more."""
+    stemmer = analyzer()
+    found = []
+    for match in _COPULA.finditer(text):
+        subject = _subject(text[:match.start()])
+        predicate = _SUBJECT_START.split(text[match.end():], 1)[0]
+        first = WORD.search(predicate)
+        if first is None or _PARTICIPLE.fullmatch(first.group(0)):
+            continue  # a passive or a progressive ("were involved", "is rising"): a verb, not a predicate
+        subject_stems = frozenset(stemmer.stem(w) for w in _doer_words(subject))
+        predicate_stems = frozenset(stemmer.stem(w) for w in content_words(predicate))
+        if subject_stems and len(predicate_stems) >= 2:
+            found.append((subject_stems, predicate_stems))
+    return found

@@ -24,7 +24,7 @@ from itertools import combinations, product
 import numpy as np
 import nupunkt
 
-from bot.roles import agents_differ, names_reordered, numbers_rebound
+from bot.roles import agents_differ, names_reordered, numbers_rebound, predicates_traded
 from bot.wording import (
     ACRONYM,
     CACHED_TEXTS,
@@ -336,7 +336,9 @@ def _disagreement(sentence: str, passages: Sequence[str]) -> str | None:
                 return "roles swapped against"
     if agents_differ(sentence, sentences):
         return "roles swapped against"
-    return "a number tied to another name than in" if numbers_rebound(sentence, sentences) else None
+    if numbers_rebound(sentence, sentences):
+        return "a number tied to another name than in"
+    return "roles swapped against" if predicates_traded(sentence, sentences) else None
 
 
 def _restated(wanted: dict[str, float],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.roles import agents_differ, names_reordered, numbers_rebound
+from bot.roles import agents_differ, names_reordered, numbers_rebound, predicates_traded
 
 
 @pytest.mark.parametrize(("sentence", "passage", "differ"), [
@@ -19,6 +19,9 @@ from bot.roles import agents_differ, names_reordered, numbers_rebound
     ("When Mauna Loa erupted, lava spread.", "When Kilauea erupted, lava spread near Mauna Loa.", True),  # names
     ("Merlin said Tuesday it will open the park.", "The park will open, Merlin announced Tuesday.", False),  # "it"
     ("Maduro signed an agreement.", "In Tehran, the socialist dictator signed an agreement with Maduro.", False),
+    ("Before the Vikings dominated the region.", "Before the Vikings or Norse dominated the region.", False),  # joined
+    ("Hendricks, born Nov. 7, 1907, taught at a school.", "Hendricks, who was born Nov. 7, 1907, taught at a "
+     "school.", False),  # a participle aside and a date are no doers
 ])
 def test_a_shared_verb_keeps_its_doer(sentence: str, passage: str, differ: bool) -> None:
     assert agents_differ(sentence, [passage]) is differ
@@ -38,3 +41,16 @@ def test_two_names_keep_their_order_unless_one_clause_is_passive() -> None:
     assert names_reordered("Maduro fired Raisi", "Raisi fired Maduro")
     assert not names_reordered("Raisi fired Maduro", "Raisi fired Maduro")
     assert not names_reordered("Maduro was fired by Raisi", "Raisi fired Maduro")
+
+
+@pytest.mark.parametrize(("sentence", "passage", "traded"), [
+    ("Mice and rodents are the most likely carriers of the disease, though squirrels can be infected.",
+     "Squirrels and chipmunks are the most likely carriers of the disease, but mice and rodents can be infected.",
+     True),
+    ("Squirrels and chipmunks are the most likely carriers of the disease.",
+     "Squirrels and chipmunks are the most likely carriers of the disease, but mice and rodents can be infected.",
+     False),
+    ("The helmets were placed in the bog.", "The swords were placed in the bog near the helmets.", False),  # passive
+])
+def test_a_predicate_stays_with_its_subject(sentence: str, passage: str, traded: bool) -> None:
+    assert predicates_traded(sentence, [passage]) is traded
