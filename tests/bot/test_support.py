@@ -12,7 +12,8 @@ this work: 70.6 %, 21.8 %), then tuned on (conditions as hedges, doers after asi
 at the start: 76.0 %, 33.9 %), then tuned on (negations, reported "would", ranks, numbers with commas);
 `support_unseen.jsonl` (blind, twenty-two more articles) was measured once after that: 65.0 %, 23.6 % (at the
 start: 60.9 %, 25.5 %), then tuned on (inherited hedges, predicates kept with their subjects, joined subjects,
-participle asides). Each test holds the figures measured now, so a rule that costs them fails.
+participle asides); `support_holdout.jsonl` (blind, twenty more articles none of the others used) was measured
+once after that, and never tuned on: 72.0 %, 31.6 % (at the start: 55.6 %, 26.3 %). Each test holds the figures measured now, so a rule that costs them fails.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def test_labelled_set_no_unsupported_sentence_passes_and_most_paraphrases_do(vec
     ("support_final.jsonl", 0.85, 0.3),  # 18 of 55, 3 of 55
     ("support_last.jsonl", 0.9, 0.4),  # 25 of 56, 2 of 55
     ("support_unseen.jsonl", 0.8, 0.25),  # 15 of 55, 3 of 55
+    ("support_holdout.jsonl", 0.7, 0.3),  # 18 of 57, 7 of 56
 ])
 def test_news_sets_keep_their_precision_and_recall(vectors: WordVectors, name: str, precision: float,
                                                    recall: float) -> None:
