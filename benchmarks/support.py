@@ -19,7 +19,7 @@ LABELLED = {"seed article (tuned on)": ROOT / "tests" / "data" / "support_labell
             "blind final (tuned on)": ROOT / "tests" / "data" / "support_final.jsonl",
             "blind last (tuned on)": ROOT / "tests" / "data" / "support_last.jsonl",
             "blind unseen (tuned on)": ROOT / "tests" / "data" / "support_unseen.jsonl",
-            "blind holdout (never tuned on)": ROOT / "tests" / "data" / "support_holdout.jsonl"}
+            "blind holdout (tuned on)": ROOT / "tests" / "data" / "support_holdout.jsonl"}
 TIME_TARGET = Target("<=", 5.0)
 PRECISION_TARGET = Target(">=", 0.95)
 RECALL_TARGET = Target(">=", 0.9)

@@ -86,7 +86,7 @@ def agents_differ(sentence: str, passage_sentences: Sequence[str]) -> bool:
         return False
     sentence_stems = set(weighted_stems(sentence))
     source_stems = {stem for text in passage_sentences for stem in weighted_stems(text)}
-    for stem in dict.fromkeys(_verb_stems(lexicon, sentence)):
+    for stem in dict.fromkeys(verb_stems(lexicon, sentence)):
         theirs = [doer for text in passage_sentences for doer in _doers(text, stem)]
         for doer, named in _doers(sentence, stem):
             if doer & source_stems and theirs and all(
@@ -96,7 +96,7 @@ def agents_differ(sentence: str, passage_sentences: Sequence[str]) -> bool:
     return False
 
 
-def _verb_stems(lexicon: WordNet, text: str) -> list[str]:
+def verb_stems(lexicon: WordNet, text: str) -> list[str]:
     """Stems of the words of `text` used as verbs, as far as their form tells (`_verbal`)."""
     stemmer = analyzer()
     words = WORD.findall(text)

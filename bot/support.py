@@ -24,7 +24,7 @@ from itertools import combinations, product
 import numpy as np
 import nupunkt
 
-from bot.roles import agents_differ, names_reordered, numbers_rebound, predicates_traded
+from bot.roles import agents_differ, names_reordered, numbers_rebound, predicates_traded, verb_stems
 from bot.wording import (
     ACRONYM,
     CACHED_TEXTS,
@@ -64,8 +64,9 @@ NEGATIONS = frozenset(
 MODALITY = frozenset(
     "may might could would should can plan plans planned planning expect expects expected "
     "intend intends intended aim aims hope hopes hoped propose proposes proposed possibly likely "
-    "reportedly allegedly potential potentially possible perhaps maybe must if unless whether intention intentions "
-    "expectation expectations".split()
+    "reportedly allegedly allege alleges alleging "
+    "potential potentially possible perhaps "
+    "maybe must if unless whether intention intentions expectation expectations".split()
 )
 """Hedges: a claim made possible, planned, expected, conditional or reported, not stated as fact."""
 FUTURE = frozenset("will shall ll won't scheduled slated would".split())
@@ -98,6 +99,11 @@ LOOKUPS_KEPT = 4096
 _NOT_ONLY = re.compile(r"\bnot\s+only\b", re.IGNORECASE)
 _CONDITION_BEFORE = re.compile(r"(?:^|[.;:]\s+)\W*(?:if|unless)\b[^,;]*,\s*$", re.IGNORECASE)
 _THAT_BEFORE = re.compile(r"[^,;.]*\bthat\s*$", re.IGNORECASE)
+_TITLED_NO = re.compile(r"\bNo(?=\s+[A-Z])")
+"""'No Country for Old Men': a "No" before a capitalised word is part of a title, not a negation."""
+_INTENT = re.compile(r"\b(?:looking|seeking|seeks?|trying|tries|attempts?|attempting)\s+to\b",
+                     re.IGNORECASE)
+"""'Is looking to become' states an aim, like 'plans to'."""
 _ONE_OF = re.compile(r"\b(?:one|some|among)\s+(?:of\s+)?the\b", re.IGNORECASE)
 """'One of the largest', 'among the first': a superlative claimed of a group, not of one."""
 _CAPITALISED_RUN = re.compile(r"[A-Z][\w’'-]*(?:\s+(?:(?:of|and|for|the)\s+)?[A-Z][\w’'-]*)+")
@@ -334,11 +340,25 @@ def _disagreement(sentence: str, passages: Sequence[str]) -> str | None:
                 return "scope that differs from"
             if names_reordered(clause, restated):
                 return "roles swapped against"
+        anchored = _anchored(clause, passage_clauses)
+        if anchored and all(_cues(c, NEGATIONS) != negated for c, _ in anchored):
+            return "negation that differs from"
+        if anchored and not hedged and all(_hedged(c, whole) for c, whole in anchored):
+            return "certainty that differs from"
     if agents_differ(sentence, sentences):
         return "roles swapped against"
     if numbers_rebound(sentence, sentences):
         return "a number tied to another name than in"
     return "roles swapped against" if predicates_traded(sentence, sentences) else None
+
+
+def _anchored(clause: str, passage_clauses: list[tuple[str, str, dict[str, float]]]) -> list[tuple[str, str]]:
+    """The passage clauses (with their sentences) that use a verb of `clause` ("appeal" in "it will appeal the
+    penalty" → "The penalty will not be appealed"): whatever clause the sentence seems to restate, what the
+    passages say with its verb must be negated and hedged alike."""
+    lexicon = wordnet()
+    verbs = set(verb_stems(lexicon, clause)) if lexicon is not None else set()
+    return [(c, whole) for c, whole, stems in passage_clauses if verbs & stems.keys()]
 
 
 def _restated(wanted: dict[str, float],
@@ -361,7 +381,9 @@ def _cues(text: str, cues: frozenset[str]) -> bool:
 
 @lru_cache(maxsize=CACHED_TEXTS)
 def _cue_tokens(text: str) -> frozenset[str]:
-    return frozenset(t.lower().replace("’", "'") for t in TOKEN.findall(_NOT_ONLY.sub("only", text)))
+    text = _TITLED_NO.sub("", _NOT_ONLY.sub("only", text))
+    tokens = frozenset(t.lower().replace("’", "'") for t in TOKEN.findall(text))
+    return tokens | {"plan"} if _INTENT.search(text) else tokens
 
 
 def _hedged(restated: str, passage_sentence: str) -> bool:

@@ -13,7 +13,9 @@ at the start: 76.0 %, 33.9 %), then tuned on (negations, reported "would", ranks
 `support_unseen.jsonl` (blind, twenty-two more articles) was measured once after that: 65.0 %, 23.6 % (at the
 start: 60.9 %, 25.5 %), then tuned on (inherited hedges, predicates kept with their subjects, joined subjects,
 participle asides); `support_holdout.jsonl` (blind, twenty more articles none of the others used) was measured
-once after that, and never tuned on: 72.0 %, 31.6 % (at the start: 55.6 %, 26.3 %). Each test holds the figures measured now, so a rule that costs them fails.
+once after that: 72.0 %, 31.6 % (at the start: 55.6 %, 26.3 %), then tuned on (what the passages say with
+the sentence's verbs must be negated and hedged alike; "alleges", "is looking to"; a title's "No"). Each test
+holds the figures measured now, so a rule that costs them fails.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def test_labelled_set_no_unsupported_sentence_passes_and_most_paraphrases_do(vec
     ("support_final.jsonl", 0.85, 0.3),  # 18 of 55, 3 of 55
     ("support_last.jsonl", 0.9, 0.4),  # 25 of 56, 2 of 55
     ("support_unseen.jsonl", 0.8, 0.25),  # 15 of 55, 3 of 55
-    ("support_holdout.jsonl", 0.7, 0.3),  # 18 of 57, 7 of 56
+    ("support_holdout.jsonl", 0.85, 0.3),  # 18 of 57, 3 of 56
 ])
 def test_news_sets_keep_their_precision_and_recall(vectors: WordVectors, name: str, precision: float,
                                                    recall: float) -> None:
@@ -99,6 +101,8 @@ def test_news_sets_keep_their_precision_and_recall(vectors: WordVectors, name: s
      "The park will open next year, Merlin Entertainments announced Tuesday."),  # "it": no doer to compare
     ("Marek found 17 new species.", "Marek traveled with Hennen and found 17 new species."),
     ("US wind beat coal.", "U.S. wind beat coal."),
+    ("The Coens' film \"No Country for Old Men\" won four awards.", "The Coens' 2007 film \"No Country for Old "
+     "Men\", which won four awards, is a classic."),  # a title's "No" negates nothing
     ("Poo said his team does not intend to clone humans.", "Poo spoke about cloning humans. But he said his team "
      "has no intention of cloning humans."),  # negated like one clause it may restate
     ("Cheptegei finished 44th in the marathon.", "Cheptegei finished No. 44 in the marathon."),  # a rank
@@ -143,6 +147,14 @@ def test_wordnet_relations_names_and_numbers_support_a_paraphrase(sentence: str,
      "pay a $25 million penalty.", "certainty that differs from"),  # the clause after a leading condition
     ("The insects have antiseptic properties.", "It is possible that the insects have antiseptic properties.",
      "certainty that differs from"),  # a hedged "that"
+    ("Hendrick said it will appeal the penalty and request a waiver.", "The penalty will not be appealed, and we "
+     "will request a waiver, Hendrick said.", "negation that differs from"),  # what the passage says with "appeal"
+    ("The scratches were caused by windburn, Bartlett said.", "Bartlett said he had scratches, which could have "
+     "been caused by windburn.", "certainty that differs from"),  # the hedge on "caused"
+    ("Amazon used tips to reduce wages.", "A lawsuit alleges that Amazon used tips to reduce wages.",
+     "certainty that differs from"),
+    ("India became the fourth country to land on the Moon.", "India is looking to become the fourth country to land "
+     "on the Moon.", "certainty that differs from"),
     ("When Mauna Loa erupted in 2018, it destroyed 700 homes.", "Mauna Loa sits 21 miles west of Kilauea. When Kilauea "
      "erupted in 2018, it destroyed 700 homes.", "roles swapped against"),  # both doers names
     ("Naussany Investments has filed a lawsuit against Keough.",
