@@ -19,7 +19,8 @@ LABELLED = {"seed article (tuned on)": ROOT / "tests" / "data" / "support_labell
             "blind final (tuned on)": ROOT / "tests" / "data" / "support_final.jsonl",
             "blind last (tuned on)": ROOT / "tests" / "data" / "support_last.jsonl",
             "blind unseen (tuned on)": ROOT / "tests" / "data" / "support_unseen.jsonl",
-            "blind holdout (tuned on)": ROOT / "tests" / "data" / "support_holdout.jsonl"}
+            "blind holdout (tuned on)": ROOT / "tests" / "data" / "support_holdout.jsonl",
+            "blind fresh (one fix from it)": ROOT / "tests" / "data" / "support_fresh.jsonl"}
 TIME_TARGET = Target("<=", 5.0)
 PRECISION_TARGET = Target(">=", 0.95)
 RECALL_TARGET = Target(">=", 0.9)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from bot.wordnet import wordnet
 from index.lexical import Analyzer, content_words
 from index.spans import find_spans
 
@@ -50,8 +51,12 @@ def analyzer() -> Analyzer:
 
 @lru_cache(maxsize=CACHED_TEXTS)
 def names(text: str) -> tuple[tuple[int, int, str], ...]:
-    """(start, end, last word) of each name in `text`, in order."""
-    return tuple((span.start, span.end, span.key.split()[-1]) for span in find_spans(text) if span.kind == "name")
+    """(start, end, last word) of each name in `text`, in order; a word that is capitalised only for opening the
+    text and that WordNet knows ("Fewer than 30 …") is none."""
+    lexicon = wordnet()
+    return tuple((span.start, span.end, span.key.split()[-1]) for span in find_spans(text) if span.kind == "name"
+                 and not (span.start == 0 and " " not in span.text and lexicon is not None
+                          and lexicon.base_forms(span.text) != {span.text.lower()}))
 
 
 def mentions(text: str, name: str) -> bool:

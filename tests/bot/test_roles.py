@@ -32,6 +32,9 @@ def test_a_shared_verb_keeps_its_doer(sentence: str, passage: str, differ: bool)
     ("Ullmark has 39 wins, while Swayman has 23.", ["Ullmark has 39 wins and Swayman has 23."], False),
     ("American was fined $50 million by the DOT.", ["The DOT fined American $50 million."], False),  # no trade
     ("In 2022, Maduro visited Tehran.", ["Maduro visited Tehran in 2022."], False),  # years say when, not whose
+    ("Fewer than 30 Grauer's gorillas remain, while the Hainan gibbons fell from 17,000 to 3,800.",
+     ["Fewer than 30 Hainan gibbons remain. The Grauer's gorillas fell from 17,000 to 3,800."], True),  # "Fewer"
+    # opens the sentence: no name
 ])
 def test_numbers_keep_their_names(sentence: str, passages: list[str], rebound: bool) -> None:
     assert numbers_rebound(sentence, passages) is rebound

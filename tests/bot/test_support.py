@@ -14,8 +14,10 @@ at the start: 76.0 %, 33.9 %), then tuned on (negations, reported "would", ranks
 start: 60.9 %, 25.5 %), then tuned on (inherited hedges, predicates kept with their subjects, joined subjects,
 participle asides); `support_holdout.jsonl` (blind, twenty more articles none of the others used) was measured
 once after that: 72.0 %, 31.6 % (at the start: 55.6 %, 26.3 %), then tuned on (what the passages say with
-the sentence's verbs must be negated and hedged alike; "alleges", "is looking to"; a title's "No"). Each test
-holds the figures measured now, so a rule that costs them fails.
+the sentence's verbs must be negated and hedged alike; "alleges", "is looking to"; a title's "No");
+`support_fresh.jsonl` (blind, twenty more articles none of the others used) was measured once after that:
+57.9 %, 20.0 % (at the start: 45.5 %, 18.2 %), then tuned on for one bug (an opening "Fewer" read as a name).
+Each test holds the figures measured now, so a rule that costs them fails.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def test_labelled_set_no_unsupported_sentence_passes_and_most_paraphrases_do(vec
     ("support_last.jsonl", 0.9, 0.4),  # 25 of 56, 2 of 55
     ("support_unseen.jsonl", 0.8, 0.25),  # 15 of 55, 3 of 55
     ("support_holdout.jsonl", 0.85, 0.3),  # 18 of 57, 3 of 56
+    ("support_fresh.jsonl", 0.6, 0.2),  # 11 of 55, 7 of 55
 ])
 def test_news_sets_keep_their_precision_and_recall(vectors: WordVectors, name: str, precision: float,
                                                    recall: float) -> None:
