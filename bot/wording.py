@@ -53,10 +53,15 @@ def analyzer() -> Analyzer:
 def names(text: str) -> tuple[tuple[int, int, str], ...]:
     """(start, end, last word) of each name in `text`, in order; a word that is capitalised only for opening the
     text and that WordNet knows ("Fewer than 30 …") is none."""
-    lexicon = wordnet()
     return tuple((span.start, span.end, span.key.split()[-1]) for span in find_spans(text) if span.kind == "name"
-                 and not (span.start == 0 and " " not in span.text and lexicon is not None
-                          and lexicon.base_forms(span.text) != {span.text.lower()}))
+                 and not (span.start == 0 and " " not in span.text and common_opening(span.text)))
+
+
+def common_opening(word: str) -> bool:
+    """Whether a capitalised word that opens a text is a common word rather than a name: WordNet knows it only
+    as an adjective or adverb ("Later"), or as a form of another word ("Participants", "Fewer")."""
+    lexicon = wordnet()
+    return lexicon is not None and (lexicon.only_modifier(word) or lexicon.base_forms(word) != {word.lower()})
 
 
 def mentions(text: str, name: str) -> bool:
