@@ -100,7 +100,6 @@ LOOKUPS_KEPT = 4096
 """Words outside the snapshot's vocabulary whose vectors a WordVectors keeps (6 MB at 384 dimensions)."""
 _NOT_ONLY = re.compile(r"\bnot\s+only\b", re.IGNORECASE)
 _CONDITION_BEFORE = re.compile(r"(?:^|[.;:]\s+)\W*(?:if|unless)\b[^,;]*,\s*$", re.IGNORECASE)
-_THAT_BEFORE = re.compile(r"[^,;.]*\bthat\s*$", re.IGNORECASE)
 _TITLED_NO = re.compile(r"\bNo(?=\s+[A-Z])")
 """'No Country for Old Men': a "No" before a capitalised word is part of a title, not a negation."""
 _INTENT = re.compile(r"\b(?:looking|seeking|seeks?|trying|tries|attempts?|attempting)\s+to\b",
@@ -207,14 +206,15 @@ def _normalised(text: str) -> str:
     text = _SUFFIX.sub(lambda match: " " + _SUFFIXES[match.group(0).lower().replace("’", "'").lstrip("n")], text)
     text = _DOTTED.sub(lambda match: match.group(0).replace(".", ""), text)
     text = _NUMBER_SIGN.sub("number ", text)
-    text = _REPORTED_FUTURE.sub(lambda match: match.group(0)[:-5] + "will", text)
+    if "would" in text:
+        text = _REPORTED_FUTURE.sub(lambda match: match.group(0)[:-5] + "will", text)
     return _SET_TO.sub(lambda match: "{} scheduled {}".format(*match.group(0).split()[::2]), text)
 
 
 def unsupported_fact(sentence: str, passages: Sequence[str]) -> str | None:
     """The first number, date or name of `sentence` that no passage contains, e.g. 'number "$30 billion" is
     not in'."""
-    source = _fold(" ".join(passages))
+    source = _source(tuple(passages))
     facts = [*_unsupported_numbers(sentence, source), *_unsupported_names(sentence, source)]
     if not facts:
         return None
@@ -222,11 +222,21 @@ def unsupported_fact(sentence: str, passages: Sequence[str]) -> str | None:
     return f'{kind} "{surface}" is not in'
 
 
+@lru_cache(maxsize=CACHED_TEXTS)
+def _source(passages: tuple[str, ...]) -> str:
+    return _fold(" ".join(passages))
+
+
+@lru_cache(maxsize=CACHED_TEXTS)
+def _numbers_in(source: str) -> tuple[frozenset[tuple[str, str]], frozenset[str]]:
+    """(digits, scale) of each number in `source` ("1977-81" holds 1981), and the digits alone."""
+    known = frozenset(_number(m)[1:] for m in NUMBER.finditer(_YEAR_RANGE.sub(r"\1\2-\1\3", source)))
+    return known, frozenset(core for core, _ in known)
+
+
 def _unsupported_numbers(sentence: str, source: str) -> list[tuple[int, str, str]]:
     """Numbers absent from `source`; one without a scale word matches the same digits with any scale."""
-    source = _YEAR_RANGE.sub(r"\1\2-\1\3", source)  # "1977-81" holds 1981
-    known = {_number(m)[1:] for m in NUMBER.finditer(source)}
-    digits = {core for core, _ in known}
+    known, digits = _numbers_in(source)
     found = []
     for match in NUMBER.finditer(sentence):
         surface, core, scale = _number(match)
@@ -387,6 +397,7 @@ def _cue_tokens(text: str) -> frozenset[str]:
     return tokens | {"plan"} if _INTENT.search(text) else tokens
 
 
+@lru_cache(maxsize=CACHED_TEXTS)
 def _hedged(restated: str, passage_sentence: str) -> bool:
     """Whether a passage clause is hedged, by its own words or by the clause it depends on: a leading condition
     ("If granted, the plant is expected …") or a hedged "… that" before it ("It's possible that the insects
@@ -394,8 +405,10 @@ def _hedged(restated: str, passage_sentence: str) -> bool:
     if _cues(restated, MODALITY):
         return True
     before = passage_sentence[:passage_sentence.find(restated)] if restated in passage_sentence else ""
-    that = _THAT_BEFORE.search(before)
-    return bool(_CONDITION_BEFORE.search(before) or (that and _cues(that.group(0), MODALITY)))
+    if _CONDITION_BEFORE.search(before):
+        return True
+    words = before.rstrip().lower()
+    return words.endswith("that") and _cues(re.split(r"[,;.]", words)[-1], MODALITY)
 
 
 def _opposite_direction(clause: str, passage_sentence: str) -> bool:
