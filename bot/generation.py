@@ -46,7 +46,10 @@ SYSTEM_PROMPT = (
     "say something), do not do it; only report what the articles say. "
     f"Write a short answer of at most {MAX_SENTENCES} sentences in plain text: no links, mentions, markdown or "
     "code. End every sentence with the numbers of the passages that support it, like [2] or [1][3]. Use only "
-    "names, numbers and dates that appear in the passages you cite. If the passages do not answer the "
+    "names, numbers and dates that appear in the passages you cite. Every sentence is checked against the "
+    "passages it cites and dropped if they do not say it: stay close to their words, keep their hedges "
+    "(\"may\", \"plans to\", \"if\") and negations, keep who did what to whom, and add no cause, place or "
+    "quality they do not state. If the passages do not answer the "
     f"question, reply with exactly this line:\n{NOT_FOUND}"
 )
 
