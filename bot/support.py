@@ -47,6 +47,11 @@ FUNCTION_WORDS = frozenset(
     "along around upon within via per onto including".split()
 )
 """Words that relate others and claim nothing themselves (the retrieval stopwords lack them): unchecked."""
+GENERIC_WORDS = frozenset(
+    "people person persons someone somebody anyone anybody everyone everybody thing things".split()
+)
+"""Words that stand for whoever or whatever the passage names, as a pronoun does ("people along the coast" for
+"everyone along the coast"): unchecked."""
 QUANTITY_WORDS = frozenset(
     "one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty hundred hundreds "
     "thousand thousands million millions billion billions trillion dozen dozens first second third fourth fifth "
@@ -281,7 +286,7 @@ def _unsupported_words(sentence: str, passages: Sequence[str], vectors: WordVect
     stemmer = analyzer()
     source_words, source_stems, source_tokens = _vocabulary(tuple(passages))
     extra = [w for w in dict.fromkeys(content_words(sentence))
-             if not {w} & (REPORTING_WORDS | LIGHT_VERBS | FUNCTION_WORDS | FUTURE | QUANTIFIERS.keys())
+             if not {w} & (REPORTING_WORDS | LIGHT_VERBS | FUNCTION_WORDS | GENERIC_WORDS | FUTURE | QUANTIFIERS.keys())
              and stemmer.stem(w) not in source_stems and not _of_place(w, source_words)
              and not EQUIVALENTS.get(w, frozenset()) & source_tokens]
     lexicon = wordnet()

@@ -60,11 +60,11 @@ def test_labelled_set_no_unsupported_sentence_passes_and_most_paraphrases_do(vec
 
 
 @pytest.mark.parametrize(("name", "precision", "recall"), [
-    ("support_heldout.jsonl", 0.95, 0.75),  # measured 34 of 44 kept, 1 of 44 unsupported kept
+    ("support_heldout.jsonl", 0.95, 0.75),  # measured 35 of 44 kept, 1 of 44 unsupported kept
     ("support_blind_dev.jsonl", 0.8, 0.35),  # 20 of 56, 4 of 58
     ("support_test.jsonl", 0.75, 0.3),  # 17 of 55, 5 of 56
     ("support_final.jsonl", 0.85, 0.3),  # 18 of 55, 3 of 55
-    ("support_last.jsonl", 0.9, 0.4),  # 25 of 56, 2 of 55
+    ("support_last.jsonl", 0.9, 0.45),  # 26 of 56, 2 of 55
     ("support_unseen.jsonl", 0.8, 0.25),  # 15 of 55, 3 of 55
     ("support_holdout.jsonl", 0.85, 0.3),  # 18 of 57, 3 of 56
     ("support_fresh.jsonl", 0.6, 0.2),  # 11 of 55, 7 of 55
@@ -104,6 +104,7 @@ def test_news_sets_keep_their_precision_and_recall(vectors: WordVectors, name: s
      "The park will open next year, Merlin Entertainments announced Tuesday."),  # "it": no doer to compare
     ("Marek found 17 new species.", "Marek traveled with Hennen and found 17 new species."),
     ("US wind beat coal.", "U.S. wind beat coal."),
+    ("The expert warned people along the coast.", "The expert warned everyone along the coast."),  # generic
     ("The Coens' film \"No Country for Old Men\" won four awards.", "The Coens' 2007 film \"No Country for Old "
      "Men\", which won four awards, is a classic."),  # a title's "No" negates nothing
     ("Poo said his team does not intend to clone humans.", "Poo spoke about cloning humans. But he said his team "
