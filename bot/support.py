@@ -110,6 +110,7 @@ _TITLED_NO = re.compile(r"\bNo(?=\s+[A-Z])")
 _INTENT = re.compile(r"\b(?:looking|seeking|seeks?|trying|tries|attempts?|attempting)\s+to\b",
                      re.IGNORECASE)
 """'Is looking to become' states an aim, like 'plans to'."""
+_ORDINALS = r"(?:second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|\d+(?:st|nd|rd|th))"
 _ONE_OF = re.compile(r"\b(?:one|some|among)\s+(?:of\s+)?the\b", re.IGNORECASE)
 """'One of the largest', 'among the first': a superlative claimed of a group, not of one."""
 _CAPITALISED_RUN = re.compile(r"[A-Z][\w’'-]*(?:\s+(?:(?:of|and|for|the)\s+)?[A-Z][\w’'-]*)+")
@@ -425,13 +426,16 @@ def _opposite_direction(clause: str, passage_sentence: str) -> bool:
 
 def _overstated(clause: str, passage_sentence: str) -> bool:
     """A scope word ("all", "only", "most") with none of its group in the passage sentence ("most" also takes
-    a superlative there: "the largest number"), or a superlative stated of one where the passage says "one of
-    the" / "among the"."""
+    a superlative there: "the largest number"), a superlative without the rank the passage gives it ("highest"
+    for "second-highest"), or a superlative stated of one where the passage says "one of the" / "among the"."""
     mine = [t.lower() for t in TOKEN.findall(_NOT_ONLY.sub("", clause))]
     theirs = {t.lower() for t in TOKEN.findall(passage_sentence)}
     if any(word in QUANTIFIERS and not QUANTIFIERS[word] & theirs
            and not (word == "most" and any(map(_superlative, theirs))) for word in mine):
         return True
+    if any(_superlative(word) and not re.search(rf"\b{_ORDINALS}[- ]{word}\b", clause, re.IGNORECASE)
+           and re.search(rf"\b{_ORDINALS}[- ]{word}\b", passage_sentence, re.IGNORECASE) for word in set(mine)):
+        return True  # "the highest court" for "the second-highest court"
     return bool(_ONE_OF.search(passage_sentence) and not _ONE_OF.search(clause) and any(map(_superlative, mine)))
 
 

@@ -16,7 +16,8 @@ participle asides); `support_holdout.jsonl` (blind, twenty more articles none of
 once after that: 72.0 %, 31.6 % (at the start: 55.6 %, 26.3 %), then tuned on (what the passages say with
 the sentence's verbs must be negated and hedged alike; "alleges", "is looking to"; a title's "No");
 `support_fresh.jsonl` (blind, twenty more articles none of the others used) was measured once after that:
-57.9 %, 20.0 % (at the start: 45.5 %, 18.2 %), then tuned on for one bug (an opening "Fewer" read as a name).
+57.9 %, 20.0 % (at the start: 45.5 %, 18.2 %), then tuned on (an opening "Fewer" read as a name; a rank dropped
+from a superlative).
 Each test holds the figures measured now, so a rule that costs them fails.
 """
 
@@ -67,7 +68,7 @@ def test_labelled_set_no_unsupported_sentence_passes_and_most_paraphrases_do(vec
     ("support_last.jsonl", 0.9, 0.45),  # 26 of 56, 2 of 55
     ("support_unseen.jsonl", 0.8, 0.25),  # 15 of 55, 3 of 55
     ("support_holdout.jsonl", 0.85, 0.3),  # 18 of 57, 3 of 56
-    ("support_fresh.jsonl", 0.6, 0.2),  # 11 of 55, 7 of 55
+    ("support_fresh.jsonl", 0.6, 0.2),  # 11 of 55, 6 of 55
 ])
 def test_news_sets_keep_their_precision_and_recall(vectors: WordVectors, name: str, precision: float,
                                                    recall: float) -> None:
@@ -177,6 +178,8 @@ def test_wordnet_relations_names_and_numbers_support_a_paraphrase(sentence: str,
     ("Iran is the most important emerging power.", "Iran is one of the most important emerging powers.",
      "scope that differs from"),
     ("Iran is the largest emerging power.", "Iran is among the largest emerging powers.", "scope that differs from"),
+    ("Europe's highest court upheld the ruling.", "Europe's second-highest court upheld the ruling.",
+     "scope that differs from"),  # a superlative without its rank
     ("Raisi said Iran has ordinary relations with Venezuela.",
      "Raisi said that Iran does not have ordinary relations with Venezuela, but rather a strategic relation.",
      "negation that differs from"),
