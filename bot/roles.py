@@ -42,6 +42,8 @@ _PARTICIPLE = re.compile(r"\w+(?:ed|en|ing)|made|built|held|found|known|seen|set
 _YEAR = re.compile(r"1[6-9]\d\d|20\d\d")
 _NOT_DOERS = REPORTING_WORDS | DATE_WORDS | frozenset(
     "today yesterday tomorrow tonight week month year jan feb mar apr jun jul aug sep sept oct nov dec".split())
+_NOT_VERBS = REPORTING_WORDS | LIGHT_VERBS | STOPWORDS
+"""Words never taken for the verb whose doer is compared."""
 JOINED_WORDS = 3
 """The most content words a piece before "and" / "or" may have to count as part of the same subject."""
 
@@ -101,7 +103,7 @@ def verb_stems(lexicon: WordNet, text: str) -> list[str]:
     stemmer = analyzer()
     words = WORD.findall(text)
     return [stemmer.stem(word) for before, word in zip(["", *words], words, strict=False)
-            if word.islower() and not {word} & (REPORTING_WORDS | LIGHT_VERBS | STOPWORDS)
+            if word.islower() and word not in _NOT_VERBS
             and _verbal(lexicon, word, before)]
 
 

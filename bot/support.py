@@ -97,6 +97,8 @@ EQUIVALENTS = {"later": frozenset({"after", "afterwards", "subsequently"}),
                **{word: _APPROXIMATELY - {word} for word in _APPROXIMATELY}}
 """Words that say the same where WordNet has no link: adverbs of time and prepositions (which it lacks), vague
 amounts (which otherwise need the same word) and "roughly" for "about"."""
+_UNCHECKED = REPORTING_WORDS | LIGHT_VERBS | FUNCTION_WORDS | GENERIC_WORDS | FUTURE | QUANTIFIERS.keys()
+"""The words the word check lets through: what they claim is checked elsewhere, or they claim nothing."""
 SOFT_SUPPORT = 0.65
 """Cosine of single-word MiniLM vectors at which a passage word stands for a generated one (calibrated on
 tests/data/support_labelled.jsonl; on all the labelled sets together 0.6 or 0.55 kept more paraphrases and more
@@ -133,6 +135,8 @@ _SCALES = {"%": "percent", "per cent": "percent", "bn": "billion"}
 _NOT_NAMES = STOPWORDS | frozenset(
     "according additionally however meanwhile overall yes instead although despite since following".split()
 )
+_Clause = tuple[str, str, dict[str, float]]
+"""A passage clause, the sentence it is in, and its weighted stems."""
 
 
 class WordVectors:
@@ -287,7 +291,7 @@ def _unsupported_words(sentence: str, passages: Sequence[str], vectors: WordVect
     stemmer = analyzer()
     source_words, source_stems, source_tokens = _vocabulary(tuple(passages))
     extra = [w for w in dict.fromkeys(content_words(sentence))
-             if not {w} & (REPORTING_WORDS | LIGHT_VERBS | FUNCTION_WORDS | GENERIC_WORDS | FUTURE | QUANTIFIERS.keys())
+             if w not in _UNCHECKED
              and stemmer.stem(w) not in source_stems and not _of_place(w, source_words)
              and not EQUIVALENTS.get(w, frozenset()) & source_tokens]
     lexicon = wordnet()
@@ -337,8 +341,7 @@ def _widened(lexicon: WordNet, source_words: tuple[str, ...]) -> frozenset[str]:
 
 def _disagreement(sentence: str, passages: Sequence[str]) -> str | None:
     """How a clause of `sentence` disagrees with the passage clause it restates, or None."""
-    sentences = [p[start:end] for p in passages for start, end in nupunkt.sent_spans(p)]
-    passage_clauses = [(c, whole, weighted_stems(c)) for whole in sentences for c in clauses(whole)]
+    sentences, passage_clauses = _passage_clauses(tuple(passages))
     for clause in clauses(sentence):
         closest = (_restated(weighted_stems(clause), passage_clauses)
                    + _restated(weighted_stems(clause, 0.0), passage_clauses))
@@ -368,7 +371,15 @@ def _disagreement(sentence: str, passages: Sequence[str]) -> str | None:
     return "roles swapped against" if predicates_traded(sentence, sentences) else None
 
 
-def _anchored(clause: str, passage_clauses: list[tuple[str, str, dict[str, float]]]) -> list[tuple[str, str]]:
+@lru_cache(maxsize=CACHED_TEXTS)
+def _passage_clauses(passages: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[_Clause, ...]]:
+    """The passages' sentences, and each clause of them with its sentence and weighted stems (an answer's
+    sentences cite the same passages)."""
+    sentences = tuple(p[start:end] for p in passages for start, end in nupunkt.sent_spans(p))
+    return sentences, tuple((c, whole, weighted_stems(c)) for whole in sentences for c in clauses(whole))
+
+
+def _anchored(clause: str, passage_clauses: Sequence[_Clause]) -> list[tuple[str, str]]:
     """The passage clauses (with their sentences) that use a verb of `clause` ("appeal" in "it will appeal the
     penalty" → "The penalty will not be appealed"): whatever clause the sentence seems to restate, what the
     passages say with its verb must be negated and hedged alike."""
@@ -378,7 +389,7 @@ def _anchored(clause: str, passage_clauses: list[tuple[str, str, dict[str, float
 
 
 def _restated(wanted: dict[str, float],
-              passage_clauses: list[tuple[str, str, dict[str, float]]]) -> list[tuple[str, str]]:
+              passage_clauses: Sequence[_Clause]) -> list[tuple[str, str]]:
     """The passage clauses (with their sentences) that share the most weight of `wanted` stems (none when no
     clause shares any)."""
     overlaps = [sum(weight for stem, weight in wanted.items() if stem in stems) for _, _, stems in passage_clauses]

@@ -64,11 +64,6 @@ def common_opening(word: str) -> bool:
     return lexicon is not None and (lexicon.only_modifier(word) or lexicon.base_forms(word) != {word.lower()})
 
 
-def mentions(text: str, name: str) -> bool:
-    """Whether a word of `text` begins with `name`, whatever the case ("Lewes" in "Lewes-based")."""
-    return re.search(rf"\b{re.escape(name)}", text, re.IGNORECASE) is not None
-
-
 @lru_cache(maxsize=CACHED_TEXTS)
 def clauses(text: str) -> tuple[str, ...]:
     """`text` cut at punctuation and clause words, keeping the pieces that hold a content word."""

@@ -118,8 +118,12 @@ class WordNet:
         return bool(self._parents(word) & self._parents(other)) and not self.base_forms(other) & self.synonyms(word)
 
     def _read_parents(self, word: str) -> frozenset[tuple[str, int]]:
-        return frozenset((target_pos, target) for pos, offset in self.synsets(word)
-                         for symbol, target_pos, target in self._synset(pos, offset)[1] if symbol in HYPERNYM_POINTERS)
+        return frozenset(self._one_step_up(self.synsets(word)))
+
+    def _one_step_up(self, senses: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        """(part of speech, offset) of the synsets one step more general than `senses`."""
+        return [(target_pos, target) for pos, offset in senses
+                for symbol, target_pos, target in self._synset(pos, offset)[1] if symbol in HYPERNYM_POINTERS]
 
     def _read_ancestors(self, word: str) -> frozenset[str]:
         """The words of the senses up to ANCESTOR_STEPS steps more general than one of the word's senses: what
@@ -127,8 +131,7 @@ class WordNet:
         found: set[str] = set()
         level = self.synsets(word.lower())
         for _ in range(ANCESTOR_STEPS):
-            level = [(target_pos, target) for pos, offset in level
-                     for symbol, target_pos, target in self._synset(pos, offset)[1] if symbol in HYPERNYM_POINTERS]
+            level = self._one_step_up(level)
             for pos, offset in level:
                 found.update(self._synset(pos, offset)[0])
         return frozenset(w for w in found if "_" not in w)
