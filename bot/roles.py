@@ -7,7 +7,6 @@ import re
 from collections.abc import Sequence
 
 from bot.wording import (
-    ACRONYM,
     DATE_WORDS,
     LIGHT_VERBS,
     NUMBER,
@@ -79,10 +78,11 @@ def _bound_numbers(text: str) -> list[tuple[str, str]]:
     return [(core, name) for core, name in bound if name]
 
 
-def agents_differ(sentence: str, passage_sentences: Sequence[str]) -> bool:
+def agents_differ(sentence: str, passage_sentences: Sequence[str], glosses: Sequence[str] = ()) -> bool:
     """Whether a verb of `sentence` that passage sentences also use has another doer in each of them ("Lewes
     responded to MERR" against "MERR, a Lewes-based nonprofit, responded"), each doer mentioned in the other text
-    or both doers names ("Mauna Loa erupted" against "Kilauea erupted")."""
+    or both doers names ("Mauna Loa erupted" against "Kilauea erupted"); an acronym and its words in `glosses`
+    ("DOT Department of Transportation") are one doer."""
     lexicon = wordnet()
     if lexicon is None:
         return False
@@ -93,7 +93,7 @@ def agents_differ(sentence: str, passage_sentences: Sequence[str]) -> bool:
         for doer, named in _doers(sentence, stem):
             if doer & source_stems and theirs and all(
                     (other & sentence_stems or (named and other_named))
-                    and not _same_doer(doer, other, passage_sentences) for other, other_named in theirs):
+                    and not _same_doer(doer, other, glosses) for other, other_named in theirs):
                 return True
     return False
 
@@ -163,13 +163,10 @@ def _verbal(lexicon: WordNet, word: str, before: str | None) -> bool:
     return bool(bases) and (past or (before or "").lower() in _VERB_MARKERS)
 
 
-def _same_doer(doer: frozenset[str], other: frozenset[str], passage_sentences: Sequence[str]) -> bool:
-    """Doers that share a word, or an acronym and its words ("DOT" and "Department of Transportation", as
-    glossed by `_acronym_glosses`)."""
-    if doer & other:
-        return True
-    glosses = [set(weighted_stems(text)) for text in passage_sentences if ACRONYM.fullmatch(text.split()[0])]
-    return any(doer & gloss and other & gloss for gloss in glosses)
+def _same_doer(doer: frozenset[str], other: frozenset[str], glosses: Sequence[str]) -> bool:
+    """Doers that share a word, or an acronym and its words ("DOT" and "Department of Transportation")."""
+    return bool(doer & other) or any(doer & stems.keys() and other & stems.keys()
+                                     for stems in map(weighted_stems, glosses))
 
 
 def names_reordered(sentence: str, restated: str) -> bool:

@@ -169,9 +169,10 @@ def unsupported(sentence: str, passages: Sequence[str], vectors: WordVectors | N
     """Why `sentence` is not supported by `passages` (e.g. 'word "storm" not in'), or None. With `vectors`,
     a word the passages lack is supported by a passage word whose cosine reaches `soft_floor`."""
     sentence, passages = _normalised(sentence), [_normalised(p) for p in passages]
-    passages = [*passages, *_acronym_glosses(sentence, passages)]
+    glosses = _acronym_glosses(sentence, passages)
+    passages = [*passages, *glosses]
     return (unsupported_fact(sentence, passages) or _unsupported_words(sentence, passages, vectors, soft_floor)
-            or _disagreement(sentence, passages))
+            or _disagreement(sentence, passages, glosses))
 
 
 def _acronym_glosses(sentence: str, passages: Sequence[str]) -> list[str]:
@@ -339,8 +340,9 @@ def _widened(lexicon: WordNet, source_words: tuple[str, ...]) -> frozenset[str]:
     return frozenset().union(*(lexicon.related(w) | lexicon.ancestors(w) for w in source_words if w not in LIGHT_VERBS))
 
 
-def _disagreement(sentence: str, passages: Sequence[str]) -> str | None:
-    """How a clause of `sentence` disagrees with the passage clause it restates, or None."""
+def _disagreement(sentence: str, passages: Sequence[str], glosses: Sequence[str] = ()) -> str | None:
+    """How a clause of `sentence` disagrees with the passage clause it restates, or None (`glosses`: the
+    acronym glosses among `passages`)."""
     sentences, passage_clauses = _passage_clauses(tuple(passages))
     for clause in clauses(sentence):
         closest = (_restated(weighted_stems(clause), passage_clauses)
@@ -364,7 +366,7 @@ def _disagreement(sentence: str, passages: Sequence[str]) -> str | None:
             return "negation that differs from"
         if anchored and not hedged and all(_hedged(c, whole) for c, whole in anchored):
             return "certainty that differs from"
-    if agents_differ(sentence, sentences):
+    if agents_differ(sentence, sentences, glosses):
         return "roles swapped against"
     if numbers_rebound(sentence, sentences):
         return "a number tied to another name than in"
