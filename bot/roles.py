@@ -1,12 +1,15 @@
-"""Who did what: a verb keeps its doer, a number keeps its name, two names keep their order (the roles part
-of the support check, `bot/support.py`)."""
+"""Who did what: a verb keeps its doer, a number keeps its name, two names keep their order, two names or numbers
+keep what follows each (the roles part of the support check, `bot/support.py`)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
+from itertools import permutations
 
 from bot.wording import (
+    CACHED_TEXTS,
     DATE_WORDS,
     LIGHT_VERBS,
     NUMBER,
@@ -19,6 +22,7 @@ from bot.wording import (
 )
 from bot.wordnet import WordNet, wordnet
 from index.lexical import STOPWORDS, content_words
+from index.spans import find_spans
 
 _ASIDE = re.compile(r",\s*(?:which|who|whom|whose|a|an|born|\w+ed)\b[^,]*,")
 """An aside between commas: a relative clause, an apposition, a participle ("MERR, a Lewes-based nonprofit,",
@@ -45,6 +49,12 @@ _NOT_VERBS = REPORTING_WORDS | LIGHT_VERBS | STOPWORDS
 """Words never taken for the verb whose doer is compared."""
 JOINED_WORDS = 3
 """The most content words a piece before "and" / "or" may have to count as part of the same subject."""
+PAIR_REACH = 2
+"""How many words (names, numbers and content words) after a name or number are taken as what it holds."""
+_PIECE_BREAK = re.compile(r"[;:—–()]|,\s*(?:and|but|while|with|whereas|which|who|where|when)\b"
+                          r"|\b(?:and|but|while|whereas)\b", re.IGNORECASE)
+"""Where what follows a name or number stops being its own: a clause break or a list's "and"."""
+Item = tuple[str, str]
 
 
 def numbers_rebound(sentence: str, passage_sentences: Sequence[str]) -> bool:
@@ -60,6 +70,46 @@ def numbers_rebound(sentence: str, passage_sentences: Sequence[str]) -> bool:
                 any(n == other for _, n in mine) or any(n == name for _, n in theirs) for other in others):
             return True
     return False
+
+
+def items_traded(sentence: str, passage_sentences: Sequence[str]) -> bool:
+    """Whether two names or numbers of the sentence trade what follows them in the passages ("5% have autism
+    and 1% have ADHD" against "1% have autism, while 5% have ADHD"; "Tiger Woods told Fox News … offered Greg
+    Norman $700 million" against the reverse): the sentence has x then a and y then b, the passages x then b
+    and y then a, and never x then a or y then b."""
+    theirs = frozenset().union(*(_tight_pairs(text) for text in passage_sentences))
+    for (x, a), (y, b) in permutations(_tight_pairs(sentence), 2):
+        if x[0] != y[0] or len({x, y, a, b}) < 4:
+            continue
+        if (x, a) not in theirs and (y, b) not in theirs and (x, b) in theirs and (y, a) in theirs:
+            return True
+    return False
+
+
+@lru_cache(maxsize=CACHED_TEXTS)
+def _tight_pairs(text: str) -> frozenset[tuple[Item, Item]]:
+    """(x, a): a name, number or date x and one of the PAIR_REACH words after it in its piece of `text`."""
+    pairs = set()
+    for piece in _PIECE_BREAK.split(text):
+        if piece is None:
+            continue
+        found = _items(piece)
+        for at, item in enumerate(found):
+            if item[0] != "word":
+                pairs.update((item, after) for after in found[at + 1 : at + 1 + PAIR_REACH] if after != item)
+    return frozenset(pairs)
+
+
+def _items(text: str) -> list[Item]:
+    """(kind, key) of the names, numbers, dates and content-word stems of `text`, in order."""
+    stemmer = analyzer()
+    spans = find_spans(text)
+    found = [(span.start, (span.kind, span.key.lower())) for span in spans]
+    for match in WORD.finditer(text):
+        word = match.group(0).lower()
+        if len(word) > 2 and word not in STOPWORDS and not any(s.start <= match.start() < s.end for s in spans):
+            found.append((match.start(), ("word", stemmer.stem(word))))
+    return [item for _, item in sorted(found)]
 
 
 def _bound_numbers(text: str) -> list[tuple[str, str]]:

@@ -24,7 +24,7 @@ from itertools import combinations, product
 import numpy as np
 import nupunkt
 
-from bot.roles import agents_differ, names_reordered, numbers_rebound, predicates_traded, verb_stems
+from bot.roles import agents_differ, items_traded, names_reordered, numbers_rebound, predicates_traded, verb_stems
 from bot.wording import (
     ACRONYM,
     CACHED_TEXTS,
@@ -370,6 +370,8 @@ def _disagreement(sentence: str, passages: Sequence[str], glosses: Sequence[str]
         return "roles swapped against"
     if numbers_rebound(sentence, sentences):
         return "a number tied to another name than in"
+    if items_traded(sentence, sentences):
+        return "details traded between names against"
     return "roles swapped against" if predicates_traded(sentence, sentences) else None
 
 

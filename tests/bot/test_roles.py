@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.roles import agents_differ, names_reordered, numbers_rebound, predicates_traded
+from bot.roles import agents_differ, items_traded, names_reordered, numbers_rebound, predicates_traded
 
 
 @pytest.mark.parametrize(("sentence", "passage", "differ"), [
@@ -57,3 +57,22 @@ def test_two_names_keep_their_order_unless_one_clause_is_passive() -> None:
 ])
 def test_a_predicate_stays_with_its_subject(sentence: str, passage: str, traded: bool) -> None:
     assert predicates_traded(sentence, [passage]) is traded
+
+
+AUTISM = "Around 1% of people worldwide have autism, while roughly 5% of people have ADHD, surveys found."
+GOLF = "CEO Greg Norman told Fox News that LIV Golf had offered Tiger Woods about $700 million, which he turned down."
+
+
+@pytest.mark.parametrize(("sentence", "passage", "traded"), [
+    ("About 5% of people worldwide have autism and roughly 1% have ADHD.", AUTISM, True),
+    ("About 1% of people worldwide have autism and roughly 5% have ADHD.", AUTISM, False),
+    ("Roughly 5% of people have ADHD, against about 1% with autism.", AUTISM, False),  # reordered, same pairs
+    ("Tiger Woods told Fox News that LIV Golf had offered Greg Norman about $700 million.", GOLF, True),
+    ("Greg Norman told Fox News that Tiger Woods turned down about $700 million from LIV Golf.", GOLF, False),
+    ("This season he averages 21.8 points, 3.1 rebounds and 10.3 blocks.",
+     "This season he is averaging 21.8 points, 10.3 rebounds and 3.1 blocks.", True),
+    ("This season he averages 21.8 points and 10.3 rebounds.",
+     "This season he is averaging 21.8 points, 10.3 rebounds and 3.1 blocks.", False),
+])
+def test_names_and_numbers_keep_what_follows_them(sentence: str, passage: str, traded: bool) -> None:
+    assert items_traded(sentence, [passage]) is traded
