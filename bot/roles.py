@@ -101,13 +101,16 @@ def _tight_pairs(text: str) -> frozenset[tuple[Item, Item]]:
 
 
 def _items(text: str) -> list[Item]:
-    """(kind, key) of the names, numbers, dates and content-word stems of `text`, in order."""
+    """(kind, key) of the names (by their last word, as `names` gives them), numbers, dates and content-word stems
+    of `text`, in order."""
     stemmer = analyzer()
-    spans = find_spans(text)
-    found = [(span.start, (span.kind, span.key.lower())) for span in spans]
+    spans = [(start, end, ("name", name.lower())) for start, end, name in names(text)]
+    spans += [(span.start, span.end, (span.kind, span.key.lower())) for span in find_spans(text)
+              if span.kind != "name"]
+    found = [(start, item) for start, _, item in spans]
     for match in WORD.finditer(text):
         word = match.group(0).lower()
-        if len(word) > 2 and word not in STOPWORDS and not any(s.start <= match.start() < s.end for s in spans):
+        if len(word) > 2 and word not in STOPWORDS and not any(a <= match.start() < b for a, b, _ in spans):
             found.append((match.start(), ("word", stemmer.stem(word))))
     return [item for _, item in sorted(found)]
 

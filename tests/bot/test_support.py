@@ -72,7 +72,7 @@ def test_labelled_set_no_unsupported_sentence_passes_and_most_paraphrases_do(vec
     ("support_unseen.jsonl", 0.8, 0.25),  # 15 of 55, 3 of 55
     ("support_holdout.jsonl", 0.85, 0.3),  # 18 of 57, 3 of 56
     ("support_fresh.jsonl", 0.65, 0.2),  # 11 of 55, 5 of 55
-    ("support_news_dev.jsonl", 0.77, 0.17),  # 103 of 600, 29 of 600
+    ("support_news_dev.jsonl", 0.79, 0.17),  # 103 of 600, 27 of 600
     ("support_blind_test.jsonl", 0.85, 0.2),  # 25 of 120, 3 of 120
 ])
 def test_news_sets_keep_their_precision_and_recall(vectors: WordVectors, name: str, precision: float,
