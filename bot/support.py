@@ -133,8 +133,10 @@ _YEAR_RANGE = re.compile(r"\b(\d{2})(\d{2})\s?[-–]\s?(\d{2})\b")
 _POSSESSIVE = re.compile(r"['’]s?$")
 _SCALES = {"%": "percent", "per cent": "percent", "bn": "billion"}
 _NOT_NAMES = STOPWORDS | frozenset(
-    "according additionally however meanwhile overall yes instead although despite since following".split()
-)
+    "according additionally however meanwhile overall yes instead although despite since following among amid "
+    "anyone everyone someone nobody each every both either neither outside inside within without throughout "
+    "beyond".split()
+) | QUANTITY_WORDS
 _Clause = tuple[str, str, dict[str, float]]
 """A passage clause, the sentence it is in, and its weighted stems."""
 
@@ -263,11 +265,22 @@ def _unsupported_names(sentence: str, source: str) -> list[tuple[int, str, str]]
         word = _POSSESSIVE.sub("", match.group(0))
         if len(word) < 2 or not word[0].isupper() or word.lower() in _NOT_NAMES:
             continue
-        if match.start() == 0 and common_opening(word):
+        if match.start() == 0 and (common_opening(word) or re.search(rf"\b{word.lower()}\b", source)):
             continue  # "Later, …", "Participants …": capitalised for being first; the word check has it
-        if not re.search(r"\b" + _DEMONYM.sub("", re.escape(_fold(word))), source, re.IGNORECASE):
+        if not any(re.search(form, source, re.IGNORECASE) for form in _name_forms(_fold(word))):
             found.append((match.start(), "date" if word.lower() in DATE_WORDS else "name", word))
     return found
+
+
+def _name_forms(word: str) -> list[str]:
+    """Patterns of what a name may be in the passages: a word it begins, its singular's ("Republicans"), the
+    place of an adjective of place ("American" → "Americ…"), the adjective of a place ("Ukraine" → "Ukrainian",
+    "Kenya" → "Kenyan", never "Maria" → "Marie")."""
+    singular = word[:-1] if word.endswith("s") and len(word) > 4 else word
+    forms = [rf"\b{re.escape(form)}" for form in dict.fromkeys((word, singular, _DEMONYM.sub("", singular)))]
+    if len(word) >= 5 and word[-1] in "aeiou":
+        forms.append(rf"\b{re.escape(word[:-1])}(?:ian|an|ese|ish|i)s?\b")
+    return forms
 
 
 def _number(match: re.Match[str]) -> tuple[str, str, str]:

@@ -70,9 +70,9 @@ def test_labelled_set_no_unsupported_sentence_passes_and_most_paraphrases_do(vec
     ("support_final.jsonl", 0.9, 0.3),  # 18 of 55, 2 of 55
     ("support_last.jsonl", 0.9, 0.44),  # 25 of 56, 2 of 55
     ("support_unseen.jsonl", 0.8, 0.25),  # 15 of 55, 3 of 55
-    ("support_holdout.jsonl", 0.85, 0.3),  # 18 of 57, 3 of 56
+    ("support_holdout.jsonl", 0.85, 0.33),  # 19 of 57, 3 of 56
     ("support_fresh.jsonl", 0.65, 0.2),  # 11 of 55, 5 of 55
-    ("support_news_dev.jsonl", 0.79, 0.17),  # 103 of 600, 27 of 600
+    ("support_news_dev.jsonl", 0.78, 0.17),  # 105 of 600, 28 of 600
     ("support_blind_test.jsonl", 0.85, 0.2),  # 25 of 120, 3 of 120
 ])
 def test_news_sets_keep_their_precision_and_recall(vectors: WordVectors, name: str, precision: float,
@@ -127,12 +127,17 @@ def test_news_sets_keep_their_precision_and_recall(vectors: WordVectors, name: s
     ("Maduro signed an agreement with Iran in Tehran.",
      "In Tehran, the socialist dictator signed an agreement with Iran, Maduro said."),  # no doer named: no guess
     ("The protest was the latest of many.", "The protest was the latest of many."),
+    ("Four Republicans sued.", "Four Republican voters sued."),  # a name's plural
+    ("Ukraine's government calls them invaders.", "The Ukrainian government calls them invaders."),  # its place
+    ("Among the officials sanctioned was Rosa Barahona.", "The officials sanctioned include Rosa Barahona."),
+    ("Kenya's runners won.", "The Kenyan runners won."),
 ])
 def test_wordnet_relations_names_and_numbers_support_a_paraphrase(sentence: str, passage: str) -> None:
     assert unsupported(sentence, [passage]) is None
 
 
 @pytest.mark.parametrize(("sentence", "passage", "reason"), [
+    ("Maria met Raisi.", "Marie met Raisi.", 'name "Maria" is not in'),  # a name is no adjective of another
     ("Trade has decreased to $3 billion.", "Trade has increased to $3 billion.", 'word "decreased" not in'),
     ("Thousands of people came to the beach.", "Hundreds of people came to the beach.", 'word "thousands" not in'),
     ("The visit came one year before the agreement.", "The visit came one year after the agreement.",
