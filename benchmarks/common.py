@@ -62,3 +62,14 @@ class Context:
     settings: dict[str, Settings] = field(default_factory=dict)
     results: dict[str, dict] = field(default_factory=dict)
     raw_model: object | None = None  # sentence-transformers' own model, loaded by the sections that compare with it
+
+    def indexed(self, name: str) -> Settings:
+        """The settings of corpus `name`'s index: the one the build section made, else built now (unmeasured),
+        so that any section runs alone (`--only query`)."""
+        if name not in self.settings:
+            from bot.service import make_builder
+
+            corpus = self.corpora[name]
+            self.settings[name] = settings_for(corpus.path, self.work / "indexes" / name)
+            make_builder(self.settings[name], self.embedder).build(corpus.path)
+        return self.settings[name]

@@ -36,7 +36,7 @@ async def concurrent(service: QAService, questions: list[str]) -> tuple[float, l
 
 
 async def _measure(ctx: Context, questions: list[str]) -> dict[str, dict]:
-    service = QAService(ctx.settings[CORPUS], ctx.embedder)
+    service = QAService(ctx.indexed(CORPUS), ctx.embedder)
     await service.start()
     try:
         await concurrent(service, questions[:8])

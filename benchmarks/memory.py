@@ -116,7 +116,7 @@ def _memory(ctx: Context, section: Section) -> None:
     baseline: dict = {}
     for name, corpus in ctx.corpora.items():
         questions = [q.question for q in corpus.questions][:SERVE_QUESTIONS]
-        child = spawn("serve", str(corpus.path), str(ctx.settings[name].index_dir), questions)
+        child = spawn("serve", str(corpus.path), str(ctx.indexed(name).index_dir), questions)
         section.add(f"{name}: peak RSS serving", child["peak_rss"] / 2**20, "MiB")
         baseline = baseline or child
         if child is not baseline:
@@ -138,7 +138,7 @@ def run(ctx: Context) -> Section:
     section = Section("Memory (child processes) and start-up")
     _memory(ctx, section)
     log("memory measured")
-    seed, settings = ctx.corpora["seed"], ctx.settings["seed"]
+    seed, settings = ctx.corpora["seed"], ctx.indexed("seed")
     runs = [startup_seconds(seed.path, settings.index_dir, seed.questions[0].question)
             for _ in range(1 if ctx.quick else 3)]
     section.add("start-up to first answer, seed index (median)", statistics.median(runs), "s", STARTUP_TARGET)

@@ -45,7 +45,7 @@ def default_openmp(ctx: Context, section: Section) -> None:
     the OpenMP default that `index` overrides; shows what the override buys."""
     env = {**os.environ, "OMP_WAIT_POLICY": "ACTIVE"}
     corpus = ctx.corpora[JUDGED]
-    stats = spawn("latency", str(corpus.path), str(ctx.settings[JUDGED].index_dir),
+    stats = spawn("latency", str(corpus.path), str(ctx.indexed(JUDGED).index_dir),
                   questions_for(corpus, OPENMP_SAMPLES)[:OPENMP_SAMPLES], env=env)
     section.add(f"{JUDGED}, child with OMP_WAIT_POLICY=ACTIVE: p50", stats["wall"]["p50"], "ms")
     section.add(f"{JUDGED}, child with OMP_WAIT_POLICY=ACTIVE: p95", stats["wall"]["p95"], "ms")
@@ -70,7 +70,7 @@ def raw_ratios(ctx: Context, stats: dict, section: Section) -> None:
 def run(ctx: Context) -> Section:
     section = Section("Query latency (in-process Answerer.ask)")
     for name, corpus in ctx.corpora.items():
-        answerer = load_answerer(ctx.settings[name], ctx.embedder)
+        answerer = load_answerer(ctx.indexed(name), ctx.embedder)
         settle_heap()  # as the serving processes do
         stats = {part: percentiles(values) for part, values in
                  time_answers(answerer, questions_for(corpus, MIN_SAMPLES)).items()}

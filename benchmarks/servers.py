@@ -37,7 +37,7 @@ COLD_SAMPLES = 200
 
 def _library(ctx: Context, **overrides: object) -> GuildLibrary:
     work = ctx.work / "servers"
-    settings = product_settings(corpus_dir=ctx.corpora["seed"].path, index_dir=ctx.settings["seed"].index_dir,
+    settings = product_settings(corpus_dir=ctx.corpora["seed"].path, index_dir=ctx.indexed("seed").index_dir,
                                 guilds_dir=work / "guilds", database_path=work / "footnote.db",
                                 fetch_allow_hosts=["127.0.0.1"], **overrides)
     return GuildLibrary(settings, ctx.embedder, open_registry(settings))
