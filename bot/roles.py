@@ -91,8 +91,6 @@ def _tight_pairs(text: str) -> frozenset[tuple[Item, Item]]:
     """(x, a): a name, number or date x and one of the PAIR_REACH words after it in its piece of `text`."""
     pairs = set()
     for piece in _PIECE_BREAK.split(text):
-        if piece is None:
-            continue
         found = _items(piece)
         for at, item in enumerate(found):
             if item[0] != "word":
