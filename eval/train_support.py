@@ -218,33 +218,31 @@ def rule_made(seed: int, per_article: int = 10) -> list[dict]:
     return [row for a in free for row in maker.article(a["text"], foreign, per_article)]
 
 
-class LoRA:
-    """Wraps a torch Linear: y = W x + (16 / r) · B A x, with A and B trained, W frozen."""
+def with_lora(model, rank: int):
+    """`model` with every attention and feed-forward Linear wrapped: y = W x + (16 / r) · B A x, with A and B
+    trained and everything else frozen."""
+    import torch
 
-    @staticmethod
-    def wrap(model, rank: int):
-        import torch
+    class Adapted(torch.nn.Module):
+        def __init__(self, base: torch.nn.Linear) -> None:
+            super().__init__()
+            self.base = base
+            self.a = torch.nn.Parameter(torch.randn(rank, base.in_features) * 0.01)
+            self.b = torch.nn.Parameter(torch.zeros(base.out_features, rank))
 
-        class Adapted(torch.nn.Module):
-            def __init__(self, base: torch.nn.Linear) -> None:
-                super().__init__()
-                self.base = base
-                self.a = torch.nn.Parameter(torch.randn(rank, base.in_features) * 0.01)
-                self.b = torch.nn.Parameter(torch.zeros(base.out_features, rank))
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.base(x) + (x @ self.a.t()) @ self.b.t() * (16.0 / rank)
 
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                return self.base(x) + (x @ self.a.t()) @ self.b.t() * (16.0 / rank)
-
-        for parameter in model.parameters():
-            parameter.requires_grad_(False)
-        for layer in model.encoder.layer:
-            attention = layer.attention.self
-            for name in ("query", "key", "value"):
-                setattr(attention, name, Adapted(getattr(attention, name)))
-            layer.attention.output.dense = Adapted(layer.attention.output.dense)
-            layer.intermediate.dense = Adapted(layer.intermediate.dense)
-            layer.output.dense = Adapted(layer.output.dense)
-        return model
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    for layer in model.encoder.layer:
+        attention = layer.attention.self
+        for name in ("query", "key", "value"):
+            setattr(attention, name, Adapted(getattr(attention, name)))
+        layer.attention.output.dense = Adapted(layer.attention.output.dense)
+        layer.intermediate.dense = Adapted(layer.intermediate.dense)
+        layer.output.dense = Adapted(layer.output.dense)
+    return model
 
 
 class CrossEncoder:
@@ -260,7 +258,7 @@ class CrossEncoder:
         torch.set_num_threads(2)
         path = default_model_path()
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = LoRA.wrap(AutoModel.from_pretrained(path), RANK)
+        self.model = with_lora(AutoModel.from_pretrained(path), RANK)
         self.head = torch.nn.Linear(self.model.config.hidden_size, 1)
         self.random = random.Random(seed)
 
