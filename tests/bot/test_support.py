@@ -23,7 +23,9 @@ was measured once (72.5 %, 17.2 %), then tuned on (names and numbers that trade 
 before that rule and once after it, never tuned on: 89.3 %, 20.8 % both times. `support_news_more.jsonl` (2,304
 sentences on 288 more articles, written blind by eight helpers after those rules) measured the check of the
 start of that work and the check after it, once each: 79.8 %, 23.3 % and 80.3 %, 23.7 %; variants of the
-traded-details rule were then tried on its first 1,728 rows and none kept.
+traded-details rule were then tried on its first 1,728 rows and none kept. `support_news_final.jsonl` (960
+sentences on 120 more articles, written blind at the end of that work) was measured once, by the final check:
+80.5 %, 21.5 %; it is for the next change to be judged on, never tuned on.
 Each test holds the figures measured now, so a rule that costs them fails.
 """
 
@@ -78,6 +80,7 @@ def test_labelled_set_no_unsupported_sentence_passes_and_most_paraphrases_do(vec
     ("support_news_dev.jsonl", 0.78, 0.17),  # 105 of 600, 28 of 600
     ("support_blind_test.jsonl", 0.85, 0.2),  # 25 of 120, 3 of 120
     ("support_news_more.jsonl", 0.8, 0.23),  # 273 of 1,152, 67 of 1,152
+    ("support_news_final.jsonl", 0.8, 0.21),  # 103 of 480, 25 of 480
 ])
 def test_news_sets_keep_their_precision_and_recall(vectors: WordVectors, name: str, precision: float,
                                                    recall: float) -> None:
