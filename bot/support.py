@@ -265,7 +265,7 @@ def _unsupported_names(sentence: str, source: str) -> list[tuple[int, str, str]]
         word = _POSSESSIVE.sub("", match.group(0))
         if len(word) < 2 or not word[0].isupper() or word.lower() in _NOT_NAMES:
             continue
-        if match.start() == 0 and (common_opening(word) or re.search(rf"\b{word.lower()}\b", source)):
+        if match.start() == 0 and (common_opening(word) or re.search(rf"\b{re.escape(word.lower())}\b", source)):
             continue  # "Later, …", "Participants …": capitalised for being first; the word check has it
         if not any(re.search(form, source, re.IGNORECASE) for form in _name_forms(_fold(word))):
             found.append((match.start(), "date" if word.lower() in DATE_WORDS else "name", word))
