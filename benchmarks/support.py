@@ -1,6 +1,7 @@
 """The check that a generated sentence is supported by its cited passages: time per sentence and per answer
 (three sentences, the most an answer has) and its quality, on the labelled sets in tests/data, each named for
-how far the rules were tuned on it (a sentence's words the passages lack come from the token table)."""
+how far the rules were tuned and the model trained on it (a sentence's words the passages lack come from the
+token table)."""
 
 from __future__ import annotations
 
@@ -10,48 +11,55 @@ import numpy as np
 
 from benchmarks.common import ROOT, Context, log
 from benchmarks.report import Section, Target
-from bot.support import WordVectors, score_labelled
+from bot.entailment import SupportModel
+from bot.support import SupportCheck, WordVectors, score_labelled
 
-LABELLED = {"seed article (tuned on)": ROOT / "tests" / "data" / "support_labelled.jsonl",
-            "news_2024 (tuned on since)": ROOT / "tests" / "data" / "support_heldout.jsonl",
-            "blind dev (tuned on)": ROOT / "tests" / "data" / "support_blind_dev.jsonl",
-            "blind test (one rule from it)": ROOT / "tests" / "data" / "support_test.jsonl",
-            "blind final (tuned on)": ROOT / "tests" / "data" / "support_final.jsonl",
-            "blind last (tuned on)": ROOT / "tests" / "data" / "support_last.jsonl",
-            "blind unseen (tuned on)": ROOT / "tests" / "data" / "support_unseen.jsonl",
-            "blind holdout (tuned on)": ROOT / "tests" / "data" / "support_holdout.jsonl",
-            "blind fresh (one fix from it)": ROOT / "tests" / "data" / "support_fresh.jsonl",
-            "blind news dev (one rule from it)": ROOT / "tests" / "data" / "support_news_dev.jsonl",
-            "held-back blind test (never tuned on)": ROOT / "tests" / "data" / "support_blind_test.jsonl",
-            "blind news more (measured twice)": ROOT / "tests" / "data" / "support_news_more.jsonl",
-            "blind news final (never tuned on)": ROOT / "tests" / "data" / "support_news_final.jsonl"}
+DATA = ROOT / "tests" / "data"
+LABELLED = {"seed article (rules tuned on; model trained on)": DATA / "support_labelled.jsonl",
+            "news_2024 (rules tuned on; model trained on)": DATA / "support_heldout.jsonl",
+            "blind dev (rules tuned on; model trained on)": DATA / "support_blind_dev.jsonl",
+            "blind test (one rule from it; model trained on)": DATA / "support_test.jsonl",
+            "blind final (rules tuned on; model trained on)": DATA / "support_final.jsonl",
+            "blind last (rules tuned on; model trained on)": DATA / "support_last.jsonl",
+            "blind unseen (rules tuned on; model trained on)": DATA / "support_unseen.jsonl",
+            "blind holdout (rules tuned on; model trained on)": DATA / "support_holdout.jsonl",
+            "blind fresh (one fix from it; model trained on)": DATA / "support_fresh.jsonl",
+            "blind news dev (one rule from it; model trained on)": DATA / "support_news_dev.jsonl",
+            "blind news more (measured twice; model trained on)": DATA / "support_news_more.jsonl",
+            "blind news train (model trained on)": DATA / "support_news_train.jsonl",
+            "blind news tune (model threshold tuned on)": DATA / "support_news_tune.jsonl",
+            "held-back blind test (never tuned or trained on)": DATA / "support_blind_test.jsonl",
+            "blind news final (never tuned or trained on)": DATA / "support_news_final.jsonl"}
 TIME_TARGET = Target("<=", 5.0)
 PRECISION_TARGET = Target(">=", 0.95)
 RECALL_TARGET = Target(">=", 0.9)
-ROUNDS = 5
+ROUNDS = 4
+TIMED_ROWS = 240
 SENTENCES_PER_ANSWER = 3
 
 
 def run(ctx: Context) -> Section:
     vectors = WordVectors({}, np.zeros((0, ctx.embedder.dimension), np.float32), ctx.embedder.word_vectors)
+    check = SupportCheck(vectors, SupportModel.for_embedder(ctx.embedder))
     section = Section("Support check of generated sentences")
     details = {}
     for label, path in LABELLED.items():
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        # the first round finds WordNet cold; later rounds' sentences are new strings (trailing spaces), so only
-        # what a live answer shares with earlier ones (passages, WordNet, word vectors) is warm
-        reports = [score_labelled([{**row, "sentence": row["sentence"] + " " * round_} for row in rows], vectors)
-                   for round_ in range(ROUNDS)]
-        report = reports[-1]
-        p95_ms = 1000 * float(np.median([r.seconds_p95 for r in reports]))
+        # the whole set once (quality; WordNet cold at first), then its first TIMED_ROWS rows again as new
+        # strings (trailing spaces), so only what a live answer shares with earlier ones (passages, WordNet,
+        # word vectors) is warm and no score comes from the model's cache
+        report = score_labelled(rows, check)
+        timed = [score_labelled([{**row, "sentence": row["sentence"] + " " * round_} for row in rows[:TIMED_ROWS]],
+                                check) for round_ in range(1, ROUNDS)]
+        p95_ms = 1000 * float(np.median([r.seconds_p95 for r in timed]))
         section.add(f"{label} ({len(rows)} sentences): time per sentence, p95 (first round, cold: "
-                    f"{1000 * reports[0].seconds_p95:.2f} ms)", p95_ms, "ms")
+                    f"{1000 * report.seconds_p95:.2f} ms)", p95_ms, "ms")
         section.add(f"{label}: time per answer of {SENTENCES_PER_ANSWER} sentences, p95 bound",
                     SENTENCES_PER_ANSWER * p95_ms, "ms", TIME_TARGET)
         section.add(f"{label}: precision (unsupported sentences kept: 0 is right)", report.precision, "",
                     PRECISION_TARGET)
         section.add(f"{label}: recall (supported paraphrases kept)", report.recall, "", RECALL_TARGET)
-        details[label] = {"p95_ms": round(p95_ms, 3), "cold_p95_ms": round(1000 * reports[0].seconds_p95, 3),
+        details[label] = {"p95_ms": round(p95_ms, 3), "cold_p95_ms": round(1000 * report.seconds_p95, 3),
                           "precision": report.precision, "recall": report.recall,
                           "kept_unsupported": report.kept_unsupported}
         log(f"{label}: {report.line()}")

@@ -22,8 +22,8 @@ from index.embedding import EmbedderError
 from index.store import SnapshotError
 
 if TYPE_CHECKING:
-    from bot.answer import Answer
-    from bot.support import WordVectors
+    from bot.answer import Answer, Answerer
+    from bot.support import SupportCheck
     from index.embedding import Embedder
 
 log = logging.getLogger(__name__)
@@ -217,21 +217,23 @@ def _answerer(settings: Settings, serving: bool = False):
 
 
 @contextmanager
-def generated_asker(settings: Settings, extractive: Callable[[str], Answer],
-                    vectors: WordVectors | None = None) -> Iterator[Callable[[str], Answer] | None]:
+def generated_asker(settings: Settings, answerer: Answerer) -> Iterator[Callable[[str], Answer] | None]:
     """`ask(question)` through the configured LLM (verified, extractive fallback), or None without one; its
     event loop lives as long as the `with` block."""
     from bot.generation import LLMClient, generate_answer
+    from bot.service import load_support_model
+    from bot.support import SupportCheck
 
     client = LLMClient.from_settings(settings)
     if client is None:
         yield None
         return
+    check = SupportCheck(answerer.word_vectors, load_support_model(settings, answerer.embedder))
     with asyncio.Runner() as runner:
 
         def ask(question: str) -> Answer:
-            answer = extractive(question)
-            return runner.run(generate_answer(answer, answer.evidence, client, vectors=vectors))
+            answer = answerer.ask(question)
+            return runner.run(generate_answer(answer, answer.evidence, client, check=check))
 
         try:
             yield ask
@@ -244,7 +246,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
         print("footnote ask: give a question, or --jsonl to read questions from stdin", file=sys.stderr)
         return EXIT_CONFIG
     answerer = _answerer(settings, serving=args.jsonl)
-    with generated_asker(settings, answerer.ask, answerer.word_vectors) as generated:
+    with generated_asker(settings, answerer) as generated:
         return _answer_questions(args, generated or answerer.ask)
 
 
@@ -329,7 +331,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     answerer = _answerer(settings)
     reports = [evaluate(lambda q: answerer.ask(q, threshold=0.0), questions, documents, answerer.threshold,
                         answerer.ranked_documents, label="extractive")]
-    with generated_asker(settings, answerer.ask, answerer.word_vectors) as generated_ask:
+    with generated_asker(settings, answerer) as generated_ask:
         if generated_ask:
             reports.append(evaluate(generated_ask, questions, documents, answerer.threshold, label="generated"))
     if not args.no_baseline:
@@ -345,17 +347,22 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
             print("\n".join(report.risk_lines()))
         print(f"\nreliability ({reports[0].label})")
         print("\n".join(reports[0].reliability_lines()))
-    for labelled in args.support:
-        print(_support_line(labelled, answerer), file=sys.stderr if args.json else sys.stdout)
+    if args.support:
+        from bot.service import load_support_model
+        from bot.support import SupportCheck
+
+        check = SupportCheck(answerer.word_vectors, load_support_model(settings, answerer.embedder))
+        for labelled in args.support:
+            print(_support_line(labelled, check), file=sys.stderr if args.json else sys.stdout)
     return _eval_status(reports[0], args)
 
 
-def _support_line(path: Path, answerer) -> str:
+def _support_line(path: Path, check: SupportCheck) -> str:
     """The support check's precision and recall on a labelled file (tests/data/support_*.jsonl)."""
     from bot.support import score_labelled
 
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return f"{path.name}: {score_labelled(rows, answerer.word_vectors).line()}"
+    return f"{path.name}: {score_labelled(rows, check).line()}"
 
 
 def _bundled_corpus(questions: Path) -> Path | None:

@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(20.0, gt=0)
     llm_max_tokens: int = Field(300, ge=16)
     llm_temperature: float = Field(0.1, ge=0, le=2)
+    support_model: bool = Field(
+        True, description="check generated sentences with the learned support model as well as the rules")
 
     @field_validator("dev_guild_ids", "admin_role_ids", "operator_ids", "allowed_channel_ids", "fetch_allow_hosts",
                      "shard_ids", mode="before")

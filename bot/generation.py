@@ -4,8 +4,9 @@ The answerer's top candidate sentences become numbered passages [1]..[k] of the 
 asked to end every sentence with the passages it rests on. Nothing the model writes is shown unverified:
 `verify` strips markup its passages lack (`bot.untrusted`) and keeps a sentence only when it cites passages
 that were given, every number, date and capitalised name in it appears in those passages, and they support
-what it says (`bot.support`); its footnotes are the passages' verbatim spans. When nothing survives, the
-model finds no answer, or the server fails in any way, the extractive answer stands.
+what it says (`bot.support`: rules, and the learned model of `bot.entailment`); its footnotes are the
+passages' verbatim spans. When nothing survives, the model finds no answer, or the server fails in any way,
+the extractive answer stands.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pydantic import SecretStr
 
 from bot.answer import Answer, Citation, Turn
 from bot.config import Settings
-from bot.support import WordVectors, unsupported
+from bot.support import SupportCheck
 from bot.untrusted import plain_text, remove_code_blocks
 
 log = logging.getLogger(__name__)
@@ -104,13 +105,13 @@ def split_answer(text: str) -> list[str]:
 
 
 def verify(generated: str, passages: Sequence[Passage], max_sentences: int = MAX_SENTENCES,
-           vectors: WordVectors | None = None) -> Verified:
-    """Keep the sentences whose citations check out and whose passages support them (`vectors` lets a close
-    word stand for a passage word); mode "extractive" when none do."""
+           check: SupportCheck | None = None) -> Verified:
+    """Keep the sentences whose citations check out and whose passages support them (by `check`, else the
+    rules without word vectors); mode "extractive" when none do."""
     if NOT_FOUND in " ".join(generated.upper().split()):
         return Verified("", [], [_entry("answer", generated.strip(), "the model found no answer in the passages")])
     without_code = remove_code_blocks(generated)
-    result = verify_sentences(split_answer(without_code.text), passages, max_sentences, vectors)
+    result = verify_sentences(split_answer(without_code.text), passages, max_sentences, check)
     result.removed[:0] = [_entry("markup", "", note) for note in without_code.removed]
     if not result.citations:
         result.removed.append(_entry("answer", generated.strip(), "no sentence survived verification"))
@@ -118,7 +119,7 @@ def verify(generated: str, passages: Sequence[Passage], max_sentences: int = MAX
 
 
 def verify_sentences(sentences: Sequence[str], passages: Sequence[Passage], max_sentences: int = MAX_SENTENCES,
-                     vectors: WordVectors | None = None) -> Verified:
+                     check: SupportCheck | None = None) -> Verified:
     """Check each sentence, then renumber the surviving footnotes [1..m] in order of first use."""
     given = {p.n: p for p in passages}
     kept: list[tuple[str, list[int]]] = []
@@ -127,7 +128,7 @@ def verify_sentences(sentences: Sequence[str], passages: Sequence[Passage], max_
         if len(kept) == max_sentences:
             removed.append(_entry("sentence", sentence, f"beyond the {max_sentences}-sentence limit"))
             continue
-        body, cited, notes = check_sentence(sentence, given, vectors)
+        body, cited, notes = check_sentence(sentence, given, check)
         removed += notes
         if cited:
             kept.append((body, cited))
@@ -140,7 +141,7 @@ def verify_sentences(sentences: Sequence[str], passages: Sequence[Passage], max_
 
 
 def check_sentence(sentence: str, given: dict[int, Passage],
-                   vectors: WordVectors | None = None) -> tuple[str, list[int], list[dict[str, str]]]:
+                   check: SupportCheck | None = None) -> tuple[str, list[int], list[dict[str, str]]]:
     """The sentence as it may be shown (markup that its passages lack removed), its surviving citations
     (none when it must go) and the removal notes."""
     numbers = _citations(sentence)
@@ -160,7 +161,7 @@ def check_sentence(sentence: str, given: dict[int, Passage],
     if not any(ch.isalnum() for ch in cleaned.text):
         return "", [], [*notes, _entry("sentence", sentence, "has no words once its markup is removed")]
     body = _body(cleaned.text)
-    reason = unsupported(body, sources, vectors)
+    reason = (check or SupportCheck())(body, sources)
     if reason:
         return "", [], [*notes, _entry("sentence", sentence, f"{reason} cited {_refs(cited)}")]
     return body, cited, notes
@@ -219,18 +220,18 @@ class LLMClient:
         await self._openai.close()
 
     async def generate(self, question: str, passages: Sequence[Passage], on_delta: DeltaCallback | None = None,
-                       history: Sequence[Turn] = (), vectors: WordVectors | None = None) -> Verified:
+                       history: Sequence[Turn] = (), check: SupportCheck | None = None) -> Verified:
         """Stream an answer, reporting its verified complete sentences as they arrive, then verify it all
-        (in a worker thread: close words may need the encoder)."""
+        (in a worker thread: close words may need the encoder, and the support model runs on the CPU)."""
         text = shown = ""
         async with aclosing(self.stream(build_messages(question, passages, history))) as deltas:
             async for delta in deltas:
                 text += delta
-                if on_delta and (preview := await asyncio.to_thread(_preview, text, passages, vectors)) != shown:
+                if on_delta and (preview := await asyncio.to_thread(_preview, text, passages, check)) != shown:
                     shown = preview
                     if inspect.isawaitable(called := on_delta(preview)):
                         await called
-        return await asyncio.to_thread(verify, text, passages, MAX_SENTENCES, vectors)
+        return await asyncio.to_thread(verify, text, passages, MAX_SENTENCES, check)
 
     async def stream(self, messages: list[dict]) -> AsyncIterator[str]:
         """The text deltas of one streamed completion, all within `timeout` seconds in total."""
@@ -257,9 +258,9 @@ class LLMClient:
             raise GenerationError(f"malformed stream from the LLM server: {exc.doc[:80]!r}") from exc
 
 
-def _preview(text: str, passages: Sequence[Passage], vectors: WordVectors | None = None) -> str:
+def _preview(text: str, passages: Sequence[Passage], check: SupportCheck | None = None) -> str:
     """The verified answer made of the sentences complete so far (the last one may still grow)."""
-    return verify_sentences(split_answer(remove_code_blocks(text).text)[:-1], passages, vectors=vectors).text
+    return verify_sentences(split_answer(remove_code_blocks(text).text)[:-1], passages, check=check).text
 
 
 def _content(chunk: object) -> str:
@@ -276,7 +277,7 @@ def _content(chunk: object) -> str:
 
 async def generate_answer(answer: Answer, passages: Sequence[Passage], client: LLMClient,
                           on_delta: DeltaCallback | None = None, history: Sequence[Turn] = (),
-                          vectors: WordVectors | None = None) -> Answer:
+                          check: SupportCheck | None = None) -> Answer:
     """The verified generated answer (mode "generated"), else `answer` itself with mode "extractive".
 
     Abstentions and refusals are returned unchanged, without asking the server. Either way `removed`
@@ -286,7 +287,7 @@ async def generate_answer(answer: Answer, passages: Sequence[Passage], client: L
         return answer
     started = time.perf_counter()
     try:
-        result = await client.generate(answer.question, passages, on_delta, history, vectors)
+        result = await client.generate(answer.question, passages, on_delta, history, check)
     except GenerationError as exc:
         log.warning("generated answer unavailable, answering extractively: %s", exc)
         result = Verified("", [], [_entry("answer", "", f"generation failed: {exc}")])

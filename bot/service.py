@@ -28,6 +28,7 @@ from bot.features import FEATURES, SPAN_FEATURES
 from bot.generation import DeltaCallback, LLMClient, generate_answer
 from bot.scorer import MODEL_PATH, load_model
 from bot.sources import Adder, Source
+from bot.support import SupportCheck
 from bot.wordnet import wordnet
 from index.backends import BackendChoice
 from index.builder import BuildInProgress, BuildProgress, BuildReport, IndexBuilder
@@ -39,6 +40,7 @@ from index.search import SearchConfig
 from index.store import SnapshotError, SnapshotStore
 
 if TYPE_CHECKING:
+    from bot.entailment import SupportModel
     from bot.library import Added, GuildLibrary
 
 MAX_BATCH = 64
@@ -61,6 +63,19 @@ def make_embedder(settings: Settings) -> Embedder:
     return Embedder(settings.embed_model, batch_size=settings.embed_batch_size,
                     batch_tokens=settings.embed_batch_tokens, precision=settings.embed_precision,
                     backend=settings.embed_backend, cache_dir=settings.model_cache_dir)
+
+
+def load_support_model(settings: Settings, embedder: Embedder) -> SupportModel | None:
+    """The learned support check, ready to answer (exported to ONNX on first use), unless turned off
+    (FOOTNOTE_SUPPORT_MODEL=false) or trained on another encoder than `embedder`'s."""
+    from bot.entailment import SupportModel
+
+    if not settings.support_model:
+        return None
+    model = SupportModel.for_embedder(embedder)
+    if model is not None:
+        model.runtime()
+    return model
 
 
 def make_store(settings: Settings, name: str = SHARED_STORE) -> SnapshotStore:
@@ -156,6 +171,7 @@ class QAService:
         self._abstentions = 0
         self._started = time.monotonic()
         self.llm = LLMClient.from_settings(settings)
+        self.support_model: SupportModel | None = None
         self._loaded_snapshot_id: str | None = None  # the shared version this process loaded last
 
     async def start(self) -> None:
@@ -164,8 +180,10 @@ class QAService:
         if self.embedder is None:
             self.embedder = await loop.run_in_executor(self._answer_thread, make_embedder, self.settings)
         await loop.run_in_executor(self._answer_thread, self.embedder.warm_up)
-        if self.llm is not None:  # the support check of generated sentences reads WordNet once (0.3 s)
+        if self.llm is not None:  # the support check of generated sentences: WordNet (0.3 s) and the model
             await loop.run_in_executor(self._answer_thread, wordnet)
+            self.support_model = await loop.run_in_executor(self._answer_thread, load_support_model,
+                                                            self.settings, self.embedder)
         self.answerer = await loop.run_in_executor(self._answer_thread, load_answerer, self.settings,
                                                    self.embedder)
         self._loaded_snapshot_id = self.answerer.snapshot.snapshot_id
@@ -210,8 +228,8 @@ class QAService:
         answer = await future
         if self.llm is None or answer.refusal:
             return answer
-        return await generate_answer(answer, answer.evidence, self.llm, on_delta, history or [],
-                                     self.answerer.word_vectors)
+        check = SupportCheck(self.answerer.word_vectors, self.support_model)
+        return await generate_answer(answer, answer.evidence, self.llm, on_delta, history or [], check)
 
     async def _consume(self) -> None:
         """Answer queued questions, all those waiting (up to MAX_BATCH) in one call."""

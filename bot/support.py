@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations, product
+from typing import TYPE_CHECKING
 
 import numpy as np
 import nupunkt
@@ -41,6 +42,9 @@ from bot.wording import (
 )
 from bot.wordnet import WordNet, wordnet
 from index.lexical import STOPWORDS, content_words, fold_accents
+
+if TYPE_CHECKING:
+    from bot.entailment import SupportModel
 
 FUNCTION_WORDS = frozenset(
     "even whose toward towards like though although however thus therefore hence among amid amongst across "
@@ -170,11 +174,34 @@ def unsupported(sentence: str, passages: Sequence[str], vectors: WordVectors | N
                 soft_floor: float = SOFT_SUPPORT) -> str | None:
     """Why `sentence` is not supported by `passages` (e.g. 'word "storm" not in'), or None. With `vectors`,
     a word the passages lack is supported by a passage word whose cosine reaches `soft_floor`."""
-    sentence, passages = _normalised(sentence), [_normalised(p) for p in passages]
-    glosses = _acronym_glosses(sentence, passages)
-    passages = [*passages, *glosses]
+    sentence, passages, glosses = _prepared(sentence, passages)
     return (unsupported_fact(sentence, passages) or _unsupported_words(sentence, passages, vectors, soft_floor)
             or _disagreement(sentence, passages, glosses))
+
+
+def _prepared(sentence: str, passages: Sequence[str]) -> tuple[str, list[str], list[str]]:
+    """The sentence and passages normalised, the passages followed by the acronym glosses, and the glosses."""
+    sentence, passages = _normalised(sentence), [_normalised(p) for p in passages]
+    glosses = _acronym_glosses(sentence, passages)
+    return sentence, [*passages, *glosses], glosses
+
+
+class SupportCheck:
+    """The whole check of a generated sentence: the rules (`unsupported`), then, for a sentence they keep, the
+    learned model when one is given (`bot.entailment`), which must score it at its threshold."""
+
+    def __init__(self, vectors: WordVectors | None = None, model: SupportModel | None = None) -> None:
+        self.vectors, self.model = vectors, model
+
+    def __call__(self, sentence: str, passages: Sequence[str]) -> str | None:
+        """Why `passages` do not support `sentence` (ending in a word such as "in" or "against" that the
+        passages' names follow), or None."""
+        reason = unsupported(sentence, passages, self.vectors)
+        if reason is None and self.model is not None:
+            score = self.model.probability(sentence, passages)
+            if score < self.model.threshold:
+                reason = f"support model score {score:.2f} below {self.model.threshold:.2f} against"
+        return reason
 
 
 def _acronym_glosses(sentence: str, passages: Sequence[str]) -> list[str]:
@@ -501,12 +528,12 @@ class SupportReport:
                 f"p95 {self.seconds_p95 * 1000:.1f} ms per sentence")
 
 
-def score_labelled(rows: Sequence[dict], vectors: WordVectors | None) -> SupportReport:
+def score_labelled(rows: Sequence[dict], check: SupportCheck) -> SupportReport:
     """Run the check on every labelled row, timing each sentence."""
     kept_supported, kept_unsupported, seconds = 0, [], []
     for row in rows:
         started = time.perf_counter()
-        kept = unsupported(row["sentence"], row["passages"], vectors) is None
+        kept = check(row["sentence"], row["passages"]) is None
         seconds.append(time.perf_counter() - started)
         if kept and row["supported"]:
             kept_supported += 1

@@ -24,6 +24,7 @@ async def test_service_streams_a_verified_generated_answer(seed_settings, embedd
         seen: list[str] = []
         answer = await service.ask("Who did Ebrahim Raisi meet in Venezuela?", on_delta=seen.append)
         await service.close()
+    assert service.support_model is not None and service.support_model.onnx_file.is_file()  # the model checked it
     assert answer.mode == "generated"
     assert answer.answer == "Raisi met Nicolás Maduro in Caracas. [1] It was the first stop of his tour. [1]"
     assert seen == ["Raisi met Nicolás Maduro in Caracas. [1]"]
@@ -69,3 +70,16 @@ async def test_service_falls_back_quietly(seed_settings, embedder, reply: Reply)
         await service.close()
     assert answer.mode == "extractive" and "Maduro" in answer.answer
     assert answer.removed[0]["reason"].startswith("generation failed")
+
+
+async def test_the_support_model_can_be_turned_off(seed_settings, embedder) -> None:
+    async with FakeOpenAIServer() as server:
+        server.script(GOOD)
+        settings = seed_settings.model_copy(update={"llm_base_url": server.base_url, "llm_model": "m",
+                                                    "support_model": False})
+        service = QAService(settings, embedder)
+        await service.start()
+        answer = await service.ask("Who did Ebrahim Raisi meet in Venezuela?")
+        await service.close()
+    assert service.support_model is None
+    assert answer.mode == "generated" and answer.answer.startswith("Raisi met Nicolás Maduro in Caracas. [1]")

@@ -1,0 +1,119 @@
+"""The learned support check: does a passage support a sentence? MiniLM read as a cross-encoder.
+
+The encoder is the embedder's own all-MiniLM-L6-v2 with a low-rank adapter (LoRA) and a one-logit head trained by
+`eval/train_support.py` on the labelled sets and rule-made pairs; the adapter, head and threshold ship in
+`bot/models/support_model.npz` (float16, about 1 MB). On first use the adapter is merged into a copy of the
+encoder's weights and exported to ONNX once per adapter and model, beside the embedder's own export; answering
+then runs ONNX Runtime only (float32, the same on every CPU). Scores are cached per (sentence, passages), so the
+streamed previews of an answer score each sentence once.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from index.embedding import Embedder, EmbedderError
+from index.runtimes import OnnxRuntime, TorchRuntime, export_onnx
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_FILE = Path(__file__).parent / "models" / "support_model.npz"
+LORA_SCALE = 16.0
+"""The adapter's output is scaled by LORA_SCALE / rank, as in training."""
+CACHED_PAIRS = 4096
+BATCH = 16
+
+
+class SupportModel:
+    """P(the passages support the sentence) from the trained cross-encoder, and the threshold tuned for it."""
+
+    def __init__(self, model_file: Path, base_path: Path, cache_folder: Path) -> None:
+        """`model_file`: the adapter, head and threshold; `base_path`: the encoder they were trained on;
+        `cache_folder`: where the merged model's ONNX export is kept."""
+        from tokenizers import Tokenizer
+
+        self.model_file = Path(model_file)
+        try:
+            with np.load(self.model_file) as stored:
+                self.arrays = {name: stored[name] for name in stored.files}
+        except (OSError, ValueError) as error:
+            raise EmbedderError(f"the support model {self.model_file} cannot be read ({error})") from None
+        self.base_path = base_path
+        self.threshold = float(self.arrays["threshold"])
+        """The score a sentence that the rules keep needs to be shown."""
+        self._weight = self.arrays["head.weight"].astype(np.float32).reshape(-1)
+        self._bias = float(self.arrays["head.bias"].reshape(-1)[0])
+        self._tokenizer = Tokenizer.from_file(str(base_path / "tokenizer.json"))
+        # the passages are cut, as in training ("only_first"), unless the sentence alone would not fit
+        self._tokenizer.enable_truncation(int(self.arrays["max_tokens"]), strategy="longest_first")
+        self._tokenizer.enable_padding()
+        digest = hashlib.sha256(self.model_file.read_bytes()).hexdigest()[:12]
+        self.onnx_file = Path(cache_folder) / f"support-{digest}.onnx"
+        self._lock = threading.Lock()
+        self._runtime: OnnxRuntime | None = None
+
+    @classmethod
+    def for_embedder(cls, embedder: Embedder, model_file: Path = DEFAULT_MODEL_FILE) -> SupportModel | None:
+        """The model trained on `embedder`'s encoder, exported beside its own; None (logged) when the embedder
+        runs another encoder than the one the adapter was trained on."""
+        model = cls(model_file, embedder.path, embedder.cache_folder)
+        if str(model.arrays["base"]) != embedder.fingerprint[:12]:
+            log.warning("the support model was trained on another encoder than %s; generated sentences are "
+                        "checked by the rules alone", embedder.name)
+            return None
+        return model
+
+    def probability(self, sentence: str, passages: Sequence[str]) -> float:
+        """P(supported) of one sentence against its cited passages (cached)."""
+        return self._cached(sentence, tuple(passages))
+
+    def probabilities(self, pairs: Sequence[tuple[str, Sequence[str]]]) -> np.ndarray:
+        """P(supported) of many (sentence, passages) pairs, in encoder batches of BATCH (not cached)."""
+        return np.concatenate([self._batch(pairs[at : at + BATCH]) for at in range(0, len(pairs), BATCH)] or
+                              [np.zeros(0, np.float32)])
+
+    def _batch(self, pairs: Sequence[tuple[str, Sequence[str]]]) -> np.ndarray:
+        encoded = self._tokenizer.encode_batch([(" ".join(passages), sentence) for sentence, passages in pairs])
+        batch = {"input_ids": np.array([e.ids for e in encoded], np.int64),
+                 "attention_mask": np.array([e.attention_mask for e in encoded], np.int64),
+                 "token_type_ids": np.array([e.type_ids for e in encoded], np.int64)}
+        tokens = self.runtime().token_embeddings(batch)
+        mask = batch["attention_mask"][..., None].astype(np.float32)
+        sentence = mask * batch["token_type_ids"][..., None]
+        pooled = np.concatenate([(tokens * mask).sum(1) / mask.sum(1), (tokens * sentence).sum(1) / sentence.sum(1)],
+                                1)
+        return 1.0 / (1.0 + np.exp(-(pooled @ self._weight + self._bias)))
+
+    @functools.lru_cache(maxsize=CACHED_PAIRS)  # noqa: B019 - one model per process, kept for its lifetime
+    def _cached(self, sentence: str, passages: tuple[str, ...]) -> float:
+        return float(self.probabilities([(sentence, passages)])[0])
+
+    def runtime(self) -> OnnxRuntime:
+        """The ONNX Runtime session, the merged model exported first if this adapter has none yet."""
+        with self._lock:
+            if self._runtime is None:
+                if not self.onnx_file.is_file():
+                    log.info("exporting the support model to %s", self.onnx_file)
+                    export_onnx(self._merged(), self.onnx_file)
+                self._runtime = OnnxRuntime(self.onnx_file)
+            return self._runtime
+
+    def _merged(self) -> TorchRuntime:
+        """The encoder in torch with every adapted weight W replaced by W + (scale / rank) · B A."""
+        import torch
+
+        runtime = TorchRuntime(self.base_path)
+        weights = runtime.model.state_dict()
+        scale = LORA_SCALE / int(self.arrays["rank"])
+        for name in (n[: -len(".a")] for n in self.arrays if n.endswith(".a")):
+            low_rank = self.arrays[f"{name}.b"].astype(np.float32) @ self.arrays[f"{name}.a"].astype(np.float32)
+            weights[f"{name}.weight"] += torch.from_numpy(scale * low_rank)
+        runtime.model.load_state_dict(weights)
+        return runtime

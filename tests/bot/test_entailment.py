@@ -1,0 +1,96 @@
+"""The learned support check: the shipped adapter merged and exported to ONNX scores pairs as the torch model
+does, tells supported sentences from unsupported ones on a set it never saw, and is refused for another
+encoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import nupunkt
+import pytest
+
+from bot.entailment import DEFAULT_MODEL_FILE, SupportModel
+from index.embedding import Embedder, EmbedderError
+from tests.conftest import DATA
+
+PASSAGE = ("Iranian President Ebrahim Raisi arrived in Caracas on Monday, where he met Venezuelan President "
+           "Nicolás Maduro. The two leaders signed agreements on oil, petrochemicals and defence.")
+
+
+@pytest.fixture(scope="module")
+def model(embedder: Embedder) -> SupportModel:
+    found = SupportModel.for_embedder(embedder)
+    assert found is not None
+    return found
+
+
+def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The probability that a random supported row scores above a random unsupported one."""
+    positive, negative = scores[labels], scores[~labels]
+    return float((positive[:, None] > negative[None, :]).mean() + 0.5 * (positive[:, None] == negative).mean())
+
+
+def test_the_onnx_export_scores_as_the_merged_torch_model_does(model: SupportModel) -> None:
+    import torch
+
+    pairs = [("Raisi met Maduro in Caracas.", [PASSAGE]), ("Maduro never met Raisi.", [PASSAGE, "Trade rose."])]
+    encoded = model._tokenizer.encode_batch([(" ".join(p), s) for s, p in pairs])
+    batch = {"input_ids": [e.ids for e in encoded], "attention_mask": [e.attention_mask for e in encoded],
+             "token_type_ids": [e.type_ids for e in encoded]}
+    merged = model._merged()
+    with torch.inference_mode():
+        torch_tokens = merged.token_embeddings({k: np.array(v, np.int64) for k, v in batch.items()})
+    onnx_tokens = model.runtime().token_embeddings({k: np.array(v, np.int64) for k, v in batch.items()})
+    assert np.abs(torch_tokens - onnx_tokens).max() < 1e-3
+    assert model.probabilities(pairs).shape == (2,)
+
+
+def test_a_sentence_copied_from_its_passage_passes(model: SupportModel) -> None:
+    """LLMs often copy. The labelled sets' unsupported sentences are mostly close copies with one detail changed,
+    which taught a model trained on them alone to distrust copies (a passage's own sentence scored 0.74 on
+    average); training on copies as well mends it (0.96)."""
+    rows = [json.loads(line) for line in (DATA / "support_news_final.jsonl").read_text(encoding="utf-8").splitlines()]
+    pairs = [(nupunkt.sent_tokenize(" ".join(row["passages"]))[0], row["passages"]) for row in rows[::8]]
+    scores = model.probabilities(pairs)
+    assert (scores >= model.threshold).mean() >= 0.8
+
+
+def test_an_overlong_sentence_is_scored_not_refused(model: SupportModel) -> None:
+    assert 0.0 <= model.probability("Raisi met Maduro. " * 200, [PASSAGE]) <= 1.0
+
+
+@pytest.mark.parametrize(("name", "auc"), [
+    ("support_blind_test.jsonl", 0.72),  # never trained or tuned on: measured 0.745
+    ("support_news_final.jsonl", 0.83),  # never trained or tuned on: measured 0.858
+])
+def test_it_ranks_an_unseen_labelled_set(model: SupportModel, name: str, auc: float) -> None:
+    rows = [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines()]
+    scores = np.concatenate([model.probabilities([(r["sentence"], r["passages"]) for r in rows[at : at + 16]])
+                             for at in range(0, len(rows), 16)])
+    assert _auc(scores, np.array([r["supported"] for r in rows])) >= auc
+
+
+def test_scores_are_cached_per_sentence_and_passages(model: SupportModel, monkeypatch) -> None:
+    calls = []
+    original = model.probabilities
+    monkeypatch.setattr(model, "probabilities", lambda pairs: calls.append(pairs) or original(pairs))
+    first = model.probability("A sentence seen once before in this test.", [PASSAGE])
+    assert model.probability("A sentence seen once before in this test.", (PASSAGE,)) == first
+    assert len(calls) == 1
+
+
+def test_another_encoder_gets_no_model(embedder: Embedder) -> None:
+    other = SimpleNamespace(path=embedder.path, cache_folder=embedder.cache_folder, name="another-model",
+                            fingerprint="0" * 64)
+    assert SupportModel.for_embedder(other) is None  # type: ignore[arg-type]
+
+
+def test_an_unreadable_model_file_is_a_clear_error(tmp_path: Path, embedder: Embedder) -> None:
+    broken = tmp_path / "support_model.npz"
+    broken.write_bytes(b"not a numpy archive")
+    with pytest.raises(EmbedderError, match="cannot be read"):
+        SupportModel(broken, embedder.path, tmp_path)
+    assert DEFAULT_MODEL_FILE.is_file()
