@@ -39,7 +39,7 @@ SENTENCES_PER_ANSWER = 3
 
 
 def run(ctx: Context) -> Section:
-    vectors = WordVectors({}, np.zeros((0, ctx.embedder.dimension), np.float32), ctx.embedder.word_vectors)
+    vectors = WordVectors.from_lookup(ctx.embedder.dimension, ctx.embedder.word_vectors)
     check = SupportCheck(vectors, SupportModel.for_embedder(ctx.embedder))
     section = Section("Support check of generated sentences")
     details = {}

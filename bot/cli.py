@@ -217,18 +217,17 @@ def _answerer(settings: Settings, serving: bool = False):
 
 
 @contextmanager
-def generated_asker(settings: Settings, answerer: Answerer) -> Iterator[Callable[[str], Answer] | None]:
-    """`ask(question)` through the configured LLM (verified, extractive fallback), or None without one; its
-    event loop lives as long as the `with` block."""
+def generated_asker(settings: Settings, answerer: Answerer,
+                    check: SupportCheck | None = None) -> Iterator[Callable[[str], Answer] | None]:
+    """`ask(question)` through the configured LLM (verified by `check`, else by `support_check`; extractive
+    fallback), or None without one; its event loop lives as long as the `with` block."""
     from bot.generation import LLMClient, generate_answer
-    from bot.service import load_support_model
-    from bot.support import SupportCheck
 
     client = LLMClient.from_settings(settings)
     if client is None:
         yield None
         return
-    check = SupportCheck(answerer.word_vectors, load_support_model(settings, answerer.embedder))
+    check = check or support_check(settings, answerer)
     with asyncio.Runner() as runner:
 
         def ask(question: str) -> Answer:
@@ -239,6 +238,15 @@ def generated_asker(settings: Settings, answerer: Answerer) -> Iterator[Callable
             yield ask
         finally:
             runner.run(client.aclose())
+
+
+def support_check(settings: Settings, answerer: Answerer) -> SupportCheck:
+    """The check of generated sentences the service runs: the rules with the answerer's word vectors, and the
+    learned model unless turned off."""
+    from bot.service import load_support_model
+    from bot.support import SupportCheck
+
+    return SupportCheck(answerer.word_vectors, load_support_model(settings, answerer.embedder))
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
@@ -331,7 +339,8 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     answerer = _answerer(settings)
     reports = [evaluate(lambda q: answerer.ask(q, threshold=0.0), questions, documents, answerer.threshold,
                         answerer.ranked_documents, label="extractive")]
-    with generated_asker(settings, answerer) as generated_ask:
+    check = support_check(settings, answerer) if settings.llm_enabled or args.support else None
+    with generated_asker(settings, answerer, check) as generated_ask:
         if generated_ask:
             reports.append(evaluate(generated_ask, questions, documents, answerer.threshold, label="generated"))
     if not args.no_baseline:
@@ -347,13 +356,8 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
             print("\n".join(report.risk_lines()))
         print(f"\nreliability ({reports[0].label})")
         print("\n".join(reports[0].reliability_lines()))
-    if args.support:
-        from bot.service import load_support_model
-        from bot.support import SupportCheck
-
-        check = SupportCheck(answerer.word_vectors, load_support_model(settings, answerer.embedder))
-        for labelled in args.support:
-            print(_support_line(labelled, check), file=sys.stderr if args.json else sys.stdout)
+    for labelled in args.support:
+        print(_support_line(labelled, check), file=sys.stderr if args.json else sys.stdout)
     return _eval_status(reports[0], args)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import logging
 import threading
 from collections.abc import Sequence
@@ -41,7 +42,8 @@ class SupportModel:
 
         self.model_file = Path(model_file)
         try:
-            with np.load(self.model_file) as stored:
+            stored_bytes = self.model_file.read_bytes()
+            with np.load(io.BytesIO(stored_bytes)) as stored:
                 self.arrays = {name: stored[name] for name in stored.files}
         except (OSError, ValueError) as error:
             raise EmbedderError(f"the support model {self.model_file} cannot be read ({error})") from None
@@ -54,7 +56,7 @@ class SupportModel:
         # the passages are cut, as in training ("only_first"), unless the sentence alone would not fit
         self._tokenizer.enable_truncation(int(self.arrays["max_tokens"]), strategy="longest_first")
         self._tokenizer.enable_padding()
-        digest = hashlib.sha256(self.model_file.read_bytes()).hexdigest()[:12]
+        digest = hashlib.sha256(stored_bytes).hexdigest()[:12]
         self.onnx_file = Path(cache_folder) / f"support-{digest}.onnx"
         self._lock = threading.Lock()
         self._runtime: OnnxRuntime | None = None
@@ -79,11 +81,15 @@ class SupportModel:
         return np.concatenate([self._batch(pairs[at : at + BATCH]) for at in range(0, len(pairs), BATCH)] or
                               [np.zeros(0, np.float32)])
 
-    def _batch(self, pairs: Sequence[tuple[str, Sequence[str]]]) -> np.ndarray:
+    def inputs(self, pairs: Sequence[tuple[str, Sequence[str]]]) -> dict[str, np.ndarray]:
+        """The padded encoder inputs of (sentence, passages) pairs: the passages first, then the sentence."""
         encoded = self._tokenizer.encode_batch([(" ".join(passages), sentence) for sentence, passages in pairs])
-        batch = {"input_ids": np.array([e.ids for e in encoded], np.int64),
-                 "attention_mask": np.array([e.attention_mask for e in encoded], np.int64),
-                 "token_type_ids": np.array([e.type_ids for e in encoded], np.int64)}
+        return {"input_ids": np.array([e.ids for e in encoded], np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encoded], np.int64),
+                "token_type_ids": np.array([e.type_ids for e in encoded], np.int64)}
+
+    def _batch(self, pairs: Sequence[tuple[str, Sequence[str]]]) -> np.ndarray:
+        batch = self.inputs(pairs)
         tokens = self.runtime().token_embeddings(batch)
         mask = batch["attention_mask"][..., None].astype(np.float32)
         sentence = mask * batch["token_type_ids"][..., None]

@@ -154,6 +154,11 @@ class WordVectors:
         self.vocabulary, self.table, self.lookup = vocabulary, table, lookup
         self._looked_up: OrderedDict[str, np.ndarray] = OrderedDict()
 
+    @classmethod
+    def from_lookup(cls, dimension: int, lookup: Callable[[Sequence[str]], np.ndarray]) -> WordVectors:
+        """Vectors from `lookup` alone (the model's token table), with no snapshot vocabulary."""
+        return cls({}, np.zeros((0, dimension), np.float32), lookup)
+
     def __call__(self, words: Sequence[str]) -> np.ndarray:
         vectors = np.zeros((len(words), self.table.shape[1]), dtype=np.float32)
         known = [row for row, word in enumerate(words) if word in self.vocabulary]
@@ -174,16 +179,11 @@ def unsupported(sentence: str, passages: Sequence[str], vectors: WordVectors | N
                 soft_floor: float = SOFT_SUPPORT) -> str | None:
     """Why `sentence` is not supported by `passages` (e.g. 'word "storm" not in'), or None. With `vectors`,
     a word the passages lack is supported by a passage word whose cosine reaches `soft_floor`."""
-    sentence, passages, glosses = _prepared(sentence, passages)
-    return (unsupported_fact(sentence, passages) or _unsupported_words(sentence, passages, vectors, soft_floor)
-            or _disagreement(sentence, passages, glosses))
-
-
-def _prepared(sentence: str, passages: Sequence[str]) -> tuple[str, list[str], list[str]]:
-    """The sentence and passages normalised, the passages followed by the acronym glosses, and the glosses."""
     sentence, passages = _normalised(sentence), [_normalised(p) for p in passages]
     glosses = _acronym_glosses(sentence, passages)
-    return sentence, [*passages, *glosses], glosses
+    passages = [*passages, *glosses]
+    return (unsupported_fact(sentence, passages) or _unsupported_words(sentence, passages, vectors, soft_floor)
+            or _disagreement(sentence, passages, glosses))
 
 
 class SupportCheck:

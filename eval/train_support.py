@@ -331,17 +331,9 @@ class CrossEncoder:
             batches += [window[i : i + BATCH] for i in range(0, len(window), BATCH)]
         return self.random.sample(batches, len(batches))
 
-    def probabilities(self, rows: list[dict]) -> np.ndarray:
-        import torch
-
-        self.model.eval()
-        with torch.inference_mode():
-            return np.concatenate([torch.sigmoid(self.logits(rows[at : at + 32])).numpy()
-                                   for at in range(0, len(rows), 32)])
-
     def save(self, target: Path) -> None:
         """The adapter and head as float16 arrays named after the Linear they adapt, and the fingerprint of the
-        encoder they were trained on; the threshold keeps nothing until `tune` sets it."""
+        encoder they were trained on; the threshold keeps nothing until `tune_and_measure` sets it."""
         from index.embedding import default_model_path, model_fingerprint
 
         arrays = {name: tensor.half().numpy() for name, tensor in self.model.state_dict().items()
@@ -370,44 +362,32 @@ def threshold(probabilities: np.ndarray, rules: np.ndarray, supported: np.ndarra
     return 0.0
 
 
-def vectors_of(embedder: Embedder) -> WordVectors:
-    return WordVectors({}, np.zeros((0, embedder.dimension), np.float32), embedder.word_vectors)
-
-
-def tune(model_file: Path, embedder: Embedder) -> None:
-    """Choose the threshold on the tuning set and write it into `model_file`."""
-    from bot.entailment import SupportModel
-
-    rows = read(TUNE)
-    model = SupportModel.for_embedder(embedder, model_file)
-    probabilities = model.probabilities([(r["sentence"], r["passages"]) for r in rows])
-    rules = SupportCheck(vectors_of(embedder))
-    kept = np.array([rules(r["sentence"], r["passages"]) is None for r in rows])
-    chosen = threshold(probabilities, kept, np.array([r["supported"] for r in rows]))
-    print(f"threshold {chosen:.2f}: the rules and the model keep {KEPT_SHARE:.0%} of the supported sentences the "
-          f"rules keep on {len(rows)} tuning rows", flush=True)
-    np.savez_compressed(model_file, **(dict(np.load(model_file)) | {"threshold": np.float32(chosen)}))
-
-
-def measure(model_file: Path, embedder: Embedder) -> None:
-    """The figures of the rules, the model alone and the bot's check (`SupportCheck`: rules and model) on the
+def tune_and_measure(model_file: Path, embedder: Embedder) -> None:
+    """Choose the threshold on the tuning set and write it into `model_file`, then print the figures of the
+    rules, the model alone and both (a sentence the rules keep and the model scores at the threshold) on the
     tuning set and the held-out ones."""
     from sklearn.metrics import roc_auc_score
 
     from bot.entailment import SupportModel
 
     model = SupportModel.for_embedder(embedder, model_file)
-    rules, check = SupportCheck(vectors_of(embedder)), SupportCheck(vectors_of(embedder), model)
+    rules = SupportCheck(WordVectors.from_lookup(embedder.dimension, embedder.word_vectors))
+    scored = {}
     for name in (TUNE, *HELD_OUT):
         rows = read(name)
-        supported = np.array([r["supported"] for r in rows])
-        probabilities = model.probabilities([(r["sentence"], r["passages"]) for r in rows])
-        print(f"{name} ({len(rows)} sentences): model AUC {roc_auc_score(supported, probabilities):.3f}")
-        print("  " + figures("rules", np.array([rules(r["sentence"], r["passages"]) is None for r in rows]),
-                             supported))
-        print("  " + figures("model alone", probabilities >= model.threshold, supported))
-        print("  " + figures("rules and model", np.array([check(r["sentence"], r["passages"]) is None for r in rows]),
-                             supported), flush=True)
+        scored[name] = (np.array([r["supported"] for r in rows]),
+                        model.probabilities([(r["sentence"], r["passages"]) for r in rows]),
+                        np.array([rules(r["sentence"], r["passages"]) is None for r in rows]))
+    supported, probabilities, kept = scored[TUNE]
+    chosen = threshold(probabilities, kept, supported)
+    print(f"threshold {chosen:.2f}: the rules and the model keep {KEPT_SHARE:.0%} of the supported sentences the "
+          f"rules keep on {len(supported)} tuning rows", flush=True)
+    np.savez_compressed(model_file, **(model.arrays | {"threshold": np.float32(chosen)}))
+    for name, (supported, probabilities, kept) in scored.items():
+        print(f"{name} ({len(supported)} sentences): model AUC {roc_auc_score(supported, probabilities):.3f}")
+        print("  " + figures("rules", kept, supported))
+        print("  " + figures("model alone", probabilities >= chosen, supported))
+        print("  " + figures("rules and model", kept & (probabilities >= chosen), supported), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -426,9 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         model.train(made, epochs=1, rate=5e-4)
         model.train(labelled + copies, epochs=LABELLED_EPOCHS, rate=3e-4)
         model.save(args.out)
-    embedder = Embedder(cache_dir=ROOT / "var" / "models")
-    tune(args.out, embedder)
-    measure(args.out, embedder)
+    tune_and_measure(args.out, Embedder(cache_dir=ROOT / "var" / "models"))
     return 0
 
 

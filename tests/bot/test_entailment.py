@@ -37,13 +37,11 @@ def test_the_onnx_export_scores_as_the_merged_torch_model_does(model: SupportMod
     import torch
 
     pairs = [("Raisi met Maduro in Caracas.", [PASSAGE]), ("Maduro never met Raisi.", [PASSAGE, "Trade rose."])]
-    encoded = model._tokenizer.encode_batch([(" ".join(p), s) for s, p in pairs])
-    batch = {"input_ids": [e.ids for e in encoded], "attention_mask": [e.attention_mask for e in encoded],
-             "token_type_ids": [e.type_ids for e in encoded]}
+    batch = model.inputs(pairs)
     merged = model._merged()
     with torch.inference_mode():
-        torch_tokens = merged.token_embeddings({k: np.array(v, np.int64) for k, v in batch.items()})
-    onnx_tokens = model.runtime().token_embeddings({k: np.array(v, np.int64) for k, v in batch.items()})
+        torch_tokens = merged.token_embeddings(batch)
+    onnx_tokens = model.runtime().token_embeddings(batch)
     assert np.abs(torch_tokens - onnx_tokens).max() < 1e-3
     assert model.probabilities(pairs).shape == (2,)
 
@@ -68,8 +66,7 @@ def test_an_overlong_sentence_is_scored_not_refused(model: SupportModel) -> None
 ])
 def test_it_ranks_an_unseen_labelled_set(model: SupportModel, name: str, auc: float) -> None:
     rows = [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines()]
-    scores = np.concatenate([model.probabilities([(r["sentence"], r["passages"]) for r in rows[at : at + 16]])
-                             for at in range(0, len(rows), 16)])
+    scores = model.probabilities([(r["sentence"], r["passages"]) for r in rows])
     assert _auc(scores, np.array([r["supported"] for r in rows])) >= auc
 
 
