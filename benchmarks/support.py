@@ -29,7 +29,8 @@ LABELLED = {"seed article (rules tuned on; model trained on)": DATA / "support_l
             "blind news train (model trained on)": DATA / "support_news_train.jsonl",
             "blind news tune (model threshold tuned on)": DATA / "support_news_tune.jsonl",
             "held-back blind test (never tuned or trained on)": DATA / "support_blind_test.jsonl",
-            "blind news final (never tuned or trained on)": DATA / "support_news_final.jsonl"}
+            "blind news final (never tuned or trained on)": DATA / "support_news_final.jsonl",
+            "blind news check (never tuned or trained on)": DATA / "support_news_check.jsonl"}
 TIME_TARGET = Target("<=", 5.0)
 PRECISION_TARGET = Target(">=", 0.95)
 RECALL_TARGET = Target(">=", 0.9)

@@ -1,7 +1,7 @@
 """The learned support check: does a passage support a sentence? MiniLM read as a cross-encoder.
 
 The encoder is the embedder's own all-MiniLM-L6-v2 with a low-rank adapter (LoRA) and a one-logit head trained by
-`eval/train_support.py` on the labelled sets and rule-made pairs; the adapter, head and threshold ship in
+`eval/train_support.py` on the labelled sets and rule-made pairs; the adapter, head and thresholds ship in
 `bot/models/support_model.npz` (float16, about 1 MB). On first use the adapter is merged into a copy of the
 encoder's weights and exported to ONNX once per adapter and model, beside the embedder's own export; answering
 then runs ONNX Runtime only (float32, the same on every CPU). Scores are cached per (sentence, passages), so the
@@ -33,10 +33,10 @@ BATCH = 16
 
 
 class SupportModel:
-    """P(the passages support the sentence) from the trained cross-encoder, and the threshold tuned for it."""
+    """P(the passages support the sentence) from the trained cross-encoder, and the thresholds tuned for it."""
 
     def __init__(self, model_file: Path, base_path: Path, cache_folder: Path) -> None:
-        """`model_file`: the adapter, head and threshold; `base_path`: the encoder they were trained on;
+        """`model_file`: the adapter, head and thresholds; `base_path`: the encoder they were trained on;
         `cache_folder`: where the merged model's ONNX export is kept."""
         from tokenizers import Tokenizer
 
@@ -50,6 +50,8 @@ class SupportModel:
         self.base_path = base_path
         self.threshold = float(self.arrays["threshold"])
         """The score a sentence that the rules keep needs to be shown."""
+        self.rescue_threshold = float(self.arrays["rescue_threshold"])
+        """The score a sentence that only the rules' word check refuses needs to be shown."""
         self._weight = self.arrays["head.weight"].astype(np.float32).reshape(-1)
         self._bias = float(self.arrays["head.bias"].reshape(-1)[0])
         self._tokenizer = Tokenizer.from_file(str(base_path / "tokenizer.json"))

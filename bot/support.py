@@ -175,20 +175,53 @@ class WordVectors:
         return vectors
 
 
-def unsupported(sentence: str, passages: Sequence[str], vectors: WordVectors | None = None,
-                soft_floor: float = SOFT_SUPPORT) -> str | None:
-    """Why `sentence` is not supported by `passages` (e.g. 'word "storm" not in'), or None. With `vectors`,
-    a word the passages lack is supported by a passage word whose cosine reaches `soft_floor`."""
+@dataclass(frozen=True)
+class Findings:
+    """What the rules find wrong with a sentence, by tier (None where a tier found nothing or was not run)."""
+
+    fact: str | None
+    """A number, date or name that no passage holds."""
+    words: str | None
+    """Content words that no passage word supports."""
+    clauses: str | None
+    """A clause that disagrees with the one it restates (negation, certainty, direction, scope, roles)."""
+
+    @property
+    def reason(self) -> str | None:
+        """The first finding: the rules' verdict."""
+        return self.fact or self.words or self.clauses
+
+    @property
+    def only_words(self) -> bool:
+        """Facts and clauses agree with the passages, but some words are not in them: a paraphrase, or an addition."""
+        return self.words is not None and self.fact is None and self.clauses is None
+
+
+def findings(sentence: str, passages: Sequence[str], vectors: WordVectors | None = None,
+             soft_floor: float = SOFT_SUPPORT) -> Findings:
+    """Check `sentence` against `passages` tier by tier; once a fact is missing the other tiers are not run.
+    With `vectors`, a word the passages lack is supported by a passage word whose cosine reaches `soft_floor`."""
     sentence, passages = _normalised(sentence), [_normalised(p) for p in passages]
     glosses = _acronym_glosses(sentence, passages)
     passages = [*passages, *glosses]
-    return (unsupported_fact(sentence, passages) or _unsupported_words(sentence, passages, vectors, soft_floor)
-            or _disagreement(sentence, passages, glosses))
+    fact = unsupported_fact(sentence, passages)
+    if fact is not None:
+        return Findings(fact, None, None)
+    return Findings(None, _unsupported_words(sentence, passages, vectors, soft_floor),
+                    _disagreement(sentence, passages, glosses))
+
+
+def unsupported(sentence: str, passages: Sequence[str], vectors: WordVectors | None = None,
+                soft_floor: float = SOFT_SUPPORT) -> str | None:
+    """Why `sentence` is not supported by `passages` (e.g. 'word "storm" not in'), or None: the rules alone."""
+    return findings(sentence, passages, vectors, soft_floor).reason
 
 
 class SupportCheck:
-    """The whole check of a generated sentence: the rules (`unsupported`), then, for a sentence they keep, the
-    learned model when one is given (`bot.entailment`), which must score it at its threshold."""
+    """The whole check of a generated sentence: the rules (`findings`), then the learned model when one is given
+    (`bot.entailment`). A sentence the rules keep is shown when the model scores it at its threshold; one that only
+    the word check refuses (its facts and clauses agree with the passages, some words do not occur there) when the
+    model scores it at its higher rescue threshold: a paraphrase in the model's judgement."""
 
     def __init__(self, vectors: WordVectors | None = None, model: SupportModel | None = None) -> None:
         self.vectors, self.model = vectors, model
@@ -196,12 +229,14 @@ class SupportCheck:
     def __call__(self, sentence: str, passages: Sequence[str]) -> str | None:
         """Why `passages` do not support `sentence` (ending in a word such as "in" or "against" that the
         passages' names follow), or None."""
-        reason = unsupported(sentence, passages, self.vectors)
-        if reason is None and self.model is not None:
-            score = self.model.probability(sentence, passages)
-            if score < self.model.threshold:
-                reason = f"support model score {score:.2f} below {self.model.threshold:.2f} against"
-        return reason
+        found = findings(sentence, passages, self.vectors)
+        if self.model is None or not (found.reason is None or found.only_words):
+            return found.reason
+        score = self.model.probability(sentence, passages)
+        needed = self.model.threshold if found.reason is None else self.model.rescue_threshold
+        if score >= needed:
+            return None
+        return found.reason or f"support model score {score:.2f} below {needed:.2f} against"
 
 
 def _acronym_glosses(sentence: str, passages: Sequence[str]) -> list[str]:

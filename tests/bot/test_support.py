@@ -25,7 +25,9 @@ sentences on 288 more articles, written blind by eight helpers after those rules
 start of that work and the check after it, once each: 79.8 %, 23.3 % and 80.3 %, 23.7 %; variants of the
 traded-details rule were then tried on its first 1,728 rows and none kept. `support_news_final.jsonl` (960
 sentences on 120 more articles, written blind at the end of that work) was measured once, by the final check:
-80.5 %, 21.5 %; it is for the next change to be judged on, never tuned on.
+80.5 %, 21.5 %; it is for the next change to be judged on, never tuned on. `support_news_check.jsonl` (1,024
+sentences on 128 more articles no other set uses, written blind) was measured once, by the check with the
+model's rescue threshold: rules 83.2 %, 22.3 %, whole check 88.5 %, 22.7 %; never trained or tuned on.
 Each test holds the figures measured now, so a rule that costs them fails.
 """
 
@@ -108,8 +110,9 @@ def test_news_sets_keep_their_precision_and_recall(rules: SupportCheck, name: st
 
 
 @pytest.mark.parametrize(("name", "rules_only", "precision", "recall"), [
-    ("support_news_final.jsonl", 25, 0.87, 0.19),  # measured 96 of 480 kept, 13 of 480 unsupported (rules: 25)
-    ("support_blind_test.jsonl", 3, 0.9, 0.18),  # 23 of 120, 2 of 120 (rules: 3)
+    ("support_news_final.jsonl", 25, 0.88, 0.21),  # measured 106 of 480 kept, 13 of 480 unsupported (rules: 25)
+    ("support_blind_test.jsonl", 3, 0.9, 0.2),  # 26 of 120, 2 of 120 (rules: 3)
+    ("support_news_check.jsonl", 23, 0.87, 0.22),  # 116 of 512, 15 of 512 (rules: 23)
 ])
 def test_the_model_removes_unsupported_sentences_the_rules_keep(with_model: SupportCheck, name: str,
                                                                 rules_only: int, precision: float,
@@ -118,6 +121,40 @@ def test_the_model_removes_unsupported_sentences_the_rules_keep(with_model: Supp
     report = score_labelled(labelled(name), with_model)
     assert report.precision >= precision and report.recall >= recall, report.line()
     assert len(report.kept_unsupported) < rules_only
+
+
+class ScriptedModel:
+    """A support model that gives every sentence the same score, and counts the calls."""
+
+    threshold, rescue_threshold = 0.57, 0.98
+
+    def __init__(self, score: float) -> None:
+        self.score, self.calls = score, 0
+
+    def probability(self, sentence: str, passages: list[str]) -> float:
+        self.calls += 1
+        return self.score
+
+
+@pytest.mark.parametrize(("sentence", "score", "reason"), [
+    ("Raisi met Maduro in Caracas on Monday.", 0.6, None),  # the rules keep it, the model too
+    ("Raisi met Maduro in Caracas on Monday.", 0.5, "support model score 0.50 below 0.57 against"),
+    ("Raisi met Maduro in Caracas on Monday amid a storm.", 0.99, None),  # only a word missing: rescued
+    ("Raisi met Maduro in Caracas on Monday amid a storm.", 0.9, 'word "storm" not in'),
+    ("Raisi did not meet Maduro in Caracas on Monday.", 0.99, "negation that differs from"),  # never rescued
+    ("Maduro met Raisi in Caracas on Monday.", 0.99, "roles swapped against"),
+])
+def test_the_model_vetoes_what_the_rules_keep_and_rescues_only_missing_words(sentence: str, score: float,
+                                                                              reason: str | None) -> None:
+    check = SupportCheck(None, ScriptedModel(score))  # type: ignore[arg-type]
+    assert check(sentence, [PASSAGES[0].quote]) == reason
+
+
+def test_a_missing_fact_is_refused_without_asking_the_model() -> None:
+    model = ScriptedModel(1.0)
+    check = SupportCheck(None, model)  # type: ignore[arg-type]
+    assert check("Raisi met Maduro in Havana on Monday.", [PASSAGES[0].quote]) == 'name "Havana" is not in'
+    assert model.calls == 0
 
 
 @pytest.mark.parametrize(("sentence", "passage"), [
