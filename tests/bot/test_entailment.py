@@ -49,7 +49,7 @@ def test_the_onnx_export_scores_as_the_merged_torch_model_does(model: SupportMod
 def test_a_sentence_copied_from_its_passage_passes(model: SupportModel) -> None:
     """LLMs often copy. The labelled sets' unsupported sentences are mostly close copies with one detail changed,
     which taught a model trained on them alone to distrust copies (a passage's own sentence scored 0.74 on
-    average); training on copies as well mends it (0.96)."""
+    average); training on copies as well mends it (0.98 for the model shipped now)."""
     rows = [json.loads(line) for line in (DATA / "support_news_final.jsonl").read_text(encoding="utf-8").splitlines()]
     pairs = [(nupunkt.sent_tokenize(" ".join(row["passages"]))[0], row["passages"]) for row in rows[::8]]
     scores = model.probabilities(pairs)
@@ -61,8 +61,9 @@ def test_an_overlong_sentence_is_scored_not_refused(model: SupportModel) -> None
 
 
 @pytest.mark.parametrize(("name", "auc"), [
-    ("support_blind_test.jsonl", 0.72),  # never trained or tuned on: measured 0.745
+    ("support_blind_test.jsonl", 0.72),  # never trained or tuned on: measured 0.740
     ("support_news_final.jsonl", 0.83),  # never trained or tuned on: measured 0.858
+    ("support_news_check.jsonl", 0.79),  # never trained or tuned on: measured 0.818
 ])
 def test_it_ranks_an_unseen_labelled_set(model: SupportModel, name: str, auc: float) -> None:
     rows = [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines()]

@@ -27,7 +27,8 @@ traded-details rule were then tried on its first 1,728 rows and none kept. `supp
 sentences on 120 more articles, written blind at the end of that work) was measured once, by the final check:
 80.5 %, 21.5 %; it is for the next change to be judged on, never tuned on. `support_news_check.jsonl` (1,024
 sentences on 128 more articles no other set uses, written blind) was measured once, by the check with the
-model's rescue threshold: rules 83.2 %, 22.3 %, whole check 88.5 %, 22.7 %; never trained or tuned on.
+model's rescue threshold: rules 83.2 %, 22.3 %, whole check 88.5 %, 22.7 % (with the model retrained on
+`support_news_added.jsonl` too: 89.5 %, 23.2 %); never trained or tuned on.
 Each test holds the figures measured now, so a rule that costs them fails.
 """
 
@@ -110,9 +111,9 @@ def test_news_sets_keep_their_precision_and_recall(rules: SupportCheck, name: st
 
 
 @pytest.mark.parametrize(("name", "rules_only", "precision", "recall"), [
-    ("support_news_final.jsonl", 25, 0.88, 0.21),  # measured 106 of 480 kept, 13 of 480 unsupported (rules: 25)
-    ("support_blind_test.jsonl", 3, 0.9, 0.2),  # 26 of 120, 2 of 120 (rules: 3)
-    ("support_news_check.jsonl", 23, 0.87, 0.22),  # 116 of 512, 15 of 512 (rules: 23)
+    ("support_news_final.jsonl", 25, 0.88, 0.21),  # measured 104 of 480 kept, 12 of 480 unsupported (rules: 25)
+    ("support_blind_test.jsonl", 3, 0.9, 0.2),  # 25 of 120, 2 of 120 (rules: 3)
+    ("support_news_check.jsonl", 23, 0.87, 0.22),  # 119 of 512, 14 of 512 (rules: 23)
 ])
 def test_the_model_removes_unsupported_sentences_the_rules_keep(with_model: SupportCheck, name: str,
                                                                 rules_only: int, precision: float,
