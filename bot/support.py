@@ -201,9 +201,7 @@ def findings(sentence: str, passages: Sequence[str], vectors: WordVectors | None
              soft_floor: float = SOFT_SUPPORT) -> Findings:
     """Check `sentence` against `passages` tier by tier; once a fact is missing the other tiers are not run.
     With `vectors`, a word the passages lack is supported by a passage word whose cosine reaches `soft_floor`."""
-    sentence, passages = _normalised(sentence), [_normalised(p) for p in passages]
-    glosses = _acronym_glosses(sentence, passages)
-    passages = [*passages, *glosses]
+    sentence, passages, glosses = _prepared(sentence, passages)
     fact = unsupported_fact(sentence, passages)
     if fact is not None:
         return Findings(fact, None, None)
@@ -213,8 +211,18 @@ def findings(sentence: str, passages: Sequence[str], vectors: WordVectors | None
 
 def unsupported(sentence: str, passages: Sequence[str], vectors: WordVectors | None = None,
                 soft_floor: float = SOFT_SUPPORT) -> str | None:
-    """Why `sentence` is not supported by `passages` (e.g. 'word "storm" not in'), or None: the rules alone."""
-    return findings(sentence, passages, vectors, soft_floor).reason
+    """Why `sentence` is not supported by `passages` (e.g. 'word "storm" not in'), or None: the rules alone,
+    the first finding of `findings`, each tier run only while the earlier ones find nothing."""
+    sentence, passages, glosses = _prepared(sentence, passages)
+    return (unsupported_fact(sentence, passages) or _unsupported_words(sentence, passages, vectors, soft_floor)
+            or _disagreement(sentence, passages, glosses))
+
+
+def _prepared(sentence: str, passages: Sequence[str]) -> tuple[str, list[str], list[str]]:
+    """The sentence and passages normalised, the passages followed by the acronym glosses, and the glosses."""
+    sentence, passages = _normalised(sentence), [_normalised(p) for p in passages]
+    glosses = _acronym_glosses(sentence, passages)
+    return sentence, [*passages, *glosses], glosses
 
 
 class SupportCheck:
@@ -229,8 +237,10 @@ class SupportCheck:
     def __call__(self, sentence: str, passages: Sequence[str]) -> str | None:
         """Why `passages` do not support `sentence` (ending in a word such as "in" or "against" that the
         passages' names follow), or None."""
+        if self.model is None:
+            return unsupported(sentence, passages, self.vectors)
         found = findings(sentence, passages, self.vectors)
-        if self.model is None or not (found.reason is None or found.only_words):
+        if not (found.reason is None or found.only_words):
             return found.reason
         score = self.model.probability(sentence, passages)
         needed = self.model.threshold if found.reason is None else self.model.rescue_threshold

@@ -16,7 +16,7 @@
    or tuned on; the figures of the rules, the model alone, the model as a veto and the whole check are printed
    for them and the tuning set.
 The adapter (LoRA on every attention and feed-forward matrix, rank 16), the head and the thresholds go to `--out`
-as numpy arrays (`bot.entailment` reads them). Needs the `dev` extra (scikit-learn); about 45 minutes on 2
+as numpy arrays (`bot.entailment` reads them). Needs the `dev` extra (scikit-learn); about 50 minutes on 2
 cores (AMD EPYC).
 """
 
