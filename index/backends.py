@@ -28,7 +28,9 @@ Backend = Literal["auto", "torch", "onnx"]
 TORCH_FLOAT32, TORCH_BFLOAT16, ONNX_FLOAT32 = "torch-float32", "torch-bfloat16", "onnxruntime-float32"
 MIN_COSINE = 0.999
 NEIGHBOURS = 10
-CHOICE_VERSION = 1
+NEIGHBOUR_TIE = 1e-3
+"""Reference similarities this close to the tenth neighbour's are ties: their order may differ."""
+CHOICE_VERSION = 2
 
 log = logging.getLogger(__name__)
 
@@ -130,16 +132,31 @@ Encode = Callable[[str, Sequence[str]], np.ndarray]
 
 
 def agreement(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float | bool]:
-    """Lowest cosine between matching rows, and whether every row has the same ten nearest other rows."""
+    """Lowest cosine between matching rows, and whether every row has the same ten nearest other rows (up to
+    the order of rows whose reference similarities tie with the tenth's, within NEIGHBOUR_TIE)."""
     cosine = float((reference * candidate).sum(axis=1).min())
-    return {"min_cosine": round(cosine, 6),
-            "same_neighbours": bool(np.array_equal(_neighbours(reference), _neighbours(candidate)))}
+    return {"min_cosine": round(cosine, 6), "same_neighbours": _same_neighbours(reference, candidate)}
 
 
-def _neighbours(vectors: np.ndarray) -> np.ndarray:
+def _same_neighbours(reference: np.ndarray, candidate: np.ndarray) -> bool:
+    similarity = _similarity(reference)
+    tenth = -np.sort(-similarity, axis=1)[:, NEIGHBOURS - 1]
+    expected, found = _neighbours(similarity), _neighbours(_similarity(candidate))
+    for row, (wanted, got) in enumerate(zip(expected, found, strict=True)):
+        differing = np.setxor1d(wanted, got)
+        if (np.abs(similarity[row, differing] - tenth[row]) > NEIGHBOUR_TIE).any():
+            return False
+    return True
+
+
+def _similarity(vectors: np.ndarray) -> np.ndarray:
     similarity = vectors @ vectors.T
     np.fill_diagonal(similarity, -np.inf)
-    return np.sort(np.argsort(-similarity, axis=1, kind="stable")[:, :NEIGHBOURS], axis=1)
+    return similarity
+
+
+def _neighbours(similarity: np.ndarray) -> np.ndarray:
+    return np.argsort(-similarity, axis=1, kind="stable")[:, :NEIGHBOURS]
 
 
 def measure(names: Sequence[str], encode: Encode) -> BackendChoice:
