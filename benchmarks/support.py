@@ -1,15 +1,18 @@
 """The check that a generated sentence is supported by its cited passages: time per sentence and per answer
 (three sentences, the most an answer has) and its quality, on the labelled sets in tests/data, each named for
 how far the rules were tuned and the model trained on it (a sentence's words the passages lack come from the
-token table)."""
+token table), and on the held-out ones again as the bot cites them: their passages replaced by the chunks of
+their articles that hold them (`eval/cited_support.py`, when ../shared has the news corpora)."""
 
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import ROOT, Context, log
+from benchmarks.common import ROOT, SHARED, Context, log
 from benchmarks.report import Section, Target
 from bot.entailment import SupportModel
 from bot.support import SupportCheck, WordVectors, score_labelled
@@ -32,6 +35,8 @@ LABELLED = {"seed article (rules tuned on; model trained on)": DATA / "support_l
             "held-back blind test (never tuned or trained on)": DATA / "support_blind_test.jsonl",
             "blind news final (never tuned or trained on)": DATA / "support_news_final.jsonl",
             "blind news check (never tuned or trained on)": DATA / "support_news_check.jsonl"}
+HELD_OUT = ("held-back blind test (never tuned or trained on)", "blind news final (never tuned or trained on)",
+            "blind news check (never tuned or trained on)")
 TIME_TARGET = Target("<=", 5.0)
 PRECISION_TARGET = Target(">=", 0.95)
 RECALL_TARGET = Target(">=", 0.9)
@@ -45,8 +50,7 @@ def run(ctx: Context) -> Section:
     check = SupportCheck(vectors, SupportModel.for_embedder(ctx.embedder))
     section = Section("Support check of generated sentences")
     details = {}
-    for label, path in LABELLED.items():
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for label, rows in _labelled_sets(ctx):
         # the whole set once (quality; WordNet cold at first), then its first TIMED_ROWS rows again as new
         # strings (trailing spaces), so only what a live answer shares with earlier ones (passages, WordNet,
         # word vectors) is warm and no score comes from the model's cache
@@ -67,3 +71,20 @@ def run(ctx: Context) -> Section:
         log(f"{label}: {report.line()}")
     section.details = details
     return section
+
+
+def _labelled_sets(ctx: Context) -> list[tuple[str, list[dict]]]:
+    """Every labelled set by its label, then the held-out ones as cited (when the news corpora are there)."""
+    sets = [(label, _read(path)) for label, path in LABELLED.items()]
+    if (SHARED / "eval" / "news_2024" / "corpus.jsonl").is_file():
+        sys.path.insert(0, str(ROOT / "eval"))
+        from cited_support import CitedChunks
+
+        finder = CitedChunks(ctx.embedder)
+        sets += [(f"{label}, as cited", [row for row in map(finder.cited, rows) if row is not None])
+                 for label, rows in sets if label in HELD_OUT]
+    return sets
+
+
+def _read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -14,7 +14,8 @@
    recall); then the rescue threshold: the lowest from which the sentences that only the rules' word check
    refuses and the model rescues are RESCUE_PRECISION precise. The held-out sets (`HELD_OUT`) are never trained
    or tuned on; the figures of the rules, the model alone, the model as a veto and the whole check are printed
-   for them and the tuning set.
+   for them and the tuning set, as quoted and again as the bot cites them (`eval/cited_support.py`: passages
+   replaced by the chunks of their articles that hold them, which the model reads through `focus`).
 The adapter (LoRA on every attention and feed-forward matrix, rank 16), the head and the thresholds go to `--out`
 as numpy arrays (`bot.entailment` reads them). Needs the `dev` extra (scikit-learn); about 50 minutes on 2
 cores (AMD EPYC).
@@ -36,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_EVAL = ROOT.parent / "shared" / "eval"
 DATA = ROOT / "tests" / "data"
 sys.path.insert(0, str(ROOT))
+
+from cited_support import CitedChunks  # noqa: E402
 
 from bot.support import WordVectors, findings  # noqa: E402
 from bot.wordnet import wordnet  # noqa: E402
@@ -389,13 +392,15 @@ def tune_and_measure(model_file: Path, embedder: Embedder) -> None:
 
     model = SupportModel.for_embedder(embedder, model_file)
     vectors = WordVectors.from_lookup(embedder.dimension, embedder.word_vectors)
-    scored = {}
+    finder, scored = CitedChunks(embedder), {}
     for name in (TUNE, *HELD_OUT):
-        rows = read(name)
-        found = [findings(r["sentence"], r["passages"], vectors) for r in rows]
-        scored[name] = (np.array([r["supported"] for r in rows]),
-                        model.probabilities([(r["sentence"], r["passages"]) for r in rows]),
-                        np.array([f.reason is None for f in found]), np.array([f.only_words for f in found]))
+        quoted = read(name)
+        as_cited = [row for row in map(finder.cited, quoted) if row is not None]
+        for label, rows in ((name, quoted), (f"{name} as cited", as_cited)):
+            found = [findings(r["sentence"], r["passages"], vectors) for r in rows]
+            scored[label] = (np.array([r["supported"] for r in rows]),
+                             model.probabilities([(r["sentence"], r["passages"]) for r in rows]),
+                             np.array([f.reason is None for f in found]), np.array([f.only_words for f in found]))
     supported, probabilities, kept, only_words = scored[TUNE]
     chosen = threshold(probabilities, kept, supported)
     rescue = rescue_threshold(probabilities, only_words, supported)

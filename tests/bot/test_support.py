@@ -111,9 +111,9 @@ def test_news_sets_keep_their_precision_and_recall(rules: SupportCheck, name: st
 
 
 @pytest.mark.parametrize(("name", "rules_only", "precision", "recall"), [
-    ("support_news_final.jsonl", 25, 0.88, 0.21),  # measured 104 of 480 kept, 12 of 480 unsupported (rules: 25)
-    ("support_blind_test.jsonl", 3, 0.9, 0.2),  # 25 of 120, 2 of 120 (rules: 3)
-    ("support_news_check.jsonl", 23, 0.87, 0.22),  # 119 of 512, 14 of 512 (rules: 23)
+    ("support_news_final.jsonl", 25, 0.88, 0.21),  # measured 101 of 480 kept, 12 of 480 unsupported (rules: 25)
+    ("support_blind_test.jsonl", 3, 0.9, 0.2),  # 24 of 120, 2 of 120 (rules: 3)
+    ("support_news_check.jsonl", 23, 0.87, 0.22),  # 116 of 512, 13 of 512 (rules: 23)
 ])
 def test_the_model_removes_unsupported_sentences_the_rules_keep(with_model: SupportCheck, name: str,
                                                                 rules_only: int, precision: float,
@@ -122,6 +122,19 @@ def test_the_model_removes_unsupported_sentences_the_rules_keep(with_model: Supp
     report = score_labelled(labelled(name), with_model)
     assert report.precision >= precision and report.recall >= recall, report.line()
     assert len(report.kept_unsupported) < rules_only
+
+
+def test_the_model_reading_the_focus_of_cited_chunks_keeps_fewer_unsupported_sentences(
+        with_model: SupportCheck, monkeypatch) -> None:
+    """The held-back blind test as the bot cites it (whole chunks): 10 of 120 unsupported sentences kept when the
+    model reads the chunks' sentences that bear on the sentence, 14 when it reads the chunks whole."""
+    rows = labelled("cited_blind_test.jsonl")
+    focused = score_labelled(rows, with_model)
+    monkeypatch.setattr(with_model.model, "focus", lambda sentence, passages: list(passages))
+    monkeypatch.setattr(with_model.model, "probability", lambda sentence, passages: float(
+        with_model.model.probabilities([(sentence, passages)])[0]))  # past the cache of focused scores
+    whole = score_labelled(rows, with_model)
+    assert len(focused.kept_unsupported) < len(whole.kept_unsupported) and focused.precision > whole.precision
 
 
 class ScriptedModel:

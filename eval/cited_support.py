@@ -1,0 +1,98 @@
+"""The labelled support sets as the bot cites: each passage replaced by the chunk(s) of its article that hold it.
+
+A generated sentence cites whole chunks (about 120 words), while the labelled sets quote one or two sentences;
+this writes `<set>_cited.jsonl` for each set whose articles are in the news corpora, so the support check is
+also measured on what it reads in the product. Labels are kept: a chunk can hold a detail that an
+"unsupported" sentence adds, so precision measured on these sets is, if anything, too low.
+Usage: python eval/cited_support.py OUT_DIR SET.jsonl [SET.jsonl ...]
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_EVAL = ROOT.parent / "shared" / "eval"
+CORPORA = ("news_2024", "news_2023h1")
+sys.path.insert(0, str(ROOT))
+
+from index.chunking import Chunk, Chunker  # noqa: E402
+from index.documents import normalise_text  # noqa: E402
+from index.embedding import Embedder  # noqa: E402
+
+QUOTED_CHARS = 50
+"""A passage's article is the one whose text holds the passage's opening this long."""
+
+
+class CitedChunks:
+    """Finds a quoted passage's article in the news corpora and the chunks of it that hold the passage."""
+
+    def __init__(self, embedder: Embedder, corpora: Iterable[str] = CORPORA) -> None:
+        texts = {}
+        for corpus in corpora:
+            for line in (SHARED_EVAL / corpus / "corpus.jsonl").read_text(encoding="utf-8").splitlines():
+                article = json.loads(line)
+                texts[article["doc_id"]] = normalise_text(article["text"])
+        self.doc_ids, self.texts = list(texts), texts
+        self.starts = []
+        at = 0
+        for doc_id in self.doc_ids:
+            self.starts.append(at)
+            at += len(texts[doc_id]) + 1
+        self.joined = "\0".join(texts[doc_id] for doc_id in self.doc_ids)
+        self.chunker = Chunker(embedder.tokenize_texts, embedder.special_tokens)
+        self._chunks: dict[str, list[Chunk]] = {}
+
+    def cited(self, row: dict) -> dict | None:
+        """`row` with its passages replaced by the chunks that hold them, or None when its article is unknown."""
+        doc_id = row.get("doc_id") or self._article(row["passages"][0])
+        if doc_id not in self.texts:
+            return None
+        text, cited = self.texts[doc_id], []
+        for passage in row["passages"]:
+            quoted = normalise_text(passage)
+            start = text.find(quoted[:QUOTED_CHARS])
+            if start < 0:
+                return None
+            end = start + len(quoted)
+            cited += [chunk for chunk in self._holding(doc_id, start, end) if chunk not in cited]
+        return {**row, "doc_id": doc_id, "passages": [text[chunk.start : chunk.end] for chunk in cited]}
+
+    def _article(self, passage: str) -> str | None:
+        where = self.joined.find(normalise_text(passage)[:QUOTED_CHARS])
+        return None if where < 0 else self.doc_ids[bisect.bisect_right(self.starts, where) - 1]
+
+    def _holding(self, doc_id: str, start: int, end: int) -> list[Chunk]:
+        """The chunk that overlaps [start, end) most, and the next one when the passage runs on into it."""
+        if doc_id not in self._chunks:
+            self._chunks[doc_id] = self.chunker.split(doc_id, self.texts[doc_id])[1]
+        chunks = self._chunks[doc_id]
+        best = max(chunks, key=lambda chunk: min(chunk.end, end) - max(chunk.start, start))
+        after = [chunk for chunk in chunks if chunk.end > best.end and chunk.start < end]
+        return [best, *after[:1]]
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        print(__doc__.strip().splitlines()[-1], file=sys.stderr)
+        return 2
+    out = Path(argv[0])
+    out.mkdir(parents=True, exist_ok=True)
+    finder = CitedChunks(Embedder(cache_dir=ROOT / "var" / "models"))
+    for path in map(Path, argv[1:]):
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        cited = [row for row in map(finder.cited, rows) if row is not None]
+        if len(cited) < 0.9 * len(rows):
+            continue  # not a set on the news corpora (the seed article's, say)
+        target = out / f"{path.stem}_cited.jsonl"
+        target.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in cited), encoding="utf-8")
+        print(f"{target}: {len(cited)} of {len(rows)} rows", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
