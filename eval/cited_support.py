@@ -31,10 +31,11 @@ QUOTED_CHARS = 50
 class CitedChunks:
     """Finds a quoted passage's article in the news corpora and the chunks of it that hold the passage."""
 
-    def __init__(self, embedder: Embedder, corpora: Iterable[str] = CORPORA) -> None:
+    def __init__(self, embedder: Embedder,
+                 corpus_files: Iterable[Path] = tuple(SHARED_EVAL / name / "corpus.jsonl" for name in CORPORA)) -> None:
         texts = {}
-        for corpus in corpora:
-            for line in (SHARED_EVAL / corpus / "corpus.jsonl").read_text(encoding="utf-8").splitlines():
+        for corpus_file in corpus_files:
+            for line in Path(corpus_file).read_text(encoding="utf-8").splitlines():
                 article = json.loads(line)
                 texts[article["doc_id"]] = normalise_text(article["text"])
         self.doc_ids, self.texts = list(texts), texts
