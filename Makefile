@@ -30,6 +30,8 @@ test: $(STAMP)
 EVAL := ../shared/eval
 SUPPORT_SETS = $(sort $(wildcard tests/data/support_*.jsonl))
 CITED := var/eval/cited
+# the tuning set and the held-out ones, as cited, are reported beside the quoted sets
+CITED_REPORTED = $(foreach name,news_tune news_final blind_test news_check,$(CITED)/support_$(name)_cited.jsonl)
 
 # the labelled sets again with the chunks the bot cites as passages (eval/cited_support.py)
 $(CITED)/.made: $(SUPPORT_SETS) eval/cited_support.py index/chunking.py $(STAMP)
@@ -38,7 +40,7 @@ $(CITED)/.made: $(SUPPORT_SETS) eval/cited_support.py index/chunking.py $(STAMP)
 
 eval: $(STAMP) $(CITED)/.made
 	$(PY) -m bot eval $(EVAL)/news_2023h1/questions.jsonl --split heldout --min-precision 0.8 --min-abstention 0.9
-	$(PY) -m bot eval $(EVAL)/dev_questions.jsonl --min-precision 0.85 --min-abstention 1.0 --support $(SUPPORT_SETS) $(CITED)/*_cited.jsonl
+	$(PY) -m bot eval $(EVAL)/dev_questions.jsonl --min-precision 0.85 --min-abstention 1.0 --support $(SUPPORT_SETS) $(CITED_REPORTED)
 	$(PY) -m bot eval $(EVAL)/squad2_sample/questions.jsonl --min-precision 0.85
 
 index: $(STAMP)
