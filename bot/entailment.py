@@ -25,9 +25,8 @@ from pathlib import Path
 import numpy as np
 import nupunkt
 
-from bot.wording import analyzer
+from bot.wording import weighted_stems
 from index.embedding import Embedder, EmbedderError
-from index.lexical import content_words
 from index.runtimes import OnnxRuntime, TorchRuntime, export_onnx
 
 log = logging.getLogger(__name__)
@@ -154,10 +153,10 @@ def focus(sentence: str, passages: Sequence[str], token_counts: Callable[[Sequen
     then the others that share any, best first, while they fit, each passage's kept in their order."""
     if sum(token_counts(passages)) <= budget:
         return list(passages)
-    wanted = _stems(sentence)
+    wanted = weighted_stems(sentence).keys()
     pieces = [(number, passage[start:end].strip()) for number, passage in enumerate(passages)
               for start, end in nupunkt.sent_spans(passage) if passage[start:end].strip()]
-    shared = [len(wanted & _stems(text)) for _, text in pieces]
+    shared = [len(wanted & weighted_stems(text).keys()) for _, text in pieces]
     sizes = token_counts([text for _, text in pieces])
     best_each: dict[int, int] = {}
     for at, (number, _) in enumerate(pieces):
@@ -171,8 +170,3 @@ def focus(sentence: str, passages: Sequence[str], token_counts: Callable[[Sequen
     return [" ".join(text for at, (n, text) in enumerate(pieces) if n == number and at in chosen)
             for number in sorted(best_each)]
 
-
-@functools.lru_cache(maxsize=CACHED_PAIRS)
-def _stems(text: str) -> frozenset[str]:
-    stemmer = analyzer()
-    return frozenset(stemmer.stem(word) for word in content_words(text))

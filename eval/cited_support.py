@@ -63,6 +63,10 @@ class CitedChunks:
             cited += [chunk for chunk in self._holding(doc_id, start, end) if chunk not in cited]
         return {**row, "doc_id": doc_id, "passages": [text[chunk.start : chunk.end] for chunk in cited]}
 
+    def cited_rows(self, rows: Iterable[dict]) -> list[dict]:
+        """The rows whose article is known, as cited (`cited`)."""
+        return [row for row in map(self.cited, rows) if row is not None]
+
     def _article(self, passage: str) -> str | None:
         where = self.joined.find(normalise_text(passage)[:QUOTED_CHARS])
         return None if where < 0 else self.doc_ids[bisect.bisect_right(self.starts, where) - 1]
@@ -86,7 +90,7 @@ def main(argv: list[str]) -> int:
     finder = CitedChunks(Embedder(cache_dir=ROOT / "var" / "models"))
     for path in map(Path, argv[1:]):
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        cited = [row for row in map(finder.cited, rows) if row is not None]
+        cited = finder.cited_rows(rows)
         if len(cited) < 0.9 * len(rows):
             continue  # not a set on the news corpora (the seed article's, say)
         target = out / f"{path.stem}_cited.jsonl"

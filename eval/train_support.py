@@ -395,8 +395,7 @@ def tune_and_measure(model_file: Path, embedder: Embedder) -> None:
     finder, scored = CitedChunks(embedder), {}
     for name in (TUNE, *HELD_OUT):
         quoted = read(name)
-        as_cited = [row for row in map(finder.cited, quoted) if row is not None]
-        for label, rows in ((name, quoted), (f"{name} as cited", as_cited)):
+        for label, rows in ((name, quoted), (f"{name} as cited", finder.cited_rows(quoted))):
             found = [findings(r["sentence"], r["passages"], vectors) for r in rows]
             scored[label] = (np.array([r["supported"] for r in rows]),
                              model.probabilities([(r["sentence"], r["passages"]) for r in rows]),
