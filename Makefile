@@ -34,7 +34,7 @@ CITED := var/eval/cited
 CITED_REPORTED = $(foreach name,news_tune news_final blind_test news_check,$(CITED)/support_$(name)_cited.jsonl)
 
 # the labelled sets again with the chunks the bot cites as passages (eval/cited_support.py)
-$(CITED)/.made: $(SUPPORT_SETS) eval/cited_support.py index/chunking.py $(STAMP)
+$(CITED)/.made: $(SUPPORT_SETS) tests/data/cited_labels.jsonl eval/cited_support.py index/chunking.py $(STAMP)
 	$(PY) eval/cited_support.py $(CITED) $(SUPPORT_SETS)
 	touch $@
 

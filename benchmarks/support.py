@@ -81,7 +81,8 @@ def _labelled_sets(ctx: Context) -> list[tuple[str, list[dict]]]:
         from cited_support import CitedChunks
 
         finder = CitedChunks(ctx.embedder)
-        sets += [(f"{label}, as cited", finder.cited_rows(rows)) for label, rows in sets if label in HELD_OUT]
+        sets += [(f"{label}, as cited", finder.cited_rows(rows, LABELLED[label].stem)) for label, rows in sets
+                 if label in HELD_OUT]
     return sets
 
 

@@ -395,7 +395,7 @@ def tune_and_measure(model_file: Path, embedder: Embedder) -> None:
     finder, scored = CitedChunks(embedder), {}
     for name in (TUNE, *HELD_OUT):
         quoted = read(name)
-        for label, rows in ((name, quoted), (f"{name} as cited", finder.cited_rows(quoted))):
+        for label, rows in ((name, quoted), (f"{name} as cited", finder.cited_rows(quoted, name))):
             found = [findings(r["sentence"], r["passages"], vectors) for r in rows]
             scored[label] = (np.array([r["supported"] for r in rows]),
                              model.probabilities([(r["sentence"], r["passages"]) for r in rows]),

@@ -20,7 +20,7 @@ PARAGRAPHS = [" ".join(f"Paragraph {p} sentence {s} tells of the harbour and its
 def finder(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> cited_support.CitedChunks:
     corpus = tmp_path_factory.mktemp("cited") / "corpus.jsonl"
     corpus.write_text(json.dumps({"doc_id": "harbour", "text": "\n\n".join(PARAGRAPHS)}) + "\n", encoding="utf-8")
-    return cited_support.CitedChunks(embedder, [corpus])
+    return cited_support.CitedChunks(embedder, [corpus], labels={("support_harbour", "Ships and ships."): True})
 
 
 def _chunks(finder: cited_support.CitedChunks) -> list[str]:
@@ -60,3 +60,19 @@ def test_the_script_writes_the_sets_found_and_skips_the_others(tmp_path: Path, f
     monkeypatch.setattr(cited_support, "Embedder", lambda **options: None)
     assert cited_support.main([str(tmp_path / "out"), str(found), str(elsewhere)]) == 0
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["support_harbour_cited.jsonl"]
+
+
+def test_a_sentence_judged_again_against_its_chunks_takes_that_label_in_its_set_only(finder) -> None:
+    row = {"sentence": "Ships and ships.", "supported": False, "passages": [PARAGRAPHS[1][:120]]}
+    other = {**row, "sentence": "No ships."}
+    assert [r["supported"] for r in finder.cited_rows([row, other], "support_harbour")] == [True, False]
+    assert [r["supported"] for r in finder.cited_rows([row, other], "support_elsewhere")] == [False, False]
+
+
+def test_the_shipped_labels_as_cited_name_sentences_of_their_sets() -> None:
+    labels = cited_support.cited_labels()
+    assert len(labels) > 100 and all(supported for supported in labels.values())
+    for set_name in {name for name, _ in labels}:
+        quoted = (ROOT / "tests" / "data" / f"{set_name}.jsonl").read_text(encoding="utf-8")
+        sentences = {json.loads(line)["sentence"] for line in quoted.splitlines()}
+        assert {sentence for name, sentence in labels if name == set_name} <= sentences
