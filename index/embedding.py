@@ -181,8 +181,9 @@ class Embedder:
     @functools.cached_property
     def token_table(self) -> np.ndarray:
         """Unit vector (float16) of every vocabulary token encoded alone, computed once per model and
-        machine and kept in the model's cache folder."""
-        path = self.cache_folder / "tokens.npy"
+        machine in float32 (whichever runtime builds the index: word support must not depend on the machine
+        that built the table) and kept in the model's cache folder."""
+        path = self.cache_folder / "tokens-float32.npy"
         shape = (self._whole_texts.get_vocab_size(), self.dimension)
         with self._lock:
             try:
@@ -202,7 +203,7 @@ class Embedder:
     def _encode_every_token(self, size: int) -> np.ndarray:
         ids = np.arange(size, dtype=np.int64)[:, None]
         rows = np.hstack([np.tile(self._prefix, (size, 1)), ids, np.tile(self._suffix, (size, 1))])
-        runtime = self.runtime(self.choice.build)
+        runtime = self.runtime(TORCH_FLOAT32 if self.choice.query == TORCH_BFLOAT16 else self.choice.query)
         table = np.zeros((size, self.dimension), dtype=np.float16)
         for start in range(0, size, TOKEN_TABLE_BATCH):
             batch = rows[start : start + TOKEN_TABLE_BATCH]

@@ -419,5 +419,5 @@ def test_word_vectors_use_the_snapshot_table_then_the_token_table_never_the_enco
     assert np.array_equal(vectors(["fuel", "diesel"])[0], found[2]) and asked[1:] == [["diesel"]]  # kept
     np.testing.assert_allclose(found[0], table[0])
     np.testing.assert_allclose(found[1], found[3])
-    encoded = embedder.encode(["fuel"])[0]  # one token: as if encoded (the table may be built in bfloat16 on AMX)
+    encoded = embedder.encode(["fuel"])[0]  # one token: as if encoded (the table is kept in float16)
     assert found[2] @ encoded / (np.linalg.norm(found[2]) * np.linalg.norm(encoded)) >= 0.999

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.backends import ONNX_FLOAT32, TORCH_FLOAT32, cpu_has_amx
+from index.backends import ONNX_FLOAT32, TORCH_BFLOAT16, TORCH_FLOAT32, cpu_has_amx
 from index.embedding import Embedder, EmbedderError, SpanSums, pooled_vectors
 
 TEXTS = [
@@ -124,6 +124,12 @@ def test_single_words_come_from_the_token_table_without_the_encoder(embedder: Em
     assert words[0] @ encoded[0] > 0.999  # one token: the vector of encoding the word alone
     assert 0.3 < words[2] @ encoded[1] < 0.999  # several tokens: their mean, close but not equal
     assert np.allclose(np.linalg.norm(words[:3], axis=1), 1.0, atol=1e-3) and not words[3].any()
+
+
+def test_the_token_table_is_float32_whichever_runtime_builds_the_index(embedder: Embedder, tmp_path: Path) -> None:
+    forced = Embedder(backend="torch", precision="bfloat16", cache_dir=tmp_path)
+    assert forced.choice.build == TORCH_BFLOAT16
+    np.testing.assert_allclose(forced._encode_every_token(300), embedder.token_table[:300], atol=1e-3)
 
 
 def test_a_folder_without_a_model_is_one_clear_error(tmp_path: Path) -> None:
