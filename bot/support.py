@@ -430,8 +430,8 @@ def _disagreement(sentence: str, passages: Sequence[str], glosses: Sequence[str]
     acronym glosses among `passages`)."""
     sentences, passage_clauses = _passage_clauses(tuple(passages))
     for clause in clauses(sentence):
-        closest = (_restated(weighted_stems(clause), passage_clauses)
-                   + _restated(weighted_stems(clause, 0.0), passage_clauses))
+        closest = _copied(clause, passage_clauses) or (_restated(weighted_stems(clause), passage_clauses)
+                                                       + _restated(weighted_stems(clause, 0.0), passage_clauses))
         negated, hedged, future = _cues(clause, NEGATIONS), _cues(clause, MODALITY), _cues(clause, FUTURE)
         if closest and negated != any(_cues(restated, NEGATIONS) for restated, _ in closest):
             return "negation that differs from"  # a negation dropped from any clause it may restate, or added
@@ -475,6 +475,18 @@ def _anchored(clause: str, passage_clauses: Sequence[_Clause]) -> list[tuple[str
     lexicon = wordnet()
     verbs = set(verb_stems(lexicon, clause)) if lexicon is not None else set()
     return [(c, whole) for c, whole, stems in passage_clauses if verbs & stems.keys()]
+
+
+def _copied(clause: str, passage_clauses: Sequence[_Clause]) -> list[tuple[str, str]]:
+    """The passage clauses (with their sentences) that `clause` copies word for word, case aside: what it restates,
+    whatever other clause of a long passage shares as many of its words."""
+    words = _clause_words(clause)
+    return [(c, whole) for c, whole, _ in passage_clauses if _clause_words(c) == words]
+
+
+@lru_cache(maxsize=CACHED_TEXTS)
+def _clause_words(text: str) -> tuple[str, ...]:
+    return tuple(token.lower() for token in TOKEN.findall(text))
 
 
 def _restated(wanted: dict[str, float],

@@ -287,6 +287,16 @@ def test_opposites_amounts_directions_and_negated_clauses_fail(sentence: str, pa
     assert unsupported(sentence, [passage], vectors) == reason
 
 
+def test_a_clause_copied_word_for_word_restates_its_own_clause_not_a_rival_of_the_chunk() -> None:
+    """A cited chunk is long: another of its clauses may share as many words ("may close next year") with a
+    sentence that copies one of them; the copy agrees with its own clause (it was refused as cited before)."""
+    chunk = ["Officials said the plant may close next year. After the vote on Monday, the plant will close next year."]
+    assert unsupported("The plant will close next year.", chunk) is None
+    assert unsupported("The plant may close next year.", chunk) is None
+    assert unsupported("The plant will not close next year.", chunk) == "negation that differs from"
+    assert unsupported("The plant will close next year.", chunk[0].split(". ")[:1]) == "certainty that differs from"
+
+
 def test_a_close_word_stands_for_a_passage_word_only_above_the_floor(vectors: WordVectors,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("bot.support.wordnet", lambda: None)  # WordNet alone knows "petroleum" is "oil"
