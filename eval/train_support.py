@@ -8,7 +8,8 @@
    number changed, a name swapped in, a negation flipped, two names traded, an opposite word, a hedge changed, a
    detail or cause added, a sentence from elsewhere in the article). One epoch.
 2. The labelled sets of tests/data but the tuning set and the held-out ones, with a supported copy made from
-   every third of their passages (`passage_copies`): two epochs.
+   every third of their passages (`passage_copies`) and a third of their rows again as the bot cites them
+   (`cited_copies`: the chunks that hold their passages, read through `focus`): two epochs.
 3. `support_news_tune.jsonl` chooses the threshold: the highest at which the rules and the model together
    keep KEPT_SHARE of the supported sentences that the rules keep (the model as a veto that costs little
    recall); then the rescue threshold: the lowest from which the sentences that only the rules' word check
@@ -17,8 +18,8 @@
    for them and the tuning set, as quoted and again as the bot cites them (`eval/cited_support.py`: passages
    replaced by the chunks of their articles that hold them, which the model reads through `focus`).
 The adapter (LoRA on every attention and feed-forward matrix, rank 16), the head and the thresholds go to `--out`
-as numpy arrays (`bot.entailment` reads them). Needs the `dev` extra (scikit-learn); about 50 minutes on 2
-cores (AMD EPYC).
+as numpy arrays (`bot.entailment` reads them). Needs the `dev` extra (scikit-learn) and the news corpora in
+../shared; about 75 minutes on 2 cores (AMX Xeon, float32).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from cited_support import CitedChunks  # noqa: E402
 
+from bot.entailment import focus  # noqa: E402
 from bot.support import WordVectors, findings  # noqa: E402
 from bot.wordnet import wordnet  # noqa: E402
 from index.embedding import Embedder  # noqa: E402
@@ -51,7 +53,7 @@ LABELLED_EPOCHS = 2
 KEPT_SHARE = 0.9
 RESCUE_PRECISION = 0.95
 TUNE = "support_news_tune"
-HELD_OUT = ("support_news_final", "support_blind_test", "support_news_check")
+HELD_OUT = ("support_news_final", "support_blind_test", "support_news_check", "support_short_test")
 DIRECTIONS = [("rose", "fell"), ("increased", "decreased"), ("more", "less"), ("before", "after"),
               ("higher", "lower"), ("won", "lost"), ("approved", "rejected"), ("largest", "smallest"),
               ("up", "down"), ("first", "last"), ("earlier", "later"), ("gained", "lost"), ("support", "oppose"),
@@ -242,6 +244,31 @@ def passage_copies(rows: list[dict], maker: RuleMadePairs) -> list[dict]:
     return made
 
 
+def cited_copies(rows: list[dict], finder: CitedChunks, seed: int) -> list[dict]:
+    """A third of the labelled rows again as the bot cites them: their passages replaced by the chunks that hold
+    them, read through `focus` as at answer time. Unsupported rows that join facts from two passages while citing
+    one ("mixed_passages") are left out: a chunk often holds both (45 % of them, judged again as cited)."""
+    from tokenizers import Tokenizer
+
+    from index.embedding import default_model_path
+
+    counter = Tokenizer.from_file(str(default_model_path() / "tokenizer.json"))
+    counter.no_truncation()
+    counter.no_padding()
+
+    def token_counts(texts: list[str]) -> list[int]:
+        return [len(encoded.ids) for encoded in counter.encode_batch(list(texts), add_special_tokens=False)]
+
+    chooser, made = random.Random(seed), []
+    for row in rows:
+        if chooser.random() >= 1 / 3 or (row.get("kind") == "mixed_passages" and not row["supported"]):
+            continue
+        cited = finder.cited(row)
+        if cited is not None:
+            made.append({**cited, "passages": focus(cited["sentence"], cited["passages"], token_counts)})
+    return made
+
+
 def training_sets() -> list[str]:
     """Every labelled set in tests/data but the tuning set and the held-out ones."""
     names = sorted(path.stem for path in DATA.glob("support_*.jsonl"))
@@ -424,16 +451,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune-only", action="store_true",
                         help="choose the thresholds of the model in --out and measure it, train nothing")
     args = parser.parse_args(argv)
+    embedder = Embedder(cache_dir=ROOT / "var" / "models")
     if not args.tune_only:
         made = rule_made(args.seed)
         labelled = [row for name in training_sets() for row in read(name)]
         copies = passage_copies(labelled, RuleMadePairs(args.seed))
-        print(f"{len(made)} rule-made pairs, {len(labelled)} labelled sentences, {len(copies)} copies", flush=True)
+        cited = cited_copies(labelled, CitedChunks(embedder), args.seed)
+        print(f"{len(made)} rule-made pairs, {len(labelled)} labelled sentences, {len(copies)} copies, "
+              f"{len(cited)} as cited", flush=True)
         model = CrossEncoder(args.seed)
         model.train(made, epochs=1, rate=5e-4)
-        model.train(labelled + copies, epochs=LABELLED_EPOCHS, rate=3e-4)
+        model.train(labelled + copies + cited, epochs=LABELLED_EPOCHS, rate=3e-4)
         model.save(args.out)
-    tune_and_measure(args.out, Embedder(cache_dir=ROOT / "var" / "models"))
+    tune_and_measure(args.out, embedder)
     return 0
 
 

@@ -111,23 +111,27 @@ def test_news_sets_keep_their_precision_and_recall(rules: SupportCheck, name: st
 
 
 @pytest.mark.parametrize(("name", "rules_only", "precision", "recall"), [
-    ("support_news_final.jsonl", 25, 0.88, 0.21),  # measured 101 of 480 kept, 12 of 480 unsupported (rules: 25)
-    ("support_blind_test.jsonl", 3, 0.9, 0.2),  # 24 of 120, 2 of 120 (rules: 3)
-    ("support_news_check.jsonl", 23, 0.87, 0.22),  # 116 of 512, 13 of 512 (rules: 23)
+    ("support_news_final.jsonl", 25, 0.87, 0.29),  # measured 147 of 480 kept, 18 of 480 unsupported (rules: 25)
+    ("support_blind_test.jsonl", 3, 0.87, 0.25),  # 33 of 120, 4 of 120 (rules: 3)
+    ("support_news_check.jsonl", 23, 0.89, 0.29),  # 160 of 512, 15 of 512 (rules: 23)
+    ("support_short_test.jsonl", 157, 0.72, 0.5),  # short answers on held-out chunks: 259 of 480, 89 of 480 (157)
 ])
-def test_the_model_removes_unsupported_sentences_the_rules_keep(with_model: SupportCheck, name: str,
-                                                                rules_only: int, precision: float,
-                                                                recall: float) -> None:
-    """On the sets the model was never trained or tuned on."""
-    report = score_labelled(labelled(name), with_model)
+def test_the_model_vetoes_unsupported_sentences_the_rules_keep_and_rescues_paraphrases(
+        with_model: SupportCheck, monkeypatch, name: str, rules_only: int, precision: float, recall: float) -> None:
+    """On the sets the model was never trained or tuned on: the whole check, then the model's veto alone (no
+    rescue), which must keep fewer unsupported sentences than the rules alone."""
+    rows = labelled(name)
+    report = score_labelled(rows, with_model)
     assert report.precision >= precision and report.recall >= recall, report.line()
-    assert len(report.kept_unsupported) < rules_only
+    monkeypatch.setattr(with_model.model, "rescue_threshold", 1.01)
+    vetoed = score_labelled(rows, with_model)
+    assert len(vetoed.kept_unsupported) < rules_only and vetoed.recall < report.recall, vetoed.line()
 
 
 def test_the_model_reading_the_focus_of_cited_chunks_keeps_fewer_unsupported_sentences(
         with_model: SupportCheck, monkeypatch) -> None:
     """The held-back blind test as the bot cites it (whole chunks, labels as cited): 4 of 109 unsupported sentences
-    kept when the model reads the chunks' sentences that bear on the sentence, 8 when it reads the chunks whole."""
+    kept when the model reads the chunks' sentences that bear on the sentence, 11 when it reads the chunks whole."""
     rows = labelled("cited_blind_test.jsonl")
     focused = score_labelled(rows, with_model)
     monkeypatch.setattr(with_model.model, "focus", lambda sentence, passages: list(passages))
