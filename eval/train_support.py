@@ -244,20 +244,13 @@ def passage_copies(rows: list[dict], maker: RuleMadePairs) -> list[dict]:
     return made
 
 
-def cited_copies(rows: list[dict], finder: CitedChunks, seed: int) -> list[dict]:
+def cited_copies(rows: list[dict], finder: CitedChunks, embedder: Embedder, seed: int) -> list[dict]:
     """A third of the labelled rows again as the bot cites them: their passages replaced by the chunks that hold
     them, read through `focus` as at answer time. Unsupported rows that join facts from two passages while citing
     one ("mixed_passages") are left out: a chunk often holds both (45 % of them, judged again as cited)."""
-    from tokenizers import Tokenizer
-
-    from index.embedding import default_model_path
-
-    counter = Tokenizer.from_file(str(default_model_path() / "tokenizer.json"))
-    counter.no_truncation()
-    counter.no_padding()
 
     def token_counts(texts: list[str]) -> list[int]:
-        return [len(encoded.ids) for encoded in counter.encode_batch(list(texts), add_special_tokens=False)]
+        return [count - embedder.special_tokens for count in embedder.count_tokens(texts)]
 
     chooser, made = random.Random(seed), []
     for row in rows:
@@ -456,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         made = rule_made(args.seed)
         labelled = [row for name in training_sets() for row in read(name)]
         copies = passage_copies(labelled, RuleMadePairs(args.seed))
-        cited = cited_copies(labelled, CitedChunks(embedder), args.seed)
+        cited = cited_copies(labelled, CitedChunks(embedder), embedder, args.seed)
         print(f"{len(made)} rule-made pairs, {len(labelled)} labelled sentences, {len(copies)} copies, "
               f"{len(cited)} as cited", flush=True)
         model = CrossEncoder(args.seed)
