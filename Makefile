@@ -30,10 +30,10 @@ test: $(STAMP)
 EVAL := ../shared/eval
 SUPPORT_SETS = $(sort $(wildcard tests/data/support_*.jsonl))
 CITED := var/eval/cited
-# the tuning set and the held-out ones, as cited, are reported beside the quoted sets
+# the tuning set and the held-out ones on whole chunks ("as cited") are reported beside the quoted sets
 CITED_REPORTED = $(foreach name,news_tune news_final blind_test news_check,$(CITED)/support_$(name)_cited.jsonl)
 
-# the labelled sets again with the chunks the bot cites as passages (eval/cited_support.py)
+# the labelled sets again with the chunks that hold their passages as passages (eval/cited_support.py)
 $(CITED)/.made: $(SUPPORT_SETS) tests/data/cited_labels.jsonl eval/cited_support.py index/chunking.py $(STAMP)
 	$(PY) eval/cited_support.py $(CITED) $(SUPPORT_SETS)
 	touch $@

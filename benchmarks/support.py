@@ -1,8 +1,8 @@
 """The check that a generated sentence is supported by its cited passages: time per sentence and per answer
 (three sentences, the most an answer has) and its quality, on the labelled sets in tests/data, each named for
 how far the rules were tuned and the model trained on it (a sentence's words the passages lack come from the
-token table), and on the held-out ones again as the bot cites them: their passages replaced by the chunks of
-their articles that hold them (`eval/cited_support.py`, when ../shared has the news corpora)."""
+token table), and on the held-out ones again on whole chunks ("as cited"): their passages replaced by the chunks
+of their articles that hold them (`eval/cited_support.py`, when ../shared has the news corpora)."""
 
 from __future__ import annotations
 

@@ -7,9 +7,10 @@ encoder's weights and exported to ONNX once per adapter and model, beside the em
 then runs ONNX Runtime only (float32, the same on every CPU). Scores are cached per (sentence, passages), so the
 streamed previews of an answer score each sentence once.
 
-The model reads the cited passages' sentences that bear on the sentence (`focus`), not whole chunks: it was
-trained on passages of one to three sentences, and on whole cited chunks its AUC fell from 0.74-0.86 to
-0.61-0.68 on the held-out labelled news sets while taking twice as long (`eval/cited_support.py`).
+The model reads the cited passages' sentences that bear on the sentence (`focus`), not long passages whole: it was
+trained on passages of one to three sentences (a generated sentence cites evidence sentences), and on whole chunks
+its AUC fell from 0.74-0.86 to 0.61-0.68 on the held-out labelled news sets while taking twice as long
+(`eval/cited_support.py`).
 """
 
 from __future__ import annotations

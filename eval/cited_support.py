@@ -1,8 +1,10 @@
-"""The labelled support sets as the bot cites: each passage replaced by the chunk(s) of its article that hold it.
+"""The labelled support sets on whole chunks: each passage replaced by the chunk(s) of its article that hold it.
 
-A generated sentence cites whole chunks (about 120 words), while the labelled sets quote one or two sentences;
-this writes `<set>_cited.jsonl` for each set whose articles are in the news corpora, so the support check is
-also measured on what it reads in the product. Labels are kept, but for the sentences in `CITED_LABELS`: a chunk
+A generated sentence cites the answer's evidence, one sentence per passage, as the labelled sets quote them; a
+passage can be longer (several cited at once, a long sentence), and these sets measure the harder case where every
+passage is a whole chunk (about 120 words). (The `_cited` suffix and "as cited" in reports come from when chunks
+were thought to be what a generated sentence cites.) This writes `<set>_cited.jsonl` for each set whose articles
+are in the news corpora. Labels are kept, but for the sentences in `CITED_LABELS`: a chunk
 can hold the fact that an "unsupported" sentence adds. Every unsupported sentence of the tuning set and the held-out
 ones (2,424) was judged again, blind, against the chunks it cites, with a fifth of the supported ones mixed in
 (478 of 484 judged supported again); 191 are supported as cited, 178 of them sentences that join facts from two

@@ -8,14 +8,14 @@
    number changed, a name swapped in, a negation flipped, two names traded, an opposite word, a hedge changed, a
    detail or cause added, a sentence from elsewhere in the article). One epoch.
 2. The labelled sets of tests/data but the tuning set and the held-out ones, with a supported copy made from
-   every third of their passages (`passage_copies`) and a third of their rows again as the bot cites them
+   every third of their passages (`passage_copies`) and a third of their rows again on whole chunks
    (`cited_copies`: the chunks that hold their passages, read through `focus`): two epochs.
 3. `support_news_tune.jsonl` chooses the threshold: the highest at which the rules and the model together
    keep KEPT_SHARE of the supported sentences that the rules keep (the model as a veto that costs little
    recall); then the rescue threshold: the lowest from which the sentences that only the rules' word check
    refuses and the model rescues are RESCUE_PRECISION precise. The held-out sets (`HELD_OUT`) are never trained
    or tuned on; the figures of the rules, the model alone, the model as a veto and the whole check are printed
-   for them and the tuning set, as quoted and again as the bot cites them (`eval/cited_support.py`: passages
+   for them and the tuning set, as quoted and again on whole chunks ("as cited", `eval/cited_support.py`: passages
    replaced by the chunks of their articles that hold them, which the model reads through `focus`).
 The adapter (LoRA on every attention and feed-forward matrix, rank 16), the head and the thresholds go to `--out`
 as numpy arrays (`bot.entailment` reads them). Needs the `dev` extra (scikit-learn) and the news corpora in
@@ -245,7 +245,7 @@ def passage_copies(rows: list[dict], maker: RuleMadePairs) -> list[dict]:
 
 
 def cited_copies(rows: list[dict], finder: CitedChunks, embedder: Embedder, seed: int) -> list[dict]:
-    """A third of the labelled rows again as the bot cites them: their passages replaced by the chunks that hold
+    """A third of the labelled rows again on whole chunks: their passages replaced by the chunks that hold
     them, read through `focus` as at answer time. Unsupported rows that join facts from two passages while citing
     one ("mixed_passages") are left out: a chunk often holds both (45 % of them, judged again as cited)."""
 

@@ -65,7 +65,7 @@ def test_an_overlong_sentence_is_scored_not_refused(model: SupportModel) -> None
     ("support_news_final.jsonl", 0.84),  # never trained or tuned on: measured 0.858
     ("support_news_check.jsonl", 0.80),  # never trained or tuned on: measured 0.826
     ("support_short_test.jsonl", 0.70),  # short answers on held-out chunks: measured 0.720
-    ("cited_blind_test.jsonl", 0.70),  # the first, as cited (whole chunks, labels as cited): measured 0.730
+    ("cited_blind_test.jsonl", 0.70),  # the first, on whole chunks (labels judged on them): measured 0.730
 ])
 def test_it_ranks_an_unseen_labelled_set(model: SupportModel, name: str, auc: float) -> None:
     rows = [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines()]
@@ -126,8 +126,8 @@ def test_every_cited_passage_keeps_its_best_sentence_and_the_rest_fill_the_budge
 
 def test_reading_the_focus_of_cited_chunks_ranks_better_than_reading_them_whole(model: SupportModel,
                                                                                  monkeypatch) -> None:
-    """The held-back blind test as the bot cites it (passages replaced by the chunks that hold them, labels as
-    cited): 0.730 through `focus`, 0.633 reading the chunks whole (truncated to the model's 256 tokens)."""
+    """The held-back blind test on whole chunks (passages replaced by the chunks that hold them, labels judged
+    on them): 0.730 through `focus`, 0.633 reading the chunks whole (truncated to the model's 256 tokens)."""
     rows = [json.loads(line) for line in (DATA / "cited_blind_test.jsonl").read_text(encoding="utf-8").splitlines()]
     labels, pairs = np.array([r["supported"] for r in rows]), [(r["sentence"], r["passages"]) for r in rows]
     focused = _auc(model.probabilities(pairs), labels)

@@ -130,7 +130,7 @@ def test_the_model_vetoes_unsupported_sentences_the_rules_keep_and_rescues_parap
 
 def test_the_model_reading_the_focus_of_cited_chunks_keeps_fewer_unsupported_sentences(
         with_model: SupportCheck, monkeypatch) -> None:
-    """The held-back blind test as the bot cites it (whole chunks, labels as cited): 4 of 109 unsupported sentences
+    """The held-back blind test on whole chunks (labels judged on the chunks): 4 of 109 unsupported sentences
     kept when the model reads the chunks' sentences that bear on the sentence, 11 when it reads the chunks whole."""
     rows = labelled("cited_blind_test.jsonl")
     focused = score_labelled(rows, with_model)
@@ -293,7 +293,7 @@ def test_opposites_amounts_directions_and_negated_clauses_fail(sentence: str, pa
 
 def test_a_clause_copied_word_for_word_restates_its_own_clause_not_a_rival_of_the_chunk() -> None:
     """A cited chunk is long: another of its clauses may share as many words ("may close next year") with a
-    sentence that copies one of them; the copy agrees with its own clause (it was refused as cited before)."""
+    sentence that copies one of them; the copy agrees with its own clause (it was refused on whole chunks before)."""
     chunk = ["Officials said the plant may close next year. After the vote on Monday, the plant will close next year."]
     assert unsupported("The plant will close next year.", chunk) is None
     assert unsupported("The plant may close next year.", chunk) is None
