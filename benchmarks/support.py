@@ -35,7 +35,8 @@ LABELLED = {"seed article (rules tuned on; model trained on)": DATA / "support_l
             "held-back blind test (never tuned or trained on)": DATA / "support_blind_test.jsonl",
             "blind news final (never tuned or trained on)": DATA / "support_news_final.jsonl",
             "blind news check (never tuned or trained on)": DATA / "support_news_check.jsonl",
-            "short answers on held-out chunks (never tuned or trained on)": DATA / "support_short_test.jsonl"}
+            "short answers on held-out chunks (never tuned or trained on)": DATA / "support_short_test.jsonl",
+            "short answers citing evidence sentences (never tuned or trained on)": DATA / "support_answers_test.jsonl"}
 HELD_OUT = ("held-back blind test (never tuned or trained on)", "blind news final (never tuned or trained on)",
             "blind news check (never tuned or trained on)")
 TIME_TARGET = Target("<=", 5.0)

@@ -53,7 +53,8 @@ LABELLED_EPOCHS = 2
 KEPT_SHARE = 0.9
 RESCUE_PRECISION = 0.95
 TUNE = "support_news_tune"
-HELD_OUT = ("support_news_final", "support_blind_test", "support_news_check", "support_short_test")
+HELD_OUT = ("support_news_final", "support_blind_test", "support_news_check", "support_short_test",
+            "support_answers_test")
 DIRECTIONS = [("rose", "fell"), ("increased", "decreased"), ("more", "less"), ("before", "after"),
               ("higher", "lower"), ("won", "lost"), ("approved", "rejected"), ("largest", "smallest"),
               ("up", "down"), ("first", "last"), ("earlier", "later"), ("gained", "lost"), ("support", "oppose"),
