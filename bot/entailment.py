@@ -44,9 +44,9 @@ FOCUS_TOKENS = 96
 class SupportModel:
     """P(the passages support the sentence) from the trained cross-encoder, and the thresholds tuned for it."""
 
-    def __init__(self, model_file: Path, base_path: Path, cache_folder: Path) -> None:
-        """`model_file`: the adapter, head and thresholds; `base_path`: the encoder they were trained on;
-        `cache_folder`: where the merged model's ONNX export is kept."""
+    def __init__(self, model_file: Path, embedder: Embedder) -> None:
+        """`model_file`: the adapter, head and thresholds; `embedder`: its encoder (the one they were trained on,
+        `for_embedder` checks), tokenizer, and cache folder, where the merged model's ONNX export is kept."""
         from tokenizers import Tokenizer
 
         self.model_file = Path(model_file)
@@ -56,22 +56,19 @@ class SupportModel:
                 self.arrays = {name: stored[name] for name in stored.files}
         except (OSError, ValueError) as error:
             raise EmbedderError(f"the support model {self.model_file} cannot be read ({error})") from None
-        self.base_path = base_path
+        self.embedder, self.base_path = embedder, embedder.path
         self.threshold = float(self.arrays["threshold"])
         """The score a sentence that the rules keep needs to be shown."""
         self.rescue_threshold = float(self.arrays["rescue_threshold"])
         """The score a sentence that only the rules' word check refuses needs to be shown."""
         self._weight = self.arrays["head.weight"].astype(np.float32).reshape(-1)
         self._bias = float(self.arrays["head.bias"].reshape(-1)[0])
-        self._tokenizer = Tokenizer.from_file(str(base_path / "tokenizer.json"))
+        self._tokenizer = Tokenizer.from_file(str(self.base_path / "tokenizer.json"))
         # the passages are cut, as in training ("only_first"), unless the sentence alone would not fit
         self._tokenizer.enable_truncation(int(self.arrays["max_tokens"]), strategy="longest_first")
         self._tokenizer.enable_padding()
-        self._counter = Tokenizer.from_file(str(base_path / "tokenizer.json"))
-        self._counter.no_truncation()
-        self._counter.no_padding()
         digest = hashlib.sha256(stored_bytes).hexdigest()[:12]
-        self.onnx_file = Path(cache_folder) / f"support-{digest}.onnx"
+        self.onnx_file = Path(embedder.cache_folder) / f"support-{digest}.onnx"
         self._lock = threading.Lock()
         self._runtime: OnnxRuntime | None = None
 
@@ -79,7 +76,7 @@ class SupportModel:
     def for_embedder(cls, embedder: Embedder, model_file: Path = DEFAULT_MODEL_FILE) -> SupportModel | None:
         """The model trained on `embedder`'s encoder, exported beside its own; None (logged) when the embedder
         runs another encoder than the one the adapter was trained on."""
-        model = cls(model_file, embedder.path, embedder.cache_folder)
+        model = cls(model_file, embedder)
         if str(model.arrays["base"]) != embedder.fingerprint[:12]:
             log.warning("the support model was trained on another encoder than %s; generated sentences are "
                         "checked by the rules alone", embedder.name)
@@ -108,7 +105,7 @@ class SupportModel:
         return focus(sentence, passages, self._token_counts)
 
     def _token_counts(self, texts: Sequence[str]) -> list[int]:
-        return [len(encoded.ids) for encoded in self._counter.encode_batch(list(texts), add_special_tokens=False)]
+        return self.embedder.count_tokens(texts, special_tokens=False)
 
     def _batch(self, pairs: Sequence[tuple[str, Sequence[str]]]) -> np.ndarray:
         batch = self.inputs(pairs)
@@ -170,4 +167,3 @@ def focus(sentence: str, passages: Sequence[str], token_counts: Callable[[Sequen
             used += sizes[at]
     return [" ".join(text for at, (n, text) in enumerate(pieces) if n == number and at in chosen)
             for number in sorted(best_each)]
-

@@ -25,6 +25,7 @@ as numpy arrays (`bot.entailment` reads them). Needs the `dev` extra (scikit-lea
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import re
@@ -249,10 +250,7 @@ def cited_copies(rows: list[dict], finder: CitedChunks, embedder: Embedder, seed
     """A third of the labelled rows again on whole chunks: their passages replaced by the chunks that hold
     them, read through `focus` as at answer time. Unsupported rows that join facts from two passages while citing
     one ("mixed_passages") are left out: a chunk often holds both (45 % of them, judged again as cited)."""
-
-    def token_counts(texts: list[str]) -> list[int]:
-        return [count - embedder.special_tokens for count in embedder.count_tokens(texts)]
-
+    token_counts = functools.partial(embedder.count_tokens, special_tokens=False)
     chooser, made = random.Random(seed), []
     for row in rows:
         if chooser.random() >= 1 / 3 or (row.get("kind") == "mixed_passages" and not row["supported"]):

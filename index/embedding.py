@@ -359,11 +359,12 @@ class Embedder:
         span_sums.sums[first : first + len(spans)] += membership.astype(np.float32) @ tokens[: len(offsets)]
         span_sums.counts[first : first + len(spans)] += membership.sum(axis=1)
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Tokens the model would see for each text, special tokens included, before truncation."""
+    def count_tokens(self, texts: Sequence[str], special_tokens: bool = True) -> list[int]:
+        """Tokens the model would see for each text before truncation, its special tokens included unless
+        `special_tokens` is False."""
         if not texts:
             return []
-        return [len(e.ids) for e in self._whole_texts.encode_batch(list(texts), add_special_tokens=True)]
+        return [len(e.ids) for e in self._whole_texts.encode_batch(list(texts), add_special_tokens=special_tokens)]
 
 
 def _special_tokens(tokenizer) -> tuple[np.ndarray, np.ndarray]:

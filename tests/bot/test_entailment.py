@@ -93,7 +93,7 @@ def test_an_unreadable_model_file_is_a_clear_error(tmp_path: Path, embedder: Emb
     broken = tmp_path / "support_model.npz"
     broken.write_bytes(b"not a numpy archive")
     with pytest.raises(EmbedderError, match="cannot be read"):
-        SupportModel(broken, embedder.path, tmp_path)
+        SupportModel(broken, embedder)
     assert DEFAULT_MODEL_FILE.is_file()
 
 
