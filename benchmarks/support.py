@@ -2,12 +2,15 @@
 (three sentences, the most an answer has) and its quality, on the labelled sets in tests/data, each named for
 how far the rules were tuned and the model trained on it (a sentence's words the passages lack come from the
 token table), and on the held-out ones again on whole chunks ("as cited"): their passages replaced by the chunks
-of their articles that hold them (`eval/cited_support.py`, when ../shared has the news corpora)."""
+of their articles that hold them (`eval/cited_support.py`, when ../shared has the news corpora). The model runs
+int8; its float32 export is timed beside it on the same sentences as the baseline, with both AUCs."""
 
 from __future__ import annotations
 
 import json
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,12 +48,15 @@ RECALL_TARGET = Target(">=", 0.9)
 ROUNDS = 4
 TIMED_ROWS = 240
 SENTENCES_PER_ANSWER = 3
+RUNTIME_SET = "short answers citing evidence sentences (never tuned or trained on)"
 
 
 def run(ctx: Context) -> Section:
     vectors = WordVectors.from_lookup(ctx.embedder.dimension, ctx.embedder.word_vectors)
-    check = SupportCheck(vectors, SupportModel.for_embedder(ctx.embedder))
+    model = SupportModel.for_embedder(ctx.embedder)
+    check = SupportCheck(vectors, model)
     section = Section("Support check of generated sentences")
+    _compare_runtimes(section, model, _read(LABELLED[RUNTIME_SET]))
     details = {}
     for label, rows in _labelled_sets(ctx):
         # the whole set once (quality; WordNet cold at first), then its first TIMED_ROWS rows again as new
@@ -73,6 +79,33 @@ def run(ctx: Context) -> Section:
         log(f"{label}: {report.line()}")
     section.details = details
     return section
+
+
+def _compare_runtimes(section: Section, model: SupportModel, rows: list[dict]) -> None:
+    """The model's time per sentence (p95 over rounds taken in turn) and AUC in int8, as answering runs it, and in
+    float32 (the merged model exported unquantized), the baseline."""
+    from sklearn.metrics import roc_auc_score
+
+    pairs = [(row["sentence"], row["passages"]) for row in rows]
+    supported = [row["supported"] for row in rows]
+    with tempfile.TemporaryDirectory() as folder:
+        runtimes = {"float32": model.float32_runtime(Path(folder)), "int8": model.runtime()}
+        auc = {name: roc_auc_score(supported, model.probabilities(pairs, runtime))
+               for name, runtime in runtimes.items()}
+        seconds: dict[str, list[float]] = {name: [] for name in runtimes}
+        for _ in range(ROUNDS - 1):
+            for name, runtime in runtimes.items():
+                for pair in pairs[:TIMED_ROWS]:
+                    started = time.perf_counter()
+                    model.probabilities([pair], runtime)
+                    seconds[name].append(time.perf_counter() - started)
+    p95 = {name: 1000 * float(np.percentile(values, 95)) for name, values in seconds.items()}
+    section.add(f"support model alone, float32 (baseline), {RUNTIME_SET}: p95 per sentence", p95["float32"], "ms")
+    section.add("support model alone: int8 / float32 p95 per sentence", p95["int8"] / p95["float32"], "×")
+    section.add("support model AUC, float32", auc["float32"])
+    section.add("support model AUC, int8 (what answering runs)", auc["int8"])
+    log(f"support model: float32 p95 {p95['float32']:.1f} ms, int8 {p95['int8']:.1f} ms; AUC "
+        f"{auc['float32']:.3f} / {auc['int8']:.3f}")
 
 
 def _labelled_sets(ctx: Context) -> list[tuple[str, list[dict]]]:

@@ -1,4 +1,4 @@
-"""Encoder runtimes: one transformer run by torch (float32 or bfloat16) or by ONNX Runtime (float32).
+"""Encoder runtimes: one transformer run by torch (float32 or bfloat16) or by ONNX Runtime (float32 or int8).
 
 A runtime takes a padded batch of model inputs (int64 numpy arrays: `input_ids`, `attention_mask` and, for
 models that have them, `token_type_ids`) and returns every token's output embedding as float32 numpy.
@@ -11,6 +11,7 @@ cannot be installed beside sentence-transformers 6.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import warnings
 from collections.abc import Iterator
@@ -61,12 +62,13 @@ class TorchRuntime:
 
 
 class OnnxRuntime:
-    """The exported transformer in ONNX Runtime on the CPU (float32, intra-op threads = physical cores)."""
+    """The exported transformer in ONNX Runtime on the CPU (intra-op threads = physical cores): float32, or int8
+    when the file is `quantize_onnx`'s."""
 
-    name = "onnxruntime-float32"
-
-    def __init__(self, model_file: Path) -> None:
+    def __init__(self, model_file: Path, name: str = "onnxruntime-float32") -> None:
         import onnxruntime
+
+        self.name = name
 
         options = onnxruntime.SessionOptions()
         options.inter_op_num_threads = 1
@@ -112,6 +114,33 @@ def export_onnx(runtime: TorchRuntime, target: Path) -> None:
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def quantize_onnx(source: Path, target: Path) -> None:
+    """Write `source` with its matrix weights in int8 (per output channel) and activations quantized at run time
+    to `target`, atomically. The weights keep 7 bits (`reduce_range`): on CPUs without VNNI (AVX2 only) ONNX
+    Runtime multiplies uint8 by int8 with VPMADDUBSW, whose pairwise sums saturate at full range; with 7 bits they
+    cannot, so every CPU computes the same integers."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    advice = _QuantizerAdvice()
+    logging.getLogger().addFilter(advice)
+    try:
+        quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8, per_channel=True,
+                         reduce_range=True)
+        os.replace(partial, target)
+    finally:
+        logging.getLogger().removeFilter(advice)
+        partial.unlink(missing_ok=True)
+
+
+class _QuantizerAdvice(logging.Filter):
+    """Drops the quantizer's advice, which it logs on the root logger (to pre-process the model first: its shape
+    inference cannot read this exporter's graphs). A root logger's filter sees only what is logged on it directly."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "onnxruntime" not in Path(record.pathname).parts
 
 
 @contextmanager

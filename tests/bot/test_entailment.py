@@ -33,7 +33,7 @@ def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((positive[:, None] > negative[None, :]).mean() + 0.5 * (positive[:, None] == negative).mean())
 
 
-def test_the_onnx_export_scores_as_the_merged_torch_model_does(model: SupportModel) -> None:
+def test_the_float32_export_scores_as_the_merged_torch_model_does(model: SupportModel, tmp_path: Path) -> None:
     import torch
 
     pairs = [("Raisi met Maduro in Caracas.", [PASSAGE]), ("Maduro never met Raisi.", [PASSAGE, "Trade rose."])]
@@ -41,9 +41,25 @@ def test_the_onnx_export_scores_as_the_merged_torch_model_does(model: SupportMod
     merged = model._merged()
     with torch.inference_mode():
         torch_tokens = merged.token_embeddings(batch)
-    onnx_tokens = model.runtime().token_embeddings(batch)
-    assert np.abs(torch_tokens - onnx_tokens).max() < 1e-3
-    assert model.probabilities(pairs).shape == (2,)
+    float32 = model.float32_runtime(tmp_path)
+    assert np.abs(torch_tokens - float32.token_embeddings(batch)).max() < 1e-3
+    assert model.probabilities(pairs, float32).shape == (2,)
+
+
+def test_the_int8_model_answering_runs_ranks_as_the_float32_one_does(model: SupportModel, tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in (DATA / "support_news_final.jsonl").read_text(encoding="utf-8").splitlines()]
+    pairs, labels = [(r["sentence"], r["passages"]) for r in rows[::2]], np.array([r["supported"] for r in rows[::2]])
+    int8, float32 = model.probabilities(pairs), model.probabilities(pairs, model.float32_runtime(tmp_path))
+    assert model.runtime().name == "onnxruntime-int8" and not np.array_equal(int8, float32)
+    assert np.abs(int8 - float32).mean() < 0.05 and abs(_auc(int8, labels) - _auc(float32, labels)) < 0.02
+
+
+def test_a_pair_scores_the_same_among_others_as_alone(model: SupportModel) -> None:
+    """int8 activations get one scale per run: batched with longer pairs, a pair would score otherwise."""
+    rows = [json.loads(line) for line in (DATA / "support_blind_test.jsonl").read_text(encoding="utf-8").splitlines()]
+    pairs = [(r["sentence"], r["passages"]) for r in rows[:16]]
+    together = model.probabilities(pairs)
+    assert together.tolist() == [model.probabilities([pair])[0] for pair in pairs]
 
 
 def test_a_sentence_copied_from_its_passage_passes(model: SupportModel) -> None:
@@ -61,11 +77,11 @@ def test_an_overlong_sentence_is_scored_not_refused(model: SupportModel) -> None
 
 
 @pytest.mark.parametrize(("name", "auc"), [
-    ("support_blind_test.jsonl", 0.74),  # never trained or tuned on: measured 0.765
-    ("support_news_final.jsonl", 0.84),  # never trained or tuned on: measured 0.858
-    ("support_news_check.jsonl", 0.80),  # never trained or tuned on: measured 0.826
+    ("support_blind_test.jsonl", 0.74),  # never trained or tuned on: measured 0.768
+    ("support_news_final.jsonl", 0.84),  # never trained or tuned on: measured 0.850
+    ("support_news_check.jsonl", 0.80),  # never trained or tuned on: measured 0.820
     ("support_short_test.jsonl", 0.70),  # short answers on held-out chunks: measured 0.720
-    ("support_answers_test.jsonl", 0.82),  # short answers citing evidence sentences: measured 0.842
+    ("support_answers_test.jsonl", 0.82),  # short answers citing evidence sentences: measured 0.838
     ("cited_blind_test.jsonl", 0.70),  # the first, on whole chunks (labels judged on them): measured 0.730
 ])
 def test_it_ranks_an_unseen_labelled_set(model: SupportModel, name: str, auc: float) -> None:
