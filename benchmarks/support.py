@@ -34,6 +34,9 @@ LABELLED = {"seed article (rules tuned on; model trained on)": DATA / "support_l
             "blind news more (measured twice; model trained on)": DATA / "support_news_more.jsonl",
             "blind news train (model trained on)": DATA / "support_news_train.jsonl",
             "blind news added (model trained on)": DATA / "support_news_added.jsonl",
+            "short answers on training-side chunks (model trained on)": DATA / "support_short_train.jsonl",
+            "short answers citing evidence sentences, training side (model trained on)":
+                DATA / "support_answers_train.jsonl",
             "blind news tune (model threshold tuned on)": DATA / "support_news_tune.jsonl",
             "held-back blind test (never tuned or trained on)": DATA / "support_blind_test.jsonl",
             "blind news final (never tuned or trained on)": DATA / "support_news_final.jsonl",

@@ -56,6 +56,11 @@ RESCUE_PRECISION = 0.95
 TUNE = "support_news_tune"
 HELD_OUT = ("support_news_final", "support_blind_test", "support_news_check", "support_short_test",
             "support_answers_test")
+COPIED_WORDS = 60
+"""The longest passage sentence `passage_copies` copies: a table read as one sentence (174 words) would leave the
+passage no room in MAX_TOKENS."""
+NEAR_FACT_KINDS = ("mixed_passages", "uncited")
+"""Unsupported kinds whose missing fact a whole chunk around the cited passages may hold."""
 DIRECTIONS = [("rose", "fell"), ("increased", "decreased"), ("more", "less"), ("before", "after"),
               ("higher", "lower"), ("won", "lost"), ("approved", "rejected"), ("largest", "smallest"),
               ("up", "down"), ("first", "last"), ("earlier", "later"), ("gained", "lost"), ("support", "oppose"),
@@ -236,7 +241,7 @@ def passage_copies(rows: list[dict], maker: RuleMadePairs) -> list[dict]:
     made, seen = [], set()
     for row in rows:
         passages = tuple(row["passages"])
-        window = [s for s in maker.sentences(" ".join(passages)) if len(s.split()) >= 8]
+        window = [s for s in maker.sentences(" ".join(passages)) if 8 <= len(s.split()) <= COPIED_WORDS]
         if passages in seen or not window or maker.random.random() >= 1 / 3:
             continue
         seen.add(passages)
@@ -248,12 +253,13 @@ def passage_copies(rows: list[dict], maker: RuleMadePairs) -> list[dict]:
 
 def cited_copies(rows: list[dict], finder: CitedChunks, embedder: Embedder, seed: int) -> list[dict]:
     """A third of the labelled rows again on whole chunks: their passages replaced by the chunks that hold
-    them, read through `focus` as at answer time. Unsupported rows that join facts from two passages while citing
-    one ("mixed_passages") are left out: a chunk often holds both (45 % of them, judged again as cited)."""
+    them, read through `focus` as at answer time. Unsupported rows whose missing fact sits near what they cite are
+    left out: a sentence joining facts from two passages while citing one ("mixed_passages"; a chunk often holds
+    both, 45 % of them judged again as cited) or taking a fact from an uncited sentence of the article ("uncited")."""
     token_counts = functools.partial(embedder.count_tokens, special_tokens=False)
     chooser, made = random.Random(seed), []
     for row in rows:
-        if chooser.random() >= 1 / 3 or (row.get("kind") == "mixed_passages" and not row["supported"]):
+        if chooser.random() >= 1 / 3 or (row.get("kind") in NEAR_FACT_KINDS and not row["supported"]):
             continue
         cited = finder.cited(row)
         if cited is not None:
