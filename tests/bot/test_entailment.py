@@ -77,12 +77,12 @@ def test_an_overlong_sentence_is_scored_not_refused(model: SupportModel) -> None
 
 
 @pytest.mark.parametrize(("name", "auc"), [
-    ("support_blind_test.jsonl", 0.74),  # never trained or tuned on: measured 0.768
-    ("support_news_final.jsonl", 0.84),  # never trained or tuned on: measured 0.850
+    ("support_blind_test.jsonl", 0.74),  # never trained or tuned on: measured 0.764
+    ("support_news_final.jsonl", 0.84),  # never trained or tuned on: measured 0.858
     ("support_news_check.jsonl", 0.80),  # never trained or tuned on: measured 0.820
-    ("support_short_test.jsonl", 0.70),  # short answers on held-out chunks: measured 0.720
-    ("support_answers_test.jsonl", 0.82),  # short answers citing evidence sentences: measured 0.838
-    ("cited_blind_test.jsonl", 0.70),  # the first, on whole chunks (labels judged on them): measured 0.730
+    ("support_short_test.jsonl", 0.72),  # short answers on held-out chunks: measured 0.745
+    ("support_answers_test.jsonl", 0.84),  # short answers citing evidence sentences: measured 0.863
+    ("cited_blind_test.jsonl", 0.72),  # the first, on whole chunks (labels judged on them): measured 0.742
 ])
 def test_it_ranks_an_unseen_labelled_set(model: SupportModel, name: str, auc: float) -> None:
     rows = [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines()]
