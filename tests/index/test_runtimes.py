@@ -34,10 +34,7 @@ def test_quantized_weights_keep_seven_bits_so_no_cpu_saturates(exported: tuple[P
 
 def test_the_quantized_encoder_reads_texts_as_the_float32_one_does(embedder: Embedder,
                                                                    exported: tuple[Path, Path]) -> None:
-    tokenized = embedder.tokenize(TEXTS)
-    width = max(map(len, tokenized["input_ids"]))
-    batch = {name: np.array([row + [0] * (width - len(row)) for row in rows], np.int64)
-             for name, rows in tokenized.items()}
+    batch = Embedder._features(embedder.tokenize(TEXTS), list(range(len(TEXTS))))  # padded as the embedder pads
     float32, int8 = (OnnxRuntime(path).token_embeddings(batch) for path in exported)
     mask = batch["attention_mask"].astype(bool)
     cosine = (float32 * int8).sum(-1) / np.linalg.norm(float32, axis=-1) / np.linalg.norm(int8, axis=-1)
