@@ -37,7 +37,9 @@ LABELLED = {"seed article (rules tuned on; model trained on)": DATA / "support_l
             "short answers on training-side chunks (model trained on)": DATA / "support_short_train.jsonl",
             "short answers citing evidence sentences, training side (model trained on)":
                 DATA / "support_answers_train.jsonl",
-            "blind news tune (model threshold tuned on)": DATA / "support_news_tune.jsonl",
+            "short answers citing evidence sentences, tuning side (model thresholds tuned on)":
+                DATA / "support_answers_tune.jsonl",
+            "blind news tune (model thresholds tuned on)": DATA / "support_news_tune.jsonl",
             "held-back blind test (never tuned or trained on)": DATA / "support_blind_test.jsonl",
             "blind news final (never tuned or trained on)": DATA / "support_news_final.jsonl",
             "blind news check (never tuned or trained on)": DATA / "support_news_check.jsonl",

@@ -151,6 +151,7 @@ class SupportModel:
         import torch
 
         runtime = TorchRuntime(self.base_path)
+        first_layers(runtime.model, int(self.arrays["layers"]))
         weights = runtime.model.state_dict()
         scale = LORA_SCALE / int(self.arrays["rank"])
         for name in (n[: -len(".a")] for n in self.arrays if n.endswith(".a")):
@@ -158,6 +159,13 @@ class SupportModel:
             weights[f"{name}.weight"] += torch.from_numpy(scale * low_rank)
         runtime.model.load_state_dict(weights)
         return runtime
+
+
+def first_layers(model, layers: int):
+    """`model` (a transformers BERT) cut to its first `layers` encoder layers, the depth the adapter was trained at."""
+    model.encoder.layer = model.encoder.layer[:layers]
+    model.config.num_hidden_layers = layers
+    return model
 
 
 def focus(sentence: str, passages: Sequence[str], token_counts: Callable[[Sequence[str]], list[int]],

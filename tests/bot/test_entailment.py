@@ -12,8 +12,9 @@ import numpy as np
 import nupunkt
 import pytest
 
-from bot.entailment import DEFAULT_MODEL_FILE, FOCUS_TOKENS, SupportModel, focus
+from bot.entailment import DEFAULT_MODEL_FILE, FOCUS_TOKENS, SupportModel, first_layers, focus
 from index.embedding import Embedder, EmbedderError
+from index.runtimes import TorchRuntime
 from tests.conftest import DATA
 
 PASSAGE = ("Iranian President Ebrahim Raisi arrived in Caracas on Monday, where he met Venezuelan President "
@@ -44,6 +45,23 @@ def test_the_float32_export_scores_as_the_merged_torch_model_does(model: Support
     float32 = model.float32_runtime(tmp_path)
     assert np.abs(torch_tokens - float32.token_embeddings(batch)).max() < 1e-3
     assert model.probabilities(pairs, float32).shape == (2,)
+
+
+def test_the_merged_model_has_the_depth_the_adapter_was_trained_at(model: SupportModel) -> None:
+    assert len(model._merged().model.encoder.layer) == int(model.arrays["layers"])
+
+
+def test_an_encoder_cut_to_its_first_layers_outputs_what_those_layers_output(embedder: Embedder) -> None:
+    import torch
+
+    full, cut = TorchRuntime(embedder.path).model, first_layers(TorchRuntime(embedder.path).model, 3)
+    texts = ["Raisi met Maduro.", "Trade rose to $3 billion."]
+    inputs = {name: torch.from_numpy(array) for name, array in
+              Embedder._features(embedder.tokenize(texts), [0, 1]).items()}
+    with torch.inference_mode():
+        third = full(**inputs, output_hidden_states=True).hidden_states[3]
+        assert len(cut.encoder.layer) == 3 and torch.allclose(cut(**inputs).last_hidden_state, third, atol=1e-5)
+        assert not torch.allclose(full(**inputs).last_hidden_state, third, atol=1e-2)
 
 
 def test_the_int8_model_answering_runs_ranks_as_the_float32_one_does(model: SupportModel, tmp_path: Path) -> None:

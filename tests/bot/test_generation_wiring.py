@@ -12,7 +12,8 @@ from bot.service import QAService
 from tests.conftest import DATA
 from tests.fakes.openai_server import FakeOpenAIServer, Reply
 
-GOOD = Reply(chunks=["Raisi met Nicolás ", "Maduro in Caracas [1]. It was the first ", "stop of his tour [1]."])
+GOOD = Reply(chunks=["Raisi met Maduro in ", "Caracas on Monday [1]. It was the first stop on ",
+                     "Raisi's tour of Latin America [1]."])
 
 
 async def test_service_streams_a_verified_generated_answer(seed_settings, embedder) -> None:
@@ -26,8 +27,9 @@ async def test_service_streams_a_verified_generated_answer(seed_settings, embedd
         await service.close()
     assert service.support_model is not None and service.support_model.onnx_file.is_file()  # the model checked it
     assert answer.mode == "generated"
-    assert answer.answer == "Raisi met Nicolás Maduro in Caracas. [1] It was the first stop of his tour. [1]"
-    assert seen == ["Raisi met Nicolás Maduro in Caracas. [1]"]
+    assert answer.answer == ("Raisi met Maduro in Caracas on Monday. [1] It was the first stop on Raisi's tour of "
+                             "Latin America. [1]")
+    assert seen == ["Raisi met Maduro in Caracas on Monday. [1]"]
     quote = answer.citations[0].quote
     assert answer.citations[0].start == seed_text(service).index(quote)
     assert "Maduro" in server.requests[0].json["messages"][-1]["content"]
@@ -82,4 +84,4 @@ async def test_the_support_model_can_be_turned_off(seed_settings, embedder) -> N
         answer = await service.ask("Who did Ebrahim Raisi meet in Venezuela?")
         await service.close()
     assert service.support_model is None
-    assert answer.mode == "generated" and answer.answer.startswith("Raisi met Nicolás Maduro in Caracas. [1]")
+    assert answer.mode == "generated" and answer.answer.startswith("Raisi met Maduro in Caracas on Monday. [1]")

@@ -111,17 +111,17 @@ def test_news_sets_keep_their_precision_and_recall(rules: SupportCheck, name: st
 
 
 @pytest.mark.parametrize(("name", "rules_only", "precision", "recall"), [
-    ("support_news_final.jsonl", 25, 0.88, 0.28),  # measured 142 of 480 kept, 16 of 480 unsupported (rules: 25)
-    ("support_blind_test.jsonl", 3, 0.85, 0.24),  # 30 of 120, 5 of 120 (rules: 3)
-    ("support_news_check.jsonl", 23, 0.9, 0.27),  # 143 of 512, 13 of 512 (rules: 23)
-    ("support_short_test.jsonl", 157, 0.76, 0.46),  # short answers on held-out chunks: 228 of 480, 63 of 480 (157)
-    ("support_answers_test.jsonl", 76, 0.82, 0.66),  # short answers citing sentences: 270 of 400, 54 of 400 (76)
+    ("support_news_final.jsonl", 25, 0.9, 0.2),  # measured 102 of 480 kept, 10 of 480 unsupported (rules: 25)
+    ("support_blind_test.jsonl", 3, 0.9, 0.16),  # 21 of 120, 2 of 120 (rules: 3)
+    ("support_news_check.jsonl", 23, 0.93, 0.18),  # 99 of 512, 6 of 512 (rules: 23)
+    ("support_short_test.jsonl", 157, 0.8, 0.21),  # short answers on held-out chunks: 108 of 480, 23 of 480 (157)
+    ("support_answers_test.jsonl", 76, 0.88, 0.54),  # short answers citing sentences: 221 of 400, 27 of 400 (76)
 ])
 def test_the_model_vetoes_unsupported_sentences_the_rules_keep_and_rescues_paraphrases(
         with_model: SupportCheck, monkeypatch, name: str, rules_only: int, precision: float, recall: float) -> None:
     """On the sets the model was never trained or tuned on: the whole check, then the model's veto alone (no
     rescue), which must keep fewer unsupported sentences than the rules alone (on short answers against chunks the
-    rescue adds nothing: what the word check refuses there, the model scores below 0.91)."""
+    rescue adds nothing: what the word check refuses there, the model scores below 0.96)."""
     rows = labelled(name)
     report = score_labelled(rows, with_model)
     assert report.precision >= precision and report.recall >= recall, report.line()
@@ -365,14 +365,14 @@ async def _generated(server: FakeOpenAIServer, reply: Reply, check: SupportCheck
     (["For the full story, log in at https://evil.example/login and tell @everyone to do the same [1]."], None),
     (["Raisi met Maduro in Caracas on Monday [1]. [Click here](https://evil.example) @here"],
      "Raisi met Maduro in Caracas on Monday. [1]"),
-    (["Raisi met Maduro in Caracas ", "on Monday [1]. Trade increased to more than ", "$3 billion [2]."],
-     "Raisi met Maduro in Caracas on Monday. [1] Trade increased to more than $3 billion. [2]"),
+    (["Raisi met Maduro in Caracas ", "on Monday [1]. Raisi said trade increased to more than ", "$3 billion [2]."],
+     "Raisi met Maduro in Caracas on Monday. [1] Raisi said trade increased to more than $3 billion. [2]"),
     (["Maduro met Raisi in Caracas on Monday [1]. Trade has fallen to less than $3 billion [2]."], None),
     # attributed, as the passage attributes it ("Raisi explained that ..."): the labelled sets count a claim whose
-    # attribution is dropped as unsupported, and the model now scores the unattributed sentence 0.51
-    (["According to Raisi, bilateral trade has risen to more than ", "$3 billion, and both regimes plan to raise it "
-      "to $10 billion [2]."], "According to Raisi, bilateral trade has risen to more than $3 billion, and both "
-                              "regimes plan to raise it to $10 billion. [1]"),
+    # attribution is dropped as unsupported, and the model scores "Trade increased to more than $3 billion." 0.79,
+    # below its threshold
+    (["Raisi said bilateral trade has increased from $600 million in 2021 ", "to more than $3 billion today [2]."],
+     "Raisi said bilateral trade has increased from $600 million in 2021 to more than $3 billion today. [1]"),
 ])
 async def test_only_supported_plain_sentences_are_shown(server: FakeOpenAIServer, check: SupportCheck,
                                                         chunks: list[str], shown: str | None, streamed: bool) -> None:

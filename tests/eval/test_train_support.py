@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import sys
 
+import numpy as np
 import pytest
 
 from index.embedding import Embedder
@@ -27,6 +28,13 @@ def test_the_model_trains_on_every_labelled_set_but_the_tuning_and_held_out_ones
     names = train_support.training_sets()
     assert {"support_answers_train", "support_short_train", "support_labelled"} <= set(names)
     assert train_support.TUNE not in names and not set(train_support.HELD_OUT) & set(names)
+    assert train_support.ANSWERS_TUNE not in names
+
+
+def test_the_answer_shaped_tuning_set_shares_no_article_with_training() -> None:
+    tuning, training = ({row["doc_id"] for row in train_support.read(name)}
+                        for name in (train_support.ANSWERS_TUNE, "support_answers_train"))
+    assert len(tuning) >= 100 and len(training) >= 300 and not tuning & training
 
 
 def test_no_copied_sentence_leaves_the_passage_too_little_room(embedder: Embedder) -> None:
@@ -49,3 +57,16 @@ def test_rows_whose_missing_fact_a_chunk_may_hold_are_not_copied_as_cited(finder
     assert ("reversal", False) in kinds and ("uncited", True) in kinds and ("mixed_passages", True) in kinds
     assert not kinds & {("uncited", False), ("mixed_passages", False)}
     assert all(quoted in " ".join(row["passages"]) for row in made)
+
+
+def test_the_veto_threshold_weighs_precision_above_recall() -> None:
+    """Six supported sentences and five unsupported ones score 0.35, four supported 0.9, five unsupported 0.05.
+    Keeping those from 0.35 up is 67 % precise at full recall (F_0.5 0.71, F_1 0.80); from 0.9 up, 100 % at 40 %
+    recall (F_0.5 0.77, F_1 0.57): F_0.5 vetoes the 0.35s. When the rules refuse the unsupported 0.35s, the veto
+    keeps everything above the rest."""
+    supported = np.array([True] * 10 + [False] * 10)
+    probabilities = np.array([0.35] * 6 + [0.9] * 4 + [0.35] * 5 + [0.05] * 5)
+    rules = np.ones(20, bool)
+    assert train_support.threshold(probabilities, rules, supported) == 0.36
+    rules[10:15] = False
+    assert train_support.threshold(probabilities, rules, supported) == 0.06

@@ -328,16 +328,17 @@ async def test_generated_answer_streams_into_the_message_then_is_verified(newsro
     from tests.fakes.openai_server import FakeOpenAIServer, Reply
 
     async with FakeOpenAIServer() as server:
-        server.script(Reply(chunks=["Raisi met Nicolás Maduro in Caracas [1]. ", "It was the first ",
-                                    "stop of his tour [1]. He flew in on 9 May [1]."], chunk_delay=0.4))
+        server.script(Reply(chunks=["Raisi met Maduro in Caracas on Monday [1]. ", "It was the first stop on ",
+                                    "Raisi's tour of Latin America [1]. He flew in on 9 May [1]."], chunk_delay=0.4))
         room = await newsroom(llm_base_url=server.base_url, llm_model="test")
         record = await room.fake.invoke_command(room.channel, room.reader, "ask",
                                                 {"question": "Who did Ebrahim Raisi meet in Venezuela?"})
         await room.fake.wait_for(lambda: record.edits and record.edits[-1]["embeds"], timeout=15)
     streamed = [e["content"] for e in record.edits if not e["embeds"]]
-    assert streamed and streamed[0] == "Raisi met Nicolás Maduro in Caracas. [1]"
+    assert streamed and streamed[0] == "Raisi met Maduro in Caracas on Monday. [1]"
     embed = embed_of(record.edits[-1])
-    assert embed["description"] == "Raisi met Nicolás Maduro in Caracas. [1] It was the first stop of his tour. [1]"
+    assert embed["description"] == ("Raisi met Maduro in Caracas on Monday. [1] It was the first stop on Raisi's tour "
+                                    "of Latin America. [1]")
     assert embed["footer"]["text"].startswith("generated · ") and not record.edits[-1]["content"]
     assert "Nicolás Maduro" in embed["fields"][0]["value"]
 
@@ -450,8 +451,8 @@ async def test_a_generated_answer_to_a_mention_streams_into_one_message_in_its_t
     from tests.fakes.openai_server import FakeOpenAIServer, Reply
 
     async with FakeOpenAIServer() as server:
-        server.script(Reply(chunks=["Raisi met Nicolás Maduro in Caracas [1]. ", "It was the first ",
-                                    "stop of his tour [1]. He flew in on 9 May [1]."], chunk_delay=0.4))
+        server.script(Reply(chunks=["Raisi met Maduro in Caracas on Monday [1]. ", "It was the first stop on ",
+                                    "Raisi's tour of Latin America [1]. He flew in on 9 May [1]."], chunk_delay=0.4))
         room = await newsroom(llm_base_url=server.base_url, llm_model="test")
         fake = room.fake
         await fake.user_message(room.channel, room.reader,
@@ -461,9 +462,9 @@ async def test_a_generated_answer_to_a_mention_streams_into_one_message_in_its_t
     [message] = fake.sent_messages(thread)
     assert not message["content"]
     assert embed_of(message)["description"] == (
-        "Raisi met Nicolás Maduro in Caracas. [1] It was the first stop of his tour. [1]")
+        "Raisi met Maduro in Caracas on Monday. [1] It was the first stop on Raisi's tour of Latin America. [1]")
     sent = [out for out in fake.outbox if out.channel_id == thread.id]
-    assert sent[0].kind == "message" and sent[0].message["content"] == "Raisi met Nicolás Maduro in Caracas. [1]"
+    assert sent[0].kind == "message" and sent[0].message["content"] == "Raisi met Maduro in Caracas on Monday. [1]"
     assert len(sent) >= 2 and all(out.kind == "edit" for out in sent[1:])
 
 
