@@ -2,7 +2,8 @@
 
 The encoder is the embedder's own all-MiniLM-L6-v2 with a low-rank adapter (LoRA) and a one-logit head trained by
 `eval/train_support.py` on the labelled sets and rule-made pairs; the adapter, head and thresholds ship in
-`bot/models/support_model.npz` (float16, about 1 MB). On first use the adapter is merged into a copy of the
+`bot/models/support_model.npz` (float16, about 1 MB) with the depth it was trained at (the
+encoder's first layers; all six for the model shipped). On first use the adapter is merged into a copy of the
 encoder's weights, exported to ONNX and quantized to int8 once per adapter and model, beside the embedder's own
 export; answering then runs ONNX Runtime only (`quantize_onnx`: 7-bit weights, the same integers on every CPU).
 int8 took 0.61x float32's p95 time per pair here (AMX Xeon); held-out AUC moved by -0.008 to +0.003. Scores are
@@ -24,6 +25,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import nupunkt
@@ -31,6 +33,9 @@ import nupunkt
 from bot.wording import weighted_stems
 from index.embedding import Embedder, EmbedderError
 from index.runtimes import OnnxRuntime, TorchRuntime, export_onnx, quantize_onnx
+
+if TYPE_CHECKING:
+    from transformers import BertModel
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +166,7 @@ class SupportModel:
         return runtime
 
 
-def first_layers(model, layers: int):
+def first_layers(model: BertModel, layers: int) -> BertModel:
     """`model` (a transformers BERT) cut to its first `layers` encoder layers, the depth the adapter was trained at."""
     model.encoder.layer = model.encoder.layer[:layers]
     model.config.num_hidden_layers = layers
