@@ -230,7 +230,7 @@ class RuleMadePairs:
 
 
 def rule_made(seed: int, per_article: int = 5) -> list[dict]:
-    """Rule-made pairs from the news articles that neither the tuning set nor a held-out set quotes."""
+    """Rule-made pairs from the news articles that no tuning or held-out set quotes."""
     quoted = [p[:60] for name in (TUNE, ANSWERS_TUNE, *HELD_OUT) for row in read(name) for p in row["passages"]]
     articles = [json.loads(line) for corpus in ("news_2024", "news_2023h1")
                 for line in (SHARED_EVAL / corpus / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -275,7 +275,7 @@ def cited_copies(rows: list[dict], finder: CitedChunks, embedder: Embedder, seed
 
 
 def training_sets() -> list[str]:
-    """Every labelled set in tests/data but the tuning set and the held-out ones."""
+    """Every labelled set in tests/data but the tuning sets and the held-out ones."""
     names = sorted(path.stem for path in DATA.glob("support_*.jsonl"))
     return [name for name in names if name not in (TUNE, ANSWERS_TUNE, *HELD_OUT)]
 
