@@ -102,18 +102,13 @@ def export_onnx(runtime: TorchRuntime, target: Path) -> None:
                     else torch.zeros((2, 8), dtype=torch.int64) for name in names)
     axes = {name: {0: "texts", 1: "tokens"} for name in (*names, "token_embeddings")}
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    try:
-        with warnings.catch_warnings(), torch.inference_mode(False):
-            warnings.simplefilter("ignore")  # the exporter warns about every traced shape expression
-            # an eval-mode wrapper: the exporter restores the wrapper's mode afterwards, and a wrapper left in
-            # training mode would switch dropout on in the torch model it shares
-            torch.onnx.export(TokenEmbeddings(runtime.model).eval(), example, str(partial), dynamo=False,
-                              input_names=list(names), output_names=["token_embeddings"], dynamic_axes=axes,
-                              opset_version=17)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+    with _replaced_on_success(target) as partial, warnings.catch_warnings(), torch.inference_mode(False):
+        warnings.simplefilter("ignore")  # the exporter warns about every traced shape expression
+        # an eval-mode wrapper: the exporter restores the wrapper's mode afterwards, and a wrapper left in
+        # training mode would switch dropout on in the torch model it shares
+        torch.onnx.export(TokenEmbeddings(runtime.model).eval(), example, str(partial), dynamo=False,
+                          input_names=list(names), output_names=["token_embeddings"], dynamic_axes=axes,
+                          opset_version=17)
 
 
 def quantize_onnx(source: Path, target: Path) -> None:
@@ -123,15 +118,25 @@ def quantize_onnx(source: Path, target: Path) -> None:
     cannot, so every CPU computes the same integers."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     advice = _QuantizerAdvice()
     logging.getLogger().addFilter(advice)
     try:
-        quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8, per_channel=True,
-                         reduce_range=True)
-        os.replace(partial, target)
+        with _replaced_on_success(target) as partial:
+            quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8, per_channel=True,
+                             reduce_range=True)
     finally:
         logging.getLogger().removeFilter(advice)
+
+
+@contextmanager
+def _replaced_on_success(target: Path) -> Iterator[Path]:
+    """A file to write beside `target` (this process's own), moved onto `target` when the block succeeds and
+    removed whatever happens: readers see the old file or the whole new one."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        yield partial
+        os.replace(partial, target)
+    finally:
         partial.unlink(missing_ok=True)
 
 
