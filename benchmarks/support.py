@@ -7,7 +7,6 @@ int8; its float32 export is timed beside it on the same sentences as the baselin
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -19,6 +18,7 @@ from benchmarks.common import ROOT, SHARED, Context, log
 from benchmarks.report import Section, Target
 from bot.entailment import SupportModel
 from bot.support import SupportCheck, WordVectors, score_labelled
+from index.store import read_jsonl
 
 DATA = ROOT / "tests" / "data"
 LABELLED = {"seed article (rules tuned on; model trained on)": DATA / "support_labelled.jsonl",
@@ -61,7 +61,7 @@ def run(ctx: Context) -> Section:
     model = SupportModel.for_embedder(ctx.embedder)
     check = SupportCheck(vectors, model)
     section = Section("Support check of generated sentences")
-    _compare_runtimes(section, model, _read(LABELLED[RUNTIME_SET]))
+    _compare_runtimes(section, model, read_jsonl(LABELLED[RUNTIME_SET]))
     details = {}
     for label, rows in _labelled_sets(ctx):
         # the whole set once (quality; WordNet cold at first), then its first TIMED_ROWS rows again as new
@@ -115,7 +115,7 @@ def _compare_runtimes(section: Section, model: SupportModel, rows: list[dict]) -
 
 def _labelled_sets(ctx: Context) -> list[tuple[str, list[dict]]]:
     """Every labelled set by its label, then the held-out ones as cited (when the news corpora are there)."""
-    sets = [(label, _read(path)) for label, path in LABELLED.items()]
+    sets = [(label, read_jsonl(path)) for label, path in LABELLED.items()]
     if (SHARED / "eval" / "news_2024" / "corpus.jsonl").is_file():
         sys.path.insert(0, str(ROOT / "eval"))
         from cited_support import CitedChunks
@@ -125,6 +125,3 @@ def _labelled_sets(ctx: Context) -> list[tuple[str, list[dict]]]:
                  if label in HELD_OUT]
     return sets
 
-
-def _read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

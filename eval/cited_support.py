@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from index.chunking import Chunk, Chunker  # noqa: E402
 from index.documents import normalise_text  # noqa: E402
 from index.embedding import Embedder  # noqa: E402
+from index.store import read_jsonl  # noqa: E402
 
 QUOTED_CHARS = 50
 """A passage's article is the one whose text holds the passage's opening this long."""
@@ -37,7 +38,7 @@ CITED_LABELS = ROOT / "tests" / "data" / "cited_labels.jsonl"
 
 def cited_labels(path: Path = CITED_LABELS) -> dict[tuple[str, str], bool]:
     """The labels as cited that differ from the quoted ones, by (set name, sentence)."""
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_jsonl(path)
     return {(row["set"], row["sentence"]): bool(row["supported"]) for row in rows}
 
 
@@ -51,8 +52,7 @@ class CitedChunks:
         self.labels = cited_labels() if labels is None else labels
         texts = {}
         for corpus_file in corpus_files:
-            for line in Path(corpus_file).read_text(encoding="utf-8").splitlines():
-                article = json.loads(line)
+            for article in read_jsonl(Path(corpus_file)):
                 texts[article["doc_id"]] = normalise_text(article["text"])
         self.doc_ids, self.texts = list(texts), texts
         self.starts = []
@@ -107,7 +107,7 @@ def main(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     finder = CitedChunks(Embedder(cache_dir=ROOT / "var" / "models"))
     for path in map(Path, argv[1:]):
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = read_jsonl(path)
         cited = finder.cited_rows(rows, path.stem)
         if len(cited) < 0.9 * len(rows):
             continue  # not a set on the news corpora (the seed article's, say)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import random
 import re
 import sys
@@ -49,6 +48,7 @@ from bot.entailment import first_layers, focus  # noqa: E402
 from bot.support import WordVectors, findings  # noqa: E402
 from bot.wordnet import wordnet  # noqa: E402
 from index.embedding import Embedder  # noqa: E402
+from index.store import read_jsonl  # noqa: E402
 
 RANK = 16
 MAX_TOKENS = 256
@@ -82,7 +82,7 @@ NUMBER = re.compile(r"\b\d[\d,.]*\b")
 
 
 def read(name: str) -> list[dict]:
-    return [json.loads(line) for line in (DATA / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
+    return read_jsonl(DATA / f"{name}.jsonl")
 
 
 class RuleMadePairs:
@@ -232,8 +232,8 @@ class RuleMadePairs:
 def rule_made(seed: int, per_article: int = 5) -> list[dict]:
     """Rule-made pairs from the news articles that no tuning or held-out set quotes."""
     quoted = [p[:60] for name in (TUNE, ANSWERS_TUNE, *HELD_OUT) for row in read(name) for p in row["passages"]]
-    articles = [json.loads(line) for corpus in ("news_2024", "news_2023h1")
-                for line in (SHARED_EVAL / corpus / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
+    articles = [article for corpus in ("news_2024", "news_2023h1")
+                for article in read_jsonl(SHARED_EVAL / corpus / "corpus.jsonl")]
     free = [a for a in articles if not any(q in a["text"] for q in quoted)]
     maker = RuleMadePairs(seed)
     foreign = [s for a in free[:300] for s in maker.sentences(a["text"]) if 8 <= len(s.split()) <= 25]

@@ -4,7 +4,6 @@ encoder."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,6 +14,7 @@ import pytest
 from bot.entailment import DEFAULT_MODEL_FILE, FOCUS_TOKENS, SupportModel, first_layers, focus
 from index.embedding import Embedder, EmbedderError
 from index.runtimes import TorchRuntime
+from index.store import read_jsonl
 from tests.conftest import DATA
 
 PASSAGE = ("Iranian President Ebrahim Raisi arrived in Caracas on Monday, where he met Venezuelan President "
@@ -65,7 +65,7 @@ def test_an_encoder_cut_to_its_first_layers_outputs_what_those_layers_output(emb
 
 
 def test_the_int8_model_answering_runs_ranks_as_the_float32_one_does(model: SupportModel, tmp_path: Path) -> None:
-    rows = [json.loads(line) for line in (DATA / "support_news_final.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = read_jsonl(DATA / "support_news_final.jsonl")
     pairs, labels = [(r["sentence"], r["passages"]) for r in rows[::2]], np.array([r["supported"] for r in rows[::2]])
     int8, float32 = model.probabilities(pairs), model.probabilities(pairs, model.float32_runtime(tmp_path))
     assert model.runtime().name == "onnxruntime-int8" and not np.array_equal(int8, float32)
@@ -74,7 +74,7 @@ def test_the_int8_model_answering_runs_ranks_as_the_float32_one_does(model: Supp
 
 def test_a_pair_scores_the_same_among_others_as_alone(model: SupportModel) -> None:
     """int8 activations get one scale per run: batched with longer pairs, a pair would score otherwise."""
-    rows = [json.loads(line) for line in (DATA / "support_blind_test.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = read_jsonl(DATA / "support_blind_test.jsonl")
     pairs = [(r["sentence"], r["passages"]) for r in rows[:16]]
     together = model.probabilities(pairs)
     assert together.tolist() == [model.probabilities([pair])[0] for pair in pairs]
@@ -84,7 +84,7 @@ def test_a_sentence_copied_from_its_passage_passes(model: SupportModel) -> None:
     """LLMs often copy. The labelled sets' unsupported sentences are mostly close copies with one detail changed,
     which taught a model trained on them alone to distrust copies (a passage's own sentence scored 0.74 on
     average); training on copies as well mends it (0.98 for the model shipped now)."""
-    rows = [json.loads(line) for line in (DATA / "support_news_final.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = read_jsonl(DATA / "support_news_final.jsonl")
     pairs = [(nupunkt.sent_tokenize(" ".join(row["passages"]))[0], row["passages"]) for row in rows[::8]]
     scores = model.probabilities(pairs)
     assert (scores >= model.threshold).mean() >= 0.8
@@ -103,7 +103,7 @@ def test_an_overlong_sentence_is_scored_not_refused(model: SupportModel) -> None
     ("cited_blind_test.jsonl", 0.72),  # the first, on whole chunks (labels judged on them): measured 0.742
 ])
 def test_it_ranks_an_unseen_labelled_set(model: SupportModel, name: str, auc: float) -> None:
-    rows = [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines()]
+    rows = read_jsonl(DATA / name)
     scores = model.probabilities([(r["sentence"], r["passages"]) for r in rows])
     assert _auc(scores, np.array([r["supported"] for r in rows])) >= auc
 
@@ -163,7 +163,7 @@ def test_reading_the_focus_of_cited_chunks_ranks_better_than_reading_them_whole(
                                                                                  monkeypatch) -> None:
     """The held-back blind test on whole chunks (passages replaced by the chunks that hold them, labels judged
     on them): 0.730 through `focus`, 0.633 reading the chunks whole (truncated to the model's 256 tokens)."""
-    rows = [json.loads(line) for line in (DATA / "cited_blind_test.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = read_jsonl(DATA / "cited_blind_test.jsonl")
     labels, pairs = np.array([r["supported"] for r in rows]), [(r["sentence"], r["passages"]) for r in rows]
     focused = _auc(model.probabilities(pairs), labels)
     monkeypatch.setattr(model, "focus", lambda sentence, passages: list(passages))

@@ -34,7 +34,6 @@ Each test holds the figures measured now, so a rule that costs them fails.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -47,13 +46,14 @@ from bot.generation import LLMClient, build_messages, generate_answer, verify
 from bot.support import SupportCheck, WordVectors, score_labelled, unsupported
 from bot.untrusted import plain_text
 from index.embedding import Embedder
+from index.store import read_jsonl
 from tests.bot.test_generation import EXTRACTIVE, PASSAGES, QUESTION
 from tests.conftest import DATA
 from tests.fakes.openai_server import FakeOpenAIServer, Reply
 
 
 def labelled(name: str) -> list[dict]:
-    return [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines()]
+    return read_jsonl(DATA / name)
 
 
 LABELLED = labelled("support_labelled.jsonl")
