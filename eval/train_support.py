@@ -442,8 +442,7 @@ def tune_and_measure(model_file: Path, embedder: Embedder) -> None:
                              np.array([f.reason is None for f in found]), np.array([f.only_words for f in found]))
     supported, probabilities, kept, only_words = scored[ANSWERS_TUNE]
     chosen = threshold(probabilities, kept, supported)
-    supported, probabilities, only_words = (np.concatenate([scored[name][at] for name in (TUNE, ANSWERS_TUNE)])
-                                            for at in (0, 1, 3))
+    supported, probabilities, _, only_words = map(np.concatenate, zip(scored[TUNE], scored[ANSWERS_TUNE], strict=True))
     rescue = rescue_threshold(probabilities, only_words, supported)
     print(f"threshold {chosen:.2f}: the best F{PRECISION_BETA} of the rules and the model on the answer-shaped "
           f"tuning set; rescue threshold {rescue:.2f} (both tuning sets)", flush=True)
