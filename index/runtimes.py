@@ -62,16 +62,19 @@ class TorchRuntime:
 
 
 class OnnxRuntime:
-    """The exported transformer in ONNX Runtime on the CPU (intra-op threads = physical cores): float32, or int8
-    when the file is `quantize_onnx`'s."""
+    """The exported transformer in ONNX Runtime on the CPU: float32, or int8 when the file is `quantize_onnx`'s.
+    `threads`: intra-op threads, by default one per physical core; one for a model that only ever runs one short
+    input at a time, where waking a second thread for every operator costs more than it gains."""
 
-    def __init__(self, model_file: Path, name: str = "onnxruntime-float32") -> None:
+    def __init__(self, model_file: Path, name: str = "onnxruntime-float32", threads: int | None = None) -> None:
         import onnxruntime
 
         self.name = name
 
         options = onnxruntime.SessionOptions()
         options.inter_op_num_threads = 1
+        if threads is not None:
+            options.intra_op_num_threads = threads
         options.log_severity_level = 3
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])

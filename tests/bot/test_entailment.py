@@ -11,7 +11,14 @@ import numpy as np
 import nupunkt
 import pytest
 
-from bot.entailment import DEFAULT_MODEL_FILE, FOCUS_TOKENS, SupportModel, first_layers, focus
+from bot.entailment import (
+    DEFAULT_MODEL_FILE,
+    FOCUS_TOKENS,
+    RUNTIME_THREADS,
+    SupportModel,
+    first_layers,
+    focus,
+)
 from index.embedding import Embedder, EmbedderError
 from index.runtimes import TorchRuntime
 from index.store import read_jsonl
@@ -121,6 +128,23 @@ def test_another_encoder_gets_no_model(embedder: Embedder) -> None:
     other = SimpleNamespace(path=embedder.path, cache_folder=embedder.cache_folder, name="another-model",
                             fingerprint="0" * 64)
     assert SupportModel.for_embedder(other) is None  # type: ignore[arg-type]
+
+
+def test_the_model_runs_one_pair_at_a_time_on_one_thread(model: SupportModel) -> None:
+    assert model.runtime().session.get_session_options().intra_op_num_threads == RUNTIME_THREADS == 1
+
+
+def test_exporting_a_new_model_removes_the_exports_of_models_shipped_before(embedder: Embedder,
+                                                                             tmp_path: Path) -> None:
+    shipped_before = tmp_path / "support-000000000000-int8.onnx"
+    shipped_before.write_bytes(b"an older model's export")
+    unrelated = tmp_path / "model.onnx"
+    unrelated.write_bytes(b"the embedder's own export")
+    cache = SimpleNamespace(path=embedder.path, cache_folder=tmp_path, name=embedder.name,
+                            fingerprint=embedder.fingerprint, count_tokens=embedder.count_tokens)
+    fresh = SupportModel(DEFAULT_MODEL_FILE, cache)  # type: ignore[arg-type]
+    assert fresh.probability("Raisi met Maduro in Caracas on Monday.", [PASSAGE]) > 0.5
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.onnx", fresh.onnx_file.name]
 
 
 def test_an_unreadable_model_file_is_a_clear_error(tmp_path: Path, embedder: Embedder) -> None:
