@@ -16,8 +16,10 @@ import numpy as np
 
 from benchmarks.common import ROOT, SHARED, Context, log
 from benchmarks.report import Section, Target
+from bot.answer import Citation
 from bot.entailment import SupportModel
-from bot.support import SupportCheck, WordVectors, score_labelled
+from bot.generation import preview, verify
+from bot.support import VERDICTS_KEPT, SupportCheck, WordVectors, score_labelled
 from index.store import read_jsonl
 
 DATA = ROOT / "tests" / "data"
@@ -53,6 +55,8 @@ RECALL_TARGET = Target(">=", 0.9)
 ROUNDS = 4
 TIMED_ROWS = 240
 SENTENCES_PER_ANSWER = 3
+DELTA_CHARACTERS = 4
+"""Characters per streamed delta (about a token)."""
 RUNTIME_SET = "short answers citing evidence sentences (never tuned or trained on)"
 
 
@@ -62,6 +66,7 @@ def run(ctx: Context) -> Section:
     check = SupportCheck(vectors, model)
     section = Section("Support check of generated sentences")
     _compare_runtimes(section, model, read_jsonl(LABELLED[RUNTIME_SET]))
+    _streamed_answers(section, ctx, vectors, read_jsonl(LABELLED[RUNTIME_SET]))
     details = {}
     for label, rows in _labelled_sets(ctx):
         # the whole set once (quality; WordNet cold at first), then its first TIMED_ROWS rows again as new
@@ -111,6 +116,56 @@ def _compare_runtimes(section: Section, model: SupportModel, rows: list[dict]) -
     section.add("support model AUC, int8 (what answering runs)", auc["int8"])
     log(f"support model: float32 p95 {p95['float32']:.1f} ms, int8 {p95['int8']:.1f} ms; AUC "
         f"{auc['float32']:.3f} / {auc['int8']:.3f}")
+
+
+def _streamed_answers(section: Section, ctx: Context, vectors: WordVectors, rows: list[dict]) -> None:
+    """Answers of SENTENCES_PER_ANSWER labelled sentences streamed in deltas of DELTA_CHARACTERS, verified as the
+    bot does (`bot.generation`: the complete sentences at every delta, then the whole answer): the time after the
+    last delta and the time spent in all, with verdicts kept against the baseline, the check without them. Each
+    check runs a model of its own, so neither finds the other's scores; the rules' caches are warmed for both
+    first (by the rules alone)."""
+    answers = [_streamed_answer(rows[at:at + SENTENCES_PER_ANSWER])
+               for at in range(0, min(len(rows), TIMED_ROWS) - SENTENCES_PER_ANSWER + 1, SENTENCES_PER_ANSWER)]
+    for text, passages in answers:
+        verify(text, passages, SENTENCES_PER_ANSWER, SupportCheck(vectors))
+    spent: dict[str, list[float]] = {}
+    after_last: dict[str, list[float]] = {}
+    for name, kept in (("baseline", 0), ("kept", VERDICTS_KEPT)):
+        model = SupportModel.for_embedder(ctx.embedder)
+        for text, passages in answers:
+            check, previews = SupportCheck(vectors, model, verdicts_kept=kept), []
+            for end in range(DELTA_CHARACTERS, len(text) + DELTA_CHARACTERS, DELTA_CHARACTERS):
+                started = time.perf_counter()
+                preview(text[:end], passages, check)
+                previews.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            verify(text, passages, SENTENCES_PER_ANSWER, check)
+            # after the last delta: its preview, then the whole answer checked once the stream ends
+            after_last.setdefault(name, []).append(previews[-1] + time.perf_counter() - started)
+            spent.setdefault(name, []).append(sum(previews[:-1]) + after_last[name][-1])
+    p95 = {name: {figure: 1000 * float(np.percentile(values[name], 95)) for figure, values in
+                  (("after", after_last), ("spent", spent))} for name in after_last}
+    section.add(f"streamed answer of {SENTENCES_PER_ANSWER} sentences, baseline (verdicts not kept): time spent "
+                "verifying, p95", p95["baseline"]["spent"], "ms")
+    section.add("streamed answer: time spent verifying, verdicts kept / baseline, p95",
+                p95["kept"]["spent"] / p95["baseline"]["spent"], "×")
+    section.add("streamed answer: verification after the last delta (what the asker waits for), p95",
+                p95["kept"]["after"], "ms", TIME_TARGET)
+    log(f"streamed answers: verifying takes p95 {p95['baseline']['spent']:.1f} ms in all without kept verdicts, "
+        f"{p95['kept']['spent']:.1f} ms with them; {p95['kept']['after']:.1f} ms after the last delta")
+
+
+def _streamed_answer(rows: list[dict]) -> tuple[str, list[Citation]]:
+    """Labelled sentences as one generated answer, each citing its own passages ("… [1][2]. … [3]."), and the
+    passages."""
+    text, passages = "", []
+    for row in rows:
+        numbers = ""
+        for quote in row["passages"]:
+            passages.append(Citation(len(passages) + 1, "doc", "title", "", quote, 0, len(quote), "chunk", 1.0))
+            numbers += f"[{len(passages)}]"
+        text += f"{row['sentence'].rstrip().rstrip('.')} {numbers}. "
+    return text.strip(), passages
 
 
 def _labelled_sets(ctx: Context) -> list[tuple[str, list[dict]]]:

@@ -227,9 +227,9 @@ class LLMClient:
         async with aclosing(self.stream(build_messages(question, passages, history))) as deltas:
             async for delta in deltas:
                 text += delta
-                if on_delta and (preview := await asyncio.to_thread(_preview, text, passages, check)) != shown:
-                    shown = preview
-                    if inspect.isawaitable(called := on_delta(preview)):
+                if on_delta and (latest := await asyncio.to_thread(preview, text, passages, check)) != shown:
+                    shown = latest
+                    if inspect.isawaitable(called := on_delta(latest)):
                         await called
         return await asyncio.to_thread(verify, text, passages, MAX_SENTENCES, check)
 
@@ -258,7 +258,7 @@ class LLMClient:
             raise GenerationError(f"malformed stream from the LLM server: {exc.doc[:80]!r}") from exc
 
 
-def _preview(text: str, passages: Sequence[Passage], check: SupportCheck | None = None) -> str:
+def preview(text: str, passages: Sequence[Passage], check: SupportCheck | None = None) -> str:
     """The verified answer made of the sentences complete so far (the last one may still grow)."""
     return verify_sentences(split_answer(remove_code_blocks(text).text)[:-1], passages, check=check).text
 

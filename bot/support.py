@@ -107,6 +107,8 @@ SOFT_SUPPORT = 0.65
 """Cosine of single-word MiniLM vectors at which a passage word stands for a generated one (calibrated on
 tests/data/support_labelled.jsonl; on all the labelled sets together 0.6 or 0.55 kept more paraphrases and more
 unsupported sentences, 0.7 and 0.75 fewer paraphrases and no fewer unsupported ones)."""
+VERDICTS_KEPT = 256
+"""Verdicts a SupportCheck keeps (it serves one answer: three sentences, or a few more that were dropped)."""
 LOOKUPS_KEPT = 4096
 """Words outside the snapshot's vocabulary whose vectors a WordVectors keeps (6 MB at 384 dimensions)."""
 _NOT_ONLY = re.compile(r"\bnot\s+only\b", re.IGNORECASE)
@@ -229,14 +231,28 @@ class SupportCheck:
     """The whole check of a generated sentence: the rules (`findings`), then the learned model when one is given
     (`bot.entailment`). A sentence the rules keep is shown when the model scores it at its threshold; one that only
     the word check refuses (its facts and clauses agree with the passages, some words do not occur there) when the
-    model scores it at its higher rescue threshold: a paraphrase in the model's judgement."""
+    model scores it at its higher rescue threshold: a paraphrase in the model's judgement. Verdicts are kept for
+    the last `verdicts_kept` (sentence, passages): a streamed answer's previews check its complete sentences again
+    at every delta, and the final check once more."""
 
-    def __init__(self, vectors: WordVectors | None = None, model: SupportModel | None = None) -> None:
-        self.vectors, self.model = vectors, model
+    def __init__(self, vectors: WordVectors | None = None, model: SupportModel | None = None,
+                 verdicts_kept: int = VERDICTS_KEPT) -> None:
+        self.vectors, self.model, self.verdicts_kept = vectors, model, verdicts_kept
+        self._verdicts: OrderedDict[tuple[str, tuple[str, ...]], str | None] = OrderedDict()
 
     def __call__(self, sentence: str, passages: Sequence[str]) -> str | None:
         """Why `passages` do not support `sentence` (ending in a word such as "in" or "against" that the
         passages' names follow), or None."""
+        key = (sentence, tuple(passages))
+        if key in self._verdicts:
+            self._verdicts.move_to_end(key)
+            return self._verdicts[key]
+        verdict = self._verdicts[key] = self._verdict(sentence, passages)
+        while len(self._verdicts) > self.verdicts_kept:
+            self._verdicts.popitem(last=False)
+        return verdict
+
+    def _verdict(self, sentence: str, passages: Sequence[str]) -> str | None:
         if self.model is None:
             return unsupported(sentence, passages, self.vectors)
         found = findings(sentence, passages, self.vectors)

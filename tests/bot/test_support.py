@@ -43,7 +43,7 @@ from aiohttp import web
 from bot.answer import Answer
 from bot.entailment import SupportModel
 from bot.generation import LLMClient, build_messages, generate_answer, verify
-from bot.support import SupportCheck, WordVectors, score_labelled, unsupported
+from bot.support import VERDICTS_KEPT, SupportCheck, WordVectors, findings, score_labelled, unsupported
 from bot.untrusted import plain_text
 from index.embedding import Embedder
 from index.store import read_jsonl
@@ -126,7 +126,7 @@ def test_the_model_vetoes_unsupported_sentences_the_rules_keep_and_rescues_parap
     report = score_labelled(rows, with_model)
     assert report.precision >= precision and report.recall >= recall, report.line()
     monkeypatch.setattr(with_model.model, "rescue_threshold", 1.01)
-    vetoed = score_labelled(rows, with_model)
+    vetoed = score_labelled(rows, SupportCheck(with_model.vectors, with_model.model))  # no verdicts kept from above
     assert len(vetoed.kept_unsupported) < rules_only and vetoed.recall <= report.recall, vetoed.line()
 
 
@@ -139,7 +139,7 @@ def test_the_model_reading_the_focus_of_cited_chunks_keeps_fewer_unsupported_sen
     monkeypatch.setattr(with_model.model, "focus", lambda sentence, passages: list(passages))
     monkeypatch.setattr(with_model.model, "probability", lambda sentence, passages: float(
         with_model.model.probabilities([(sentence, passages)])[0]))  # past the cache of focused scores
-    whole = score_labelled(rows, with_model)
+    whole = score_labelled(rows, SupportCheck(with_model.vectors, with_model.model))  # nor their verdicts
     assert len(focused.kept_unsupported) < len(whole.kept_unsupported) and focused.precision > whole.precision
 
 
@@ -175,6 +175,24 @@ def test_a_missing_fact_is_refused_without_asking_the_model() -> None:
     check = SupportCheck(None, model)  # type: ignore[arg-type]
     assert check("Raisi met Maduro in Havana on Monday.", [PASSAGES[0].quote]) == 'name "Havana" is not in'
     assert model.calls == 0
+
+
+def test_a_verdict_is_kept_for_the_previews_and_final_check_of_one_answer(monkeypatch) -> None:
+    import bot.support
+
+    checked = []
+    monkeypatch.setattr(bot.support, "findings", lambda *args: checked.append(args) or findings(*args))
+    model = ScriptedModel(0.6)
+    check = SupportCheck(None, model)  # type: ignore[arg-type]
+    sentence, passage = "Raisi met Maduro in Caracas on Monday.", PASSAGES[0].quote
+    assert check(sentence, [passage]) is None and check(sentence, (passage,)) is None  # a preview, then the end
+    assert (len(checked), model.calls) == (1, 1)
+    assert check(sentence, [passage, "Trade rose."]) is None  # other passages: checked anew
+    assert (len(checked), model.calls) == (2, 2)
+    for number in range(VERDICTS_KEPT):
+        check(f"Raisi met Maduro {number} times.", [passage])
+    check(sentence, [passage])  # the oldest verdict went
+    assert (len(checked), model.calls) == (3 + VERDICTS_KEPT, 3)
 
 
 @pytest.mark.parametrize(("sentence", "passage"), [
