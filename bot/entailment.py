@@ -6,8 +6,8 @@ The encoder is the embedder's own all-MiniLM-L6-v2 with a low-rank adapter (LoRA
 encoder's first layers; all six for the model shipped). On first use the adapter is merged into a copy of the
 encoder's weights, exported to ONNX and quantized to int8 once per adapter and model, beside the embedder's own
 export; answering then runs ONNX Runtime only (`quantize_onnx`: 7-bit weights, the same integers on every CPU).
-int8 took 0.61x float32's p95 time per pair here (AMX Xeon); held-out AUC moved by -0.008 to +0.003. Scores are
-cached per (sentence, passages), so the streamed previews of an answer score each sentence once.
+int8 on one thread took 0.55x float32's p95 time per pair here (AMX Xeon); held-out AUC moved by -0.008 to
++0.003. Scores are cached per (sentence, passages), so the streamed previews of an answer score each sentence once.
 
 The model reads the cited passages' sentences that bear on the sentence (`focus`), not long passages whole: it was
 trained on passages of one to three sentences (a generated sentence cites evidence sentences), and on whole chunks
