@@ -172,14 +172,13 @@ class SupportModel:
         return runtime
 
 
-def remove_stale_exports(current: Path) -> list[Path]:
+def remove_stale_exports(current: Path) -> None:
     """Remove the int8 exports of other support models beside `current` (left by the models shipped before it,
-    about 23 MB each); returns what was removed. A process still running an old model has read its file already."""
-    stale = [path for path in current.parent.glob("support-*-int8.onnx") if path.name != current.name]
-    for path in stale:
-        path.unlink(missing_ok=True)
-        log.info("removed %s, the export of a support model no longer shipped", path)
-    return stale
+    about 23 MB each). A process still running an old model has read its file already."""
+    for path in current.parent.glob("support-*-int8.onnx"):
+        if path.name != current.name:
+            path.unlink(missing_ok=True)
+            log.info("removed %s, the export of a support model no longer shipped", path)
 
 
 def first_layers(model: BertModel, layers: int) -> BertModel:

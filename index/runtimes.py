@@ -63,8 +63,9 @@ class TorchRuntime:
 
 class OnnxRuntime:
     """The exported transformer in ONNX Runtime on the CPU: float32, or int8 when the file is `quantize_onnx`'s.
-    `threads`: intra-op threads, by default one per physical core; one for a model that only ever runs one short
-    input at a time, where waking a second thread for every operator costs more than it gains."""
+    `threads`: intra-op threads, by default one per physical core (`bot.entailment` runs its int8 model, one short
+    pair at a time, on one: faster there as measured, while the float32 encoder embeds even one question faster on
+    two)."""
 
     def __init__(self, model_file: Path, name: str = "onnxruntime-float32", threads: int | None = None) -> None:
         import onnxruntime
