@@ -58,6 +58,10 @@ _CITATION = re.compile(r"\[\s*(\d+(?:\s*,\s*\d+)*)\s*\]")
 _LEADING_CITATIONS = re.compile(r"^(?:\s*\[\s*\d+(?:\s*,\s*\d+)*\s*\])+")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
 _SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+([.,;:!?])")
+_OPEN_CITATION_AT_END = re.compile(r"\[\s*\d+(?:\s*,\s*\d+)*\s*\]?\s*$")
+"""A citation that ends the text so far, closed or not ("[1]", "[1, 2", "[3")."""
+
+
 class GenerationError(Exception):
     """The LLM server gave no usable answer (timeout, HTTP error, bad stream, unreachable)."""
 
@@ -222,12 +226,17 @@ class LLMClient:
     async def generate(self, question: str, passages: Sequence[Passage], on_delta: DeltaCallback | None = None,
                        history: Sequence[Turn] = (), check: SupportCheck | None = None) -> Verified:
         """Stream an answer, reporting its verified complete sentences as they arrive, then verify it all
-        (in a worker thread: close words may need the encoder, and the support model runs on the CPU)."""
+        (in a worker thread: close words may need the encoder, and the support model runs on the CPU). With a
+        `check` that keeps verdicts, sentences are checked as they arrive even when nobody watches, so the final
+        check mostly finds its verdicts kept."""
         text = shown = ""
+        checks_as_it_streams = check is not None and check.verdicts_kept > 0
         async with aclosing(self.stream(build_messages(question, passages, history))) as deltas:
             async for delta in deltas:
                 text += delta
-                if on_delta and (latest := await asyncio.to_thread(preview, text, passages, check)) != shown:
+                if not (on_delta or checks_as_it_streams):
+                    continue
+                if (latest := await asyncio.to_thread(preview, text, passages, check)) != shown and on_delta:
                     shown = latest
                     if inspect.isawaitable(called := on_delta(latest)):
                         await called
@@ -259,8 +268,25 @@ class LLMClient:
 
 
 def preview(text: str, passages: Sequence[Passage], check: SupportCheck | None = None) -> str:
-    """The verified answer made of the sentences complete so far (the last one may still grow)."""
-    return verify_sentences(split_answer(remove_code_blocks(text).text)[:-1], passages, check=check).text
+    """The verified answer made of the sentences complete so far (the last one may still grow).
+
+    When the text ends in a citation ("… Maduro [1", "… Maduro [1]") and `check` keeps verdicts, the last
+    sentence is checked ahead as if that citation closed it: the stream usually ends with its closing "]." (or
+    "."), and the final check then finds the verdict kept instead of making the asker wait for it."""
+    sentences = split_answer(remove_code_blocks(text).text)
+    shown = verify_sentences(sentences[:-1], passages, check=check).text
+    if check is not None and check.verdicts_kept and len(sentences) <= MAX_SENTENCES:
+        _check_ahead(text, passages, check)
+    return shown
+
+
+def _check_ahead(text: str, passages: Sequence[Passage], check: SupportCheck) -> None:
+    """Check the last sentence of `text` as the final check will see it, if `text` ends in a citation."""
+    if (opened := _OPEN_CITATION_AT_END.search(text)) is None:
+        return
+    closed = text if opened.group(0).rstrip().endswith("]") else text + "]"
+    if sentences := split_answer(remove_code_blocks(closed).text):
+        check_sentence(sentences[-1], {p.n: p for p in passages}, check)
 
 
 def _content(chunk: object) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,9 +20,11 @@ from bot.generation import (
     Passage,
     build_messages,
     generate_answer,
+    preview,
     split_answer,
     verify,
 )
+from bot.support import SupportCheck
 from index.chunking import split_sentences
 from index.documents import load_corpus
 from tests.fakes.openai_server import FakeOpenAIServer, Reply
@@ -280,6 +282,73 @@ async def test_stream_reports_only_verified_complete_sentences(server: FakeOpenA
     assert shown == [first, f"{first} Trade increased to more than $3 billion. [2]"]
     assert result.text == f"{shown[-1]} His tour ends in Cuba. [3]"
     assert [r["reason"] for r in result.removed] == ['number "$30 billion" is not in cited passage [2]']
+
+
+class CountingCheck(SupportCheck):
+    """The rules, with verdicts kept, recording each (sentence, passages) they are run on."""
+
+    def __init__(self, verdicts_kept: int = 256) -> None:
+        super().__init__(verdicts_kept=verdicts_kept)
+        self.runs: list[tuple[str, tuple[str, ...]]] = []
+
+    def _verdict(self, sentence: str, passages: Sequence[str]) -> str | None:
+        self.runs.append((sentence, tuple(passages)))
+        return super()._verdict(sentence, passages)
+
+
+# an answer as a tokenizer streams it: the closing "]." of each citation comes last
+TOKENS = ["Raisi", " met", " Maduro", " in", " Caracas", " [", "1", "].", " Trade", " increased", " to", " more",
+          " than", " $3", " billion", " [", "2", "][", "1", "]."]
+
+
+def test_a_sentence_ending_in_a_citation_is_checked_before_the_stream_closes_it() -> None:
+    check = CountingCheck()
+    for end in range(1, len(TOKENS) + 1):
+        preview("".join(TOKENS[:end]), PASSAGES, check)
+        if end == TOKENS.index("1") + 1:  # "… Caracas [1": checked as "[1]" would close it
+            assert check.runs == [("Raisi met Maduro in Caracas.", (P1.quote,))]
+    assert check.runs[-1] == ("Trade increased to more than $3 billion.", (P2.quote, P1.quote))
+    checked_ahead = len(check.runs)
+    result = verify("".join(TOKENS), PASSAGES, check=check)
+    assert result.text == "Raisi met Maduro in Caracas. [1] Trade increased to more than $3 billion. [2][1]"
+    assert len(check.runs) == checked_ahead  # the final check found every verdict kept
+
+
+def test_a_sentence_that_goes_on_after_its_citation_is_checked_as_it_ends() -> None:
+    check = CountingCheck()
+    text = "Raisi met Maduro in Caracas [1], and trade increased to $30 billion [2]."
+    for end in range(1, len(text) + 1):
+        preview(text[:end], PASSAGES, check)
+    result = verify(text, PASSAGES, check=check)
+    assert result.mode == "extractive"  # the number of the whole sentence is not in its passages
+    assert result.removed[0]["reason"] == 'number "$30 billion" is not in cited passages [1][2]'
+    assert ("Raisi met Maduro in Caracas.", (P1.quote,)) in check.runs  # checked ahead, in vain
+
+
+async def test_sentences_are_checked_as_they_stream_even_when_nobody_watches(server: FakeOpenAIServer) -> None:
+    server.script(Reply(chunks=TOKENS))
+    check, llm = CountingCheck(), client(server)
+    stream = llm.stream
+
+    async def marking_its_end(messages: list[dict]) -> AsyncIterator[str]:
+        async for delta in stream(messages):
+            yield delta
+        check.runs.append(("the stream ended", ()))
+
+    llm.stream = marking_its_end  # type: ignore[method-assign]
+    result = await llm.generate(QUESTION, PASSAGES, check=check)
+    assert result.text == "Raisi met Maduro in Caracas. [1] Trade increased to more than $3 billion. [2][1]"
+    assert check.runs[-3:] == [("Trade increased to more than $3 billion.", (P2.quote,)),  # at "[2"
+                               ("Trade increased to more than $3 billion.", (P2.quote, P1.quote)),  # at "[2][1"
+                               ("the stream ended", ())]  # nothing left for the final check to run
+    assert check.runs[0] == ("Raisi met Maduro in Caracas.", (P1.quote,))
+
+
+def test_nothing_is_checked_ahead_without_kept_verdicts() -> None:
+    check = CountingCheck(verdicts_kept=0)
+    for end in range(1, len(TOKENS) + 1):
+        preview("".join(TOKENS[:end]), PASSAGES, check)
+    assert [sentence for sentence, _ in check.runs] == ["Raisi met Maduro in Caracas."] * (len(TOKENS) - 8)
 
 
 async def test_api_key_is_sent_as_bearer_and_never_logged(server: FakeOpenAIServer,
