@@ -56,6 +56,8 @@ RECALL_TARGET = Target(">=", 0.9)
 ROUNDS = 4
 TIMED_ROWS = 240
 SENTENCES_PER_ANSWER = 3
+DELTA_CHARACTERS = 4
+"""Characters per delta of the second stream timed, whose last delta often holds a citation's number."""
 STREAMED_TOKEN = re.compile(r"\s*(?:\w+|[^\w\s]+)")
 """A streamed delta as a BPE tokenizer makes them: a word with its leading space, or a run of punctuation
 (" [", "1", "].")."""
@@ -124,40 +126,52 @@ def _streamed_answers(section: Section, ctx: Context, vectors: WordVectors, rows
     """Answers of SENTENCES_PER_ANSWER labelled sentences streamed in STREAMED_TOKEN deltas, verified as the bot
     does (`bot.generation`: the complete sentences at every delta, a sentence ending in a citation ahead, then
     the whole answer): the time after the last delta and the time spent in all, with verdicts kept against the
-    baseline, the check without them (which checks nothing ahead). Each check runs a model of its own, so neither
-    finds the other's scores; the rules' caches are warmed for both first (by the rules alone)."""
+    baseline, the check without them (which checks nothing ahead); and the time after the last delta again in
+    deltas of DELTA_CHARACTERS, whose last delta often carries the citation's number ("1]."). Each check runs a
+    model of its own, so none finds another's scores; the rules' caches are warmed for all first (by the rules
+    alone)."""
     answers = [_streamed_answer(rows[at:at + SENTENCES_PER_ANSWER])
                for at in range(0, min(len(rows), TIMED_ROWS) - SENTENCES_PER_ANSWER + 1, SENTENCES_PER_ANSWER)]
     for text, passages in answers:
         verify(text, passages, SENTENCES_PER_ANSWER, SupportCheck(vectors))
-    spent_p95_ms, after_last_p95_ms = {}, {}
-    for name, kept in (("baseline", 0), ("kept", VERDICTS_KEPT)):
+    tokens = [[token.end() for token in STREAMED_TOKEN.finditer(text)] for text, _ in answers]
+    characters = [[*range(DELTA_CHARACTERS, len(text), DELTA_CHARACTERS), len(text)] for text, _ in answers]
+    spent, after_last = {}, {}
+    for name, kept, ends in (("baseline", 0, tokens), ("kept", VERDICTS_KEPT, tokens),
+                             ("characters", VERDICTS_KEPT, characters)):
         model = SupportModel.for_embedder(ctx.embedder)
-        spent, after_last = [], []
-        for text, passages in answers:
-            check, previews = SupportCheck(vectors, model, verdicts_kept=kept), []
-            for token in STREAMED_TOKEN.finditer(text):
-                started = time.perf_counter()
-                preview(text[:token.end()], passages, check)
-                previews.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            verify(text, passages, SENTENCES_PER_ANSWER, check)
-            # after the last delta: its preview, then the whole answer checked once the stream ends
-            after_last.append(previews[-1] + time.perf_counter() - started)
-            spent.append(sum(previews[:-1]) + after_last[-1])
-        spent_p95_ms[name] = 1000 * float(np.percentile(spent, 95))
-        after_last_p95_ms[name] = 1000 * float(np.percentile(after_last, 95))
+        timed = [_verified_as_streamed(text, passages, ends_of, SupportCheck(vectors, model, verdicts_kept=kept))
+                 for (text, passages), ends_of in zip(answers, ends, strict=True)]
+        spent[name] = 1000 * float(np.percentile([all_of for all_of, _ in timed], 95))
+        after_last[name] = 1000 * float(np.percentile([last for _, last in timed], 95))
     section.add(f"streamed answer of {SENTENCES_PER_ANSWER} sentences, baseline (verdicts not kept): time spent "
-                "verifying, p95", spent_p95_ms["baseline"], "ms")
+                "verifying, p95", spent["baseline"], "ms")
     section.add("streamed answer: time spent verifying, verdicts kept / baseline, p95",
-                spent_p95_ms["kept"] / spent_p95_ms["baseline"], "×")
-    section.add("streamed answer, baseline: verification after the last delta, p95", after_last_p95_ms["baseline"],
-                "ms")
+                spent["kept"] / spent["baseline"], "×")
+    section.add("streamed answer, baseline: verification after the last delta, p95", after_last["baseline"], "ms")
     section.add("streamed answer: verification after the last delta (what the asker waits for), p95",
-                after_last_p95_ms["kept"], "ms", TIME_TARGET)
-    log(f"streamed answers: verifying takes p95 {spent_p95_ms['baseline']:.1f} ms in all without kept verdicts, "
-        f"{spent_p95_ms['kept']:.1f} ms with them; after the last delta {after_last_p95_ms['baseline']:.1f} ms "
-        f"without, {after_last_p95_ms['kept']:.1f} ms with them")
+                after_last["kept"], "ms", TIME_TARGET)
+    section.add(f"streamed answer in {DELTA_CHARACTERS}-character deltas: verification after the last delta, p95",
+                after_last["characters"], "ms")
+    log(f"streamed answers: verifying takes p95 {spent['baseline']:.1f} ms in all without kept verdicts, "
+        f"{spent['kept']:.1f} ms with them; after the last delta {after_last['baseline']:.1f} ms without, "
+        f"{after_last['kept']:.1f} ms with them ({after_last['characters']:.1f} ms in {DELTA_CHARACTERS}-character "
+        "deltas)")
+
+
+def _verified_as_streamed(text: str, passages: list[Citation], ends: list[int],
+                          check: SupportCheck) -> tuple[float, float]:
+    """Seconds spent verifying `text` streamed in deltas ending at `ends`, in all and after the last delta (its
+    preview, then the whole answer checked once the stream ends)."""
+    previews = []
+    for end in ends:
+        started = time.perf_counter()
+        preview(text[:end], passages, check)
+        previews.append(time.perf_counter() - started)
+    started = time.perf_counter()
+    verify(text, passages, SENTENCES_PER_ANSWER, check)
+    after_last = previews[-1] + time.perf_counter() - started
+    return sum(previews[:-1]) + after_last, after_last
 
 
 def _streamed_answer(rows: list[dict]) -> tuple[str, list[Citation]]:
