@@ -236,7 +236,8 @@ class LLMClient:
                 text += delta
                 if not (on_delta or checks_as_it_streams):
                     continue
-                if (latest := await asyncio.to_thread(preview, text, passages, check)) != shown and on_delta:
+                latest = await asyncio.to_thread(preview, text, passages, check)
+                if on_delta and latest != shown:
                     shown = latest
                     if inspect.isawaitable(called := on_delta(latest)):
                         await called
