@@ -277,16 +277,18 @@ def preview(text: str, passages: Sequence[Passage], check: SupportCheck | None =
     sentences = split_answer(remove_code_blocks(text).text)
     shown = verify_sentences(sentences[:-1], passages, check=check).text
     if check is not None and check.verdicts_kept and len(sentences) <= MAX_SENTENCES:
-        _check_ahead(text, passages, check)
+        _check_ahead(text, sentences, passages, check)
     return shown
 
 
-def _check_ahead(text: str, passages: Sequence[Passage], check: SupportCheck) -> None:
-    """Check the last sentence of `text` as the final check will see it, if `text` ends in a citation."""
+def _check_ahead(text: str, sentences: list[str], passages: Sequence[Passage], check: SupportCheck) -> None:
+    """Check the last of `text`'s `sentences` as the final check will see it, if `text` ends in a citation (an
+    open one closed first, which only then needs the text split again)."""
     if (opened := _OPEN_CITATION_AT_END.search(text)) is None:
         return
-    closed = text if opened.group(0).rstrip().endswith("]") else text + "]"
-    if sentences := split_answer(remove_code_blocks(closed).text):
+    if not opened.group(0).rstrip().endswith("]"):
+        sentences = split_answer(remove_code_blocks(text + "]").text)
+    if sentences:
         check_sentence(sentences[-1], {p.n: p for p in passages}, check)
 
 

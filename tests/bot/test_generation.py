@@ -24,7 +24,7 @@ from bot.generation import (
     split_answer,
     verify,
 )
-from bot.support import SupportCheck
+from bot.support import VERDICTS_KEPT, SupportCheck
 from index.chunking import split_sentences
 from index.documents import load_corpus
 from tests.fakes.openai_server import FakeOpenAIServer, Reply
@@ -287,7 +287,7 @@ async def test_stream_reports_only_verified_complete_sentences(server: FakeOpenA
 class CountingCheck(SupportCheck):
     """The rules, with verdicts kept, recording each (sentence, passages) they are run on."""
 
-    def __init__(self, verdicts_kept: int = 256) -> None:
+    def __init__(self, verdicts_kept: int = VERDICTS_KEPT) -> None:
         super().__init__(verdicts_kept=verdicts_kept)
         self.runs: list[tuple[str, tuple[str, ...]]] = []
 
@@ -348,7 +348,8 @@ def test_nothing_is_checked_ahead_without_kept_verdicts() -> None:
     check = CountingCheck(verdicts_kept=0)
     for end in range(1, len(TOKENS) + 1):
         preview("".join(TOKENS[:end]), PASSAGES, check)
-    assert [sentence for sentence, _ in check.runs] == ["Raisi met Maduro in Caracas."] * (len(TOKENS) - 8)
+    previews_after_it = len(TOKENS) - TOKENS.index(" Trade")  # the first sentence is complete from " Trade" on
+    assert [sentence for sentence, _ in check.runs] == ["Raisi met Maduro in Caracas."] * previews_after_it
 
 
 async def test_api_key_is_sent_as_bearer_and_never_logged(server: FakeOpenAIServer,
