@@ -29,6 +29,7 @@ from bot.answer import Answer, Citation, Turn
 from bot.config import Settings
 from bot.support import SupportCheck
 from bot.untrusted import plain_text, remove_code_blocks
+from bot.wording import weighted_stems
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
 _SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+([.,;:!?])")
 _OPEN_CITATION_AT_END = re.compile(r"\[\s*\d+(?:\s*,\s*\d+)*\s*\]?\s*$")
 """A citation that ends the text so far, closed or not ("[1]", "[1, 2", "[3")."""
+_BRACKET_AT_END = re.compile(r"\[\s*$")
+"""A citation opened at the end of the text so far, its number still to come ("… in Caracas [", "[2][")."""
 
 
 class GenerationError(Exception):
@@ -273,7 +276,9 @@ def preview(text: str, passages: Sequence[Passage], check: SupportCheck | None =
 
     When the text ends in a citation ("… Maduro [1", "… Maduro [1]") and `check` keeps verdicts, the last
     sentence is checked ahead as if that citation closed it: the stream usually ends with its closing "]." (or
-    "."), and the final check then finds the verdict kept instead of making the asker wait for it."""
+    "."), and the final check then finds the verdict kept instead of making the asker wait for it. A citation
+    whose number has not come yet ("… Maduro [") is checked ahead with the number of the passage the sentence
+    most likely cites (`likely_citation`), in case the stream ends with "1].": a wrong guess costs one check."""
     sentences = split_answer(remove_code_blocks(text).text)
     shown = verify_sentences(sentences[:-1], passages, check=check).text
     if check is not None and check.verdicts_kept and len(sentences) <= MAX_SENTENCES:
@@ -283,13 +288,30 @@ def preview(text: str, passages: Sequence[Passage], check: SupportCheck | None =
 
 def _check_ahead(text: str, sentences: list[str], passages: Sequence[Passage], check: SupportCheck) -> None:
     """Check the last of `text`'s `sentences` as the final check will see it, if `text` ends in a citation (an
-    open one closed first, which only then needs the text split again)."""
-    if (opened := _OPEN_CITATION_AT_END.search(text)) is None:
+    open one closed first, which only then needs the text split again; one without its number yet given the
+    likeliest)."""
+    if _BRACKET_AT_END.search(text) and sentences:
+        guess = likely_citation(sentences[-1], passages)
+        if guess is None:
+            return
+        sentences = split_answer(remove_code_blocks(f"{text}{guess}]").text)
+    elif (opened := _OPEN_CITATION_AT_END.search(text)) is None:
         return
-    if not opened.group(0).rstrip().endswith("]"):
+    elif not opened.group(0).rstrip().endswith("]"):
         sentences = split_answer(remove_code_blocks(text + "]").text)
     if sentences:
         check_sentence(sentences[-1], {p.n: p for p in passages}, check)
+
+
+def likely_citation(sentence: str, passages: Sequence[Passage]) -> int | None:
+    """The number of the passage, among those `sentence` does not cite yet, that shares the most weight of its
+    content words' stems (names count less, as in the clause check; the first on a tie), or None when none
+    shares any."""
+    wanted, cited = weighted_stems(_body(sentence)), set(_citations(sentence))
+    shared = {p.n: sum(weight for stem, weight in wanted.items() if stem in weighted_stems(p.quote))
+              for p in passages if p.n not in cited}
+    best = max(shared, key=shared.__getitem__, default=None)
+    return best if best is not None and shared[best] > 0 else None
 
 
 def _content(chunk: object) -> str:

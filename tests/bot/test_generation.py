@@ -20,6 +20,7 @@ from bot.generation import (
     Passage,
     build_messages,
     generate_answer,
+    likely_citation,
     preview,
     split_answer,
     verify,
@@ -342,6 +343,30 @@ async def test_sentences_are_checked_as_they_stream_even_when_nobody_watches(ser
                                ("Trade increased to more than $3 billion.", (P2.quote, P1.quote)),  # at "[2][1"
                                ("the stream ended", ())]  # nothing left for the final check to run
     assert check.runs[0] == ("Raisi met Maduro in Caracas.", (P1.quote,))
+
+
+def test_a_citation_whose_number_is_yet_to_come_is_checked_ahead_with_the_likeliest() -> None:
+    check = CountingCheck()
+    preview("Raisi met Maduro in Caracas [", PASSAGES, check)  # the last delta will be "1]."
+    assert check.runs == [("Raisi met Maduro in Caracas.", (P1.quote,))]
+    result = verify("Raisi met Maduro in Caracas [1].", PASSAGES, check=check)
+    assert result.text == "Raisi met Maduro in Caracas. [1]" and len(check.runs) == 1
+
+
+def test_a_wrong_guess_costs_a_check_and_changes_no_verdict() -> None:
+    check = CountingCheck()
+    preview("Raisi met Maduro in Caracas [", PASSAGES, check)
+    result = verify("Raisi met Maduro in Caracas [3].", PASSAGES, check=check)
+    assert check.runs == [("Raisi met Maduro in Caracas.", (P1.quote,)), ("Raisi met Maduro in Caracas.", (P3.quote,))]
+    assert result.mode == "extractive"  # passage [3] names neither Maduro nor Caracas
+    assert result.removed[0]["reason"].endswith("cited passage [3]")
+
+
+def test_the_likeliest_citation_is_a_passage_the_sentence_shares_words_with_and_does_not_cite_yet() -> None:
+    joined = "Raisi met Maduro as bilateral trade volume grew to $3 billion"
+    assert likely_citation(f"{joined} [", PASSAGES) == 2  # "bilateral trade volume" outweighs two names
+    assert likely_citation(f"{joined} [2][", PASSAGES) == 1
+    assert likely_citation("Nothing alike [", PASSAGES) is None
 
 
 def test_nothing_is_checked_ahead_without_kept_verdicts() -> None:
