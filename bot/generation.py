@@ -290,8 +290,9 @@ def _check_ahead(text: str, sentences: list[str], passages: Sequence[Passage], c
     """Check the last of `text`'s `sentences` as the final check will see it, if `text` ends in a citation (an
     open one closed first, which only then needs the text split again; one without its number yet given the
     likeliest)."""
-    if _BRACKET_AT_END.search(text) and sentences:
-        guess = likely_citation(sentences[-1], passages)
+    if _BRACKET_AT_END.search(text):
+        before_bracket = split_answer(remove_code_blocks(_BRACKET_AT_END.sub("", text)).text)  # "… Caracas. [" too
+        guess = likely_citation(before_bracket[-1], passages) if before_bracket else None
         if guess is None:
             return
         sentences = split_answer(remove_code_blocks(f"{text}{guess}]").text)

@@ -351,6 +351,8 @@ def test_a_citation_whose_number_is_yet_to_come_is_checked_ahead_with_the_likeli
     assert check.runs == [("Raisi met Maduro in Caracas.", (P1.quote,))]
     result = verify("Raisi met Maduro in Caracas [1].", PASSAGES, check=check)
     assert result.text == "Raisi met Maduro in Caracas. [1]" and len(check.runs) == 1
+    preview("Trade increased to more than $3 billion. [", PASSAGES, check)  # cited after its full stop
+    assert check.runs[-1] == ("Trade increased to more than $3 billion.", (P2.quote,))
 
 
 def test_a_wrong_guess_costs_a_check_and_changes_no_verdict() -> None:
