@@ -59,6 +59,8 @@ SENTENCES_PER_ANSWER = 3
 DELTA_CHARACTERS = 4
 """Characters per delta of the second stream timed, whose last delta often holds a citation's number ("1].",
 guessed ahead) or the whole citation ("[2].", which nothing is checked ahead of)."""
+WAITED_SECONDS = 0.001
+"""A wait after the last delta above this one is a sentence checked after the stream (none found kept)."""
 STREAMED_TOKEN = re.compile(r"\s*(?:\w+|[^\w\s]+)")
 """A streamed delta as a BPE tokenizer makes them: a word with its leading space, or a run of punctuation
 (" [", "1", "].")."""
@@ -128,7 +130,8 @@ def _streamed_answers(section: Section, ctx: Context, vectors: WordVectors, rows
     does (`bot.generation`: the complete sentences at every delta, a sentence ending in a citation ahead, then
     the whole answer): the time after the last delta and the time spent in all, with verdicts kept against the
     baseline, the check without them (which checks nothing ahead); and the time after the last delta again in
-    deltas of DELTA_CHARACTERS, whose last delta often carries the citation's number ("1]."). Each check runs a
+    deltas of DELTA_CHARACTERS, whose last delta often carries the citation's number ("1]."), with the share of
+    answers whose asker waits at all (over WAITED_SECONDS) once it has come. Each check runs a
     model of its own, so none finds another's scores; the rules' caches are warmed for all first (by the rules
     alone)."""
     answers = [_streamed_answer(rows[at:at + SENTENCES_PER_ANSWER])
@@ -137,14 +140,15 @@ def _streamed_answers(section: Section, ctx: Context, vectors: WordVectors, rows
         verify(text, passages, SENTENCES_PER_ANSWER, SupportCheck(vectors))
     tokens = [[token.end() for token in STREAMED_TOKEN.finditer(text)] for text, _ in answers]
     characters = [[*range(DELTA_CHARACTERS, len(text), DELTA_CHARACTERS), len(text)] for text, _ in answers]
-    spent, after_last = {}, {}
+    spent, after_last, waiting = {}, {}, {}
     for name, kept, ends in (("baseline", 0, tokens), ("kept", VERDICTS_KEPT, tokens),
                              ("characters", VERDICTS_KEPT, characters)):
         model = SupportModel.for_embedder(ctx.embedder)
-        timed = [_verified_as_streamed(text, passages, ends_of, SupportCheck(vectors, model, verdicts_kept=kept))
-                 for (text, passages), ends_of in zip(answers, ends, strict=True)]
-        spent[name] = 1000 * float(np.percentile([all_of for all_of, _ in timed], 95))
-        after_last[name] = 1000 * float(np.percentile([last for _, last in timed], 95))
+        timed = np.array([_verified_as_streamed(text, passages, ends_of,
+                                                SupportCheck(vectors, model, verdicts_kept=kept))
+                          for (text, passages), ends_of in zip(answers, ends, strict=True)])
+        spent[name], after_last[name] = 1000 * np.percentile(timed, 95, axis=0)
+        waiting[name] = float((timed[:, 1] > WAITED_SECONDS).mean())
     section.add(f"streamed answer of {SENTENCES_PER_ANSWER} sentences, baseline (verdicts not kept): time spent "
                 "verifying, p95", spent["baseline"], "ms")
     section.add("streamed answer: time spent verifying, verdicts kept / baseline, p95",
@@ -154,10 +158,12 @@ def _streamed_answers(section: Section, ctx: Context, vectors: WordVectors, rows
                 after_last["kept"], "ms", TIME_TARGET)
     section.add(f"streamed answer in {DELTA_CHARACTERS}-character deltas: verification after the last delta, p95",
                 after_last["characters"], "ms")
+    section.add(f"streamed answer in {DELTA_CHARACTERS}-character deltas: answers whose asker waits over "
+                f"{WAITED_SECONDS * 1000:g} ms after the last delta", 100 * waiting["characters"], "%")
     log(f"streamed answers: verifying takes p95 {spent['baseline']:.1f} ms in all without kept verdicts, "
         f"{spent['kept']:.1f} ms with them; after the last delta {after_last['baseline']:.1f} ms without, "
         f"{after_last['kept']:.1f} ms with them ({after_last['characters']:.1f} ms in {DELTA_CHARACTERS}-character "
-        "deltas)")
+        f"deltas, where {waiting['characters']:.0%} of the askers wait over {WAITED_SECONDS * 1000:g} ms)")
 
 
 def _verified_as_streamed(text: str, passages: list[Citation], ends: list[int],
