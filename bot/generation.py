@@ -287,21 +287,24 @@ def preview(text: str, passages: Sequence[Passage], check: SupportCheck | None =
 
 
 def _check_ahead(text: str, sentences: list[str], passages: Sequence[Passage], check: SupportCheck) -> None:
-    """Check the last of `text`'s `sentences` as the final check will see it, if `text` ends in a citation (an
-    open one closed first, which only then needs the text split again; one without its number yet given the
-    likeliest)."""
+    """Check the last of `text`'s `sentences` as the final check will see it, if `text` ends in a citation."""
+    if last := _closed_last_sentence(text, sentences, passages):
+        check_sentence(last, {p.n: p for p in passages}, check)
+
+
+def _closed_last_sentence(text: str, sentences: list[str], passages: Sequence[Passage]) -> str | None:
+    """The last of `text`'s `sentences` with the citation that ends `text` closed (an open one needs the text
+    split again, since only a closed citation joins the sentence before it), or given the likeliest number when
+    it has none yet; None when `text` does not end in a citation."""
     if _BRACKET_AT_END.search(text):
         before_bracket = split_answer(remove_code_blocks(_BRACKET_AT_END.sub("", text)).text)  # "… Caracas. [" too
         guess = likely_citation(before_bracket[-1], passages) if before_bracket else None
-        if guess is None:
-            return
-        sentences = split_answer(remove_code_blocks(f"{text}{guess}]").text)
-    elif (opened := _OPEN_CITATION_AT_END.search(text)) is None:
-        return
-    elif not opened.group(0).rstrip().endswith("]"):
+        return None if guess is None else f"{before_bracket[-1]} [{guess}]"
+    if (opened := _OPEN_CITATION_AT_END.search(text)) is None:
+        return None
+    if not opened.group(0).rstrip().endswith("]"):
         sentences = split_answer(remove_code_blocks(text + "]").text)
-    if sentences:
-        check_sentence(sentences[-1], {p.n: p for p in passages}, check)
+    return sentences[-1] if sentences else None
 
 
 def likely_citation(sentence: str, passages: Sequence[Passage]) -> int | None:
