@@ -7,7 +7,9 @@ encoder's first layers; all six for the model shipped). On first use the adapter
 encoder's weights, exported to ONNX and quantized to int8 once per adapter and model, beside the embedder's own
 export; answering then runs ONNX Runtime only (`quantize_onnx`: 7-bit weights, the same integers on every CPU).
 int8 on one thread took 0.55x float32's p95 time per pair here (AMX Xeon); held-out AUC moved by -0.008 to
-+0.003. Scores are cached per (sentence, passages), so the streamed previews of an answer score each sentence once.
++0.003. Scores are cached per (sentence, passages) for the process's life (the last CACHED_PAIRS): a sentence
+written again, for a question asked again, is scored once; within one answer the check's kept verdicts
+(`bot.support.SupportCheck`) spare the rules as well.
 
 The model reads the cited passages' sentences that bear on the sentence (`focus`), not long passages whole: it was
 trained on passages of one to three sentences (a generated sentence cites evidence sentences), and on whole chunks
@@ -147,7 +149,6 @@ class SupportModel:
                         quantize_onnx(float32_file, self.onnx_file)
                     finally:
                         float32_file.unlink(missing_ok=True)
-                    remove_stale_exports(self.onnx_file)
                 self._runtime = OnnxRuntime(self.onnx_file, "onnxruntime-int8", threads=RUNTIME_THREADS)
             return self._runtime
 
@@ -174,7 +175,8 @@ class SupportModel:
 
 def remove_stale_exports(current: Path) -> None:
     """Remove the int8 exports of other support models beside `current` (left by the models shipped before it,
-    about 23 MB each). A process still running an old model has read its file already."""
+    about 23 MB each). A process still running an old model has read its file already. Called for the model
+    answering loads, never on export: a candidate model measured beside it leaves its export alone."""
     for path in current.parent.glob("support-*-int8.onnx"):
         if path.name != current.name:
             path.unlink(missing_ok=True)

@@ -66,15 +66,17 @@ def make_embedder(settings: Settings) -> Embedder:
 
 
 def load_support_model(settings: Settings, embedder: Embedder) -> SupportModel | None:
-    """The learned support check, ready to answer (exported to ONNX on first use), unless turned off
-    (FOOTNOTE_SUPPORT_MODEL=false) or trained on another encoder than `embedder`'s."""
-    from bot.entailment import SupportModel
+    """The learned support check, ready to answer (exported to ONNX on first use, the exports of models shipped
+    before it removed), unless turned off (FOOTNOTE_SUPPORT_MODEL=false) or trained on another encoder than
+    `embedder`'s."""
+    from bot.entailment import SupportModel, remove_stale_exports
 
     if not settings.support_model:
         return None
     model = SupportModel.for_embedder(embedder)
     if model is not None:
         model.runtime()
+        remove_stale_exports(model.onnx_file)
     return model
 
 

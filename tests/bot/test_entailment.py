@@ -4,6 +4,7 @@ encoder."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,6 +12,7 @@ import numpy as np
 import nupunkt
 import pytest
 
+from bot.config import Settings
 from bot.entailment import (
     DEFAULT_MODEL_FILE,
     FOCUS_TOKENS,
@@ -19,6 +21,7 @@ from bot.entailment import (
     first_layers,
     focus,
 )
+from bot.service import load_support_model
 from index.embedding import Embedder, EmbedderError
 from index.runtimes import TorchRuntime
 from index.store import read_jsonl
@@ -134,17 +137,35 @@ def test_the_model_runs_one_pair_at_a_time_on_one_thread(model: SupportModel) ->
     assert model.runtime().session.get_session_options().intra_op_num_threads == RUNTIME_THREADS == 1
 
 
-def test_exporting_a_new_model_removes_the_exports_of_models_shipped_before(embedder: Embedder,
-                                                                             tmp_path: Path) -> None:
+def _cache_in(folder: Path, embedder: Embedder) -> SimpleNamespace:
+    """`embedder` as the support model sees it, its cache folder `folder`."""
+    return SimpleNamespace(path=embedder.path, cache_folder=folder, name=embedder.name,
+                           fingerprint=embedder.fingerprint, count_tokens=embedder.count_tokens)
+
+
+def test_loading_the_shipped_model_removes_the_exports_of_models_shipped_before(embedder: Embedder,
+                                                                                tmp_path: Path) -> None:
     shipped_before = tmp_path / "support-000000000000-int8.onnx"
     shipped_before.write_bytes(b"an older model's export")
     unrelated = tmp_path / "model.onnx"
     unrelated.write_bytes(b"the embedder's own export")
-    cache = SimpleNamespace(path=embedder.path, cache_folder=tmp_path, name=embedder.name,
-                            fingerprint=embedder.fingerprint, count_tokens=embedder.count_tokens)
-    fresh = SupportModel(DEFAULT_MODEL_FILE, cache)  # type: ignore[arg-type]
-    assert fresh.probability("Raisi met Maduro in Caracas on Monday.", [PASSAGE]) > 0.5
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.onnx", fresh.onnx_file.name]
+    loaded = load_support_model(Settings(_env_file=None), _cache_in(tmp_path, embedder))  # type: ignore[arg-type]
+    assert loaded is not None and loaded.probability("Raisi met Maduro in Caracas on Monday.", [PASSAGE]) > 0.5
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.onnx", loaded.onnx_file.name]
+
+
+def test_exporting_a_candidate_model_leaves_the_shipped_models_export_alone(model: SupportModel, embedder: Embedder,
+                                                                           tmp_path: Path, monkeypatch) -> None:
+    shipped = tmp_path / model.onnx_file.name
+    model.runtime()
+    shutil.copyfile(model.onnx_file, shipped)
+    candidate_file = tmp_path / "candidate.npz"
+    np.savez_compressed(candidate_file, **(model.arrays | {"threshold": np.float32(0.5)}))
+    candidate = SupportModel(candidate_file, _cache_in(tmp_path, embedder))  # type: ignore[arg-type]
+    monkeypatch.setattr("bot.entailment.export_onnx", lambda runtime, path: shutil.copyfile(shipped, path))
+    monkeypatch.setattr("bot.entailment.quantize_onnx", shutil.copyfile)
+    assert candidate.runtime().name == "onnxruntime-int8" and candidate.onnx_file != shipped
+    assert shipped.is_file() and candidate.onnx_file.is_file()
 
 
 def test_an_unreadable_model_file_is_a_clear_error(tmp_path: Path, embedder: Embedder) -> None:
