@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
+from typing import TypeGuard
 
 import nupunkt
 import openai
@@ -233,7 +234,7 @@ class LLMClient:
         `check` that keeps verdicts, sentences are checked as they arrive even when nobody watches, so the final
         check mostly finds its verdicts kept."""
         text = shown = ""
-        checks_as_it_streams = check is not None and check.verdicts_kept > 0
+        checks_as_it_streams = _keeps_verdicts(check)
         async with aclosing(self.stream(build_messages(question, passages, history))) as deltas:
             async for delta in deltas:
                 text += delta
@@ -281,9 +282,14 @@ def preview(text: str, passages: Sequence[Passage], check: SupportCheck | None =
     most likely cites (`likely_citation`), in case the stream ends with "1].": a wrong guess costs one check."""
     sentences = split_answer(remove_code_blocks(text).text)
     shown = verify_sentences(sentences[:-1], passages, check=check).text
-    if check is not None and check.verdicts_kept and len(sentences) <= MAX_SENTENCES:
+    if _keeps_verdicts(check) and len(sentences) <= MAX_SENTENCES:
         _check_ahead(text, sentences, passages, check)
     return shown
+
+
+def _keeps_verdicts(check: SupportCheck | None) -> TypeGuard[SupportCheck]:
+    """Whether `check` keeps its verdicts, so that a sentence checked as it streams is not checked again."""
+    return check is not None and check.verdicts_kept > 0
 
 
 def _check_ahead(text: str, sentences: list[str], passages: Sequence[Passage], check: SupportCheck) -> None:
