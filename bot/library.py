@@ -15,6 +15,7 @@ the change in the registry; when the build fails, the file is put back as it was
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -94,13 +95,14 @@ def _max_bytes(settings: Settings) -> int:
 
 async def read_link(url: str, settings: Settings, upload_name: str | None = None) -> tuple[list[Extracted], str]:
     """Fetch a link by the safe-fetching rules and extract its articles, with the page's final URL; an
-    `upload_name` (an attachment on Discord's CDN) is read by its file name's suffix instead."""
+    `upload_name` (an attachment on Discord's CDN) is read by its file name's suffix instead. Extraction runs in a
+    worker thread: a large page or PDF takes seconds to parse."""
     limits = FetchLimits(max_bytes=_max_bytes(settings), total_seconds=settings.fetch_timeout_seconds)
     async with Fetcher(limits, allow_hosts=settings.fetch_allow_hosts) as fetcher:
         fetched = await fetcher.fetch(url)
     if upload_name is not None:
-        return extract_upload(upload_name, fetched.content), ""
-    return extract_fetched(fetched), fetched.url
+        return await asyncio.to_thread(extract_upload, upload_name, fetched.content), ""
+    return await asyncio.to_thread(extract_fetched, fetched), fetched.url
 
 
 class GuildLibrary:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+import bot.library as library_module
 from bot.config import Settings
-from bot.library import GuildLibrary, SourceRefused, source_documents
+from bot.library import GuildLibrary, SourceRefused, read_link, source_documents
 from bot.service import QAService, make_builder
 from bot.sources import Adder, open_registry
 from index.builder import BuildCancelled
@@ -18,6 +19,7 @@ from index.embedding import Embedder
 from index.extract import extract_upload
 from tests.conftest import NEWS, make_settings
 from tests.fakes.pdf import minimal_pdf
+from tests.fakes.web_server import FakeWebServer, page
 from tests.index.test_builder import write_articles
 
 ARTICLES = {json.loads(line)["doc_id"]: json.loads(line)
@@ -238,3 +240,21 @@ async def test_a_source_added_in_one_process_answers_in_the_other(tmp_path: Path
     finally:
         await first.close()
         await second.close()
+
+
+@pytest.mark.parametrize("upload_name", [None, "notes.md"])
+async def test_a_fetched_page_or_upload_is_extracted_off_the_event_loop(tmp_path: Path, monkeypatch,
+                                                                       upload_name: str | None) -> None:
+    threads = []
+    extract = library_module.extract_upload if upload_name else library_module.extract_fetched
+    target = "extract_upload" if upload_name else "extract_fetched"
+    monkeypatch.setattr(library_module, target,
+                        lambda *args: threads.append(threading.current_thread()) or extract(*args))
+    settings = make_settings(tmp_path, fetch_allow_hosts=["127.0.0.1"])
+    article = "# Harbour\n\nThe harbour office said that port traffic rose again in the third week of May."
+    async with FakeWebServer() as web:
+        web.route("/notes.md", page(f"<html><head><title>Harbour</title></head><body><article><p>{article}</p>"
+                                    "</article></body></html>" if upload_name is None else article))
+        extracted, _ = await read_link(web.url("/notes.md"), settings, upload_name)
+    assert extracted and "port traffic rose" in extracted[0].document.text
+    assert threads and threads[0] is not threading.main_thread()
