@@ -2,8 +2,9 @@
 
 Every question is answered once without abstaining, so one run gives the answers shown at the configured
 threshold and the whole risk–coverage curve: accuracy, precision of shown answers, abstention on
-unanswerable questions, gold article cited, short-answer accuracy, retrieval recall@1/@5, and the AUROC of
-the confidence. Quotes are checked against the corpus files loaded afresh, not against the snapshot that
+unanswerable questions and how often an abstention is one, how often the closest passages shown for a declined
+answerable question hold its answer, gold article cited, short-answer accuracy, retrieval recall@1/@5, and the
+AUROC of the confidence. Quotes are checked against the corpus files loaded afresh, not against the snapshot that
 produced them. A plain baseline (`bot.baseline`) is scored in the same run for reference.
 """
 
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bot.answer import Answer
+from bot.answer import Answer, AnswerConfig
 from index.documents import Document
 
 SPLITS_PATH = Path(__file__).resolve().parents[1] / "eval" / "splits.json"
@@ -52,6 +53,7 @@ class EvalRow:
     answer: str
     short_answer: str | None = None
     short_correct: bool | None = None
+    nearby: bool | None = None  # declined, answerable: the closest passages shown hold the answer
 
 
 @dataclass
@@ -65,6 +67,7 @@ class EvalReport:
     precision: float | None
     abstention_recall: float | None
     abstention_precision: float | None
+    declined_nearby: float | None
     gold_cited: float | None
     evidence_cited: float | None
     short_given: int
@@ -92,6 +95,7 @@ class EvalReport:
             ("precision when shown", f"{pct(self.precision)} of {self.answered} shown"),
             ("abstained unanswerable", pct(self.abstention_recall)),
             ("abstention precision", pct(self.abstention_precision)),
+            ("declined, answer nearby", f"{pct(self.declined_nearby)} of declined answerable"),
             ("gold article cited", f"{pct(self.gold_cited)} of correct answers"),
             ("evidence cited", pct(self.evidence_cited)),
             ("short answers", f"{pct(self.short_accuracy)} right of {self.short_given} given"),
@@ -236,13 +240,15 @@ def gold_rank(question: EvalQuestion, ranked_doc_ids: list[str]) -> int | None:
 
 def evaluate(ask_open: Callable[[str], Answer], questions: Iterable[EvalQuestion], documents: dict[str, Document],
              threshold: float, ranked_documents: Callable[[str], list[str]] | None = None,
-             label: str = "footnote") -> EvalReport:
+             label: str = "footnote", suggestions: int = AnswerConfig.suggestions) -> EvalReport:
     """Score answers given with no abstention (`ask_open`); an answer counts as shown when its confidence
-    reaches `threshold`. `documents` are loaded from the corpus files."""
+    reaches `threshold`, else the first `suggestions` of its evidence are the closest passages shown.
+    `documents` are loaded from the corpus files."""
     rows = []
     for question in questions:
         answer = ask_open(question.question)
         shown = not answer.abstained and answer.confidence >= threshold
+        closest = answer.evidence[:suggestions]
         ranked = ranked_documents(question.question) if ranked_documents and question.doc_ids else []
         rows.append(EvalRow(
             qid=question.qid, correct=not question.unanswerable and is_correct(question, answer),
@@ -253,6 +259,8 @@ def evaluate(ask_open: Callable[[str], Answer], questions: Iterable[EvalQuestion
             gold_rank=gold_rank(question, ranked), latency_ms=answer.timings_ms.get("total", 0.0),
             answer=answer.answer, short_answer=answer.short_answer.text if answer.short_answer and shown else None,
             short_correct=short_answer_correct(question, answer) if shown else None,
+            nearby=None if shown or question.unanswerable or not closest
+            else matches(question, " ".join(c.quote for c in closest)),
         ))
     return summarise(rows, label)
 
@@ -262,6 +270,7 @@ def summarise(rows: list[EvalRow], label: str = "footnote") -> EvalReport:
     unanswerable = [r for r in rows if r.unanswerable]
     shown = [r for r in rows if not r.abstained]
     abstained = [r for r in rows if r.abstained]
+    nearby = [r.nearby for r in abstained if r.nearby is not None]
     right = [r for r in shown if r.correct]
     cited = [r.evidence_cited for r in right if r.evidence_cited is not None]
     gold = [r.gold_cited for r in right if r.gold_cited is not None]
@@ -274,6 +283,7 @@ def summarise(rows: list[EvalRow], label: str = "footnote") -> EvalReport:
         answered=len(shown), precision=_ratio(len(right), len(shown)),
         abstention_recall=_ratio(sum(r.abstained for r in unanswerable), len(unanswerable)),
         abstention_precision=_ratio(sum(r.unanswerable for r in abstained), len(abstained)),
+        declined_nearby=_ratio(sum(nearby), len(nearby)),
         gold_cited=_ratio(sum(gold), len(gold)), evidence_cited=_ratio(sum(cited), len(cited)),
         short_given=len(shorts), short_accuracy=_ratio(sum(shorts), len(shorts)),
         citations_verbatim=sum(r.verbatim for r in rows) / len(rows) if rows else 1.0,

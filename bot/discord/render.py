@@ -24,7 +24,7 @@ _MARKDOWN = re.compile(r"([\\*_~|`>#\[\]])")
 
 ANSWER_COLOUR = discord.Colour.from_rgb(67, 160, 71)
 ABSTAIN_COLOUR = discord.Colour.from_rgb(240, 160, 32)
-ABSTAIN_TITLE = "Not in the indexed articles"
+ABSTAIN_TITLE = "No sure answer"
 
 
 def shorten(text: str, limit: int) -> str:

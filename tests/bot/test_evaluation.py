@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.answer import Answer, ShortAnswer
+from bot.answer import ABSTAIN_TEXT, Answer, Citation, ShortAnswer
 from bot.evaluation import (
     EvalQuestion,
     EvalRow,
     auroc,
+    evaluate,
     is_correct,
     names_answer,
     read_questions,
@@ -32,7 +33,7 @@ def test_answers_match_case_accent_and_quote_insensitively() -> None:
     assert is_correct(question(["simon bolivar's"]), shown)
     assert is_correct(question(["Bolívar", "bust"], mode="all"), shown)
     assert not is_correct(question(["Bolívar", "statue"], mode="all"), shown)
-    assert not is_correct(question(["Bolívar"]), Answer("?", "The indexed articles don't say.", True, []))
+    assert not is_correct(question(["Bolívar"]), Answer("?", ABSTAIN_TEXT, True, []))
     assert is_correct(question([], unanswerable=True), Answer("?", "…", True, []))
 
 
@@ -96,3 +97,22 @@ def test_reliability_bins_compare_confidence_with_how_often_answers_were_right()
     assert set(table) == {0.0, 0.8}
     assert table[0.8]["questions"] == 3 and table[0.8]["right"] == pytest.approx(2 / 3)
     assert table[0.0]["questions"] == 3 and table[0.0]["mean_confidence"] == pytest.approx(0.1233, abs=1e-3)
+
+
+def test_a_declined_question_counts_as_answer_nearby_when_the_closest_passages_shown_hold_the_answer() -> None:
+    def citation(n: int, quote: str) -> Citation:
+        return Citation(n, "d", "Title", "", quote, 0, len(quote), "d#0", 0.5)
+
+    filler = [citation(n, "Nothing of use here.") for n in (1, 2, 3)]
+    answers = {
+        "In the top passage?": Answer("?", "…", False, [], evidence=[citation(1, "Bolívar's bust."), *filler]),
+        "Only in the fourth?": Answer("?", "…", False, [], evidence=[*filler, citation(4, "Bolívar's bust.")]),
+        "Shown?": Answer("?", "Bolívar [1]", False, [], evidence=[citation(1, "Bolívar's bust.")], confidence=0.9),
+        "Unanswerable?": Answer("?", "…", False, [], evidence=filler),
+        "No passages?": Answer("?", "…", False, []),
+    }
+    questions = [EvalQuestion(f"q{i}", text, ["Bolívar"], "any", text == "Unanswerable?")
+                 for i, text in enumerate(answers)]
+    report = evaluate(answers.__getitem__, questions, {}, threshold=0.5, suggestions=3)
+    assert [row.nearby for row in report.rows] == [True, False, None, None, None]
+    assert report.declined_nearby == 0.5

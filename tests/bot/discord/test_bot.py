@@ -12,8 +12,10 @@ from pathlib import Path
 import discord
 import pytest
 
+from bot.answer import ABSTAIN_TEXT
 from bot.discord.app import FootnoteBot
 from bot.discord.feedback import VOTE_DOWN_ID, VOTE_UP_ID
+from bot.discord.render import ABSTAIN_TITLE
 from index.embedding import Embedder
 from tests.bot.discord.conftest import StartBot, copy_seed
 from tests.conftest import ROOT
@@ -81,7 +83,7 @@ async def test_unsure_answer_is_an_abstention_with_the_closest_passages(newsroom
                                             {"question": "What is the GDP of Nicaragua?"})
     await room.fake.wait_for(lambda: record.edits, timeout=10)
     embed = embed_of(final_message(room.fake, record))
-    assert embed["title"] == "Not in the indexed articles" and embed["description"] == "The indexed articles don't say."
+    assert embed["title"] == ABSTAIN_TITLE and embed["description"] == ABSTAIN_TEXT
     assert embed["fields"] and all(f["name"].startswith("Closest: [") for f in embed["fields"])
 
 

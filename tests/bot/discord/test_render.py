@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bot.answer import Answer, Citation, ShortAnswer
+from bot.answer import ABSTAIN_TEXT, Answer, Citation, ShortAnswer
 from bot.discord.render import ABSTAIN_TITLE, answer_embed, citation_field, shorten
 
 
@@ -48,7 +48,7 @@ def test_titles_and_quotes_from_articles_are_shown_literally() -> None:
 
 
 def test_abstention_looks_different_and_lists_closest_passages() -> None:
-    answer = Answer("Who?", "The indexed articles don't say.", True, [], [citation(1, "Nearby text.")])
+    answer = Answer("Who?", ABSTAIN_TEXT, True, [], [citation(1, "Nearby text.")])
     embed = answer_embed(answer)
     assert embed.title == ABSTAIN_TITLE and embed.fields[0].name.startswith("Closest: [1]")
     assert embed.colour != answer_embed(Answer("Who?", "A [1]", False, [citation(1, "A")])).colour
