@@ -120,6 +120,14 @@ class FeedbackView(discord.ui.View):
     async def vote_down(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
         await self._vote(interaction, -1)
 
+    @classmethod
+    def for_message(cls, store: FeedbackStore) -> FeedbackView:
+        """The buttons to send with one answer: a stopped view, which discord.py does not keep per message (it
+        would keep every answer's for the process's life); the view `setup_hook` adds answers their clicks."""
+        view = cls(store)
+        view.stop()
+        return view
+
     async def _vote(self, interaction: discord.Interaction, vote: int) -> None:
         message_id = interaction.message.id if interaction.message else 0
         stored = await asyncio.to_thread(self.store.record_vote, message_id, interaction.user.id, vote,

@@ -66,7 +66,7 @@ class AskCog(commands.Cog):
         if answer.refusal:
             return {"content": plain_text(answer.refusal)}
         assert self.bot.feedback is not None
-        return {"embed": answer_embed(answer), "view": FeedbackView(self.bot.feedback)}
+        return {"embed": answer_embed(answer), "view": FeedbackView.for_message(self.bot.feedback)}
 
     async def remember(self, message_id: int, answer: Answer, guild_id: int | None, channel_id: int) -> None:
         """Keep what was answered so that feedback clicks (even after a restart) can be stored with it."""

@@ -217,6 +217,7 @@ async def test_feedback_is_stored_and_works_after_a_restart(newsroom: StartBot, 
     record = await fake.invoke_command(room.channel, room.reader, "ask", {"question": "Who did Raisi meet?"})
     await fake.wait_for(lambda: record.edits, timeout=10)
     answer_message = final_message(fake, record)
+    assert len(room.bot.persistent_views) == 1  # the one added at start answers every answer's buttons
     vote = await fake.click_button(answer_message, room.reader, VOTE_UP_ID)
     await fake.wait_for(lambda: vote.acknowledged, timeout=10)
     assert vote.ephemeral and "Thanks" in vote.original["content"]
