@@ -277,7 +277,9 @@ class QAService:
             except (psycopg.Error, SnapshotError) as exc:
                 log.warning("following published snapshots at %s: %s; retrying in %s s", safe_url(url),
                             type(exc).__name__, FOLLOW_RETRY_SECONDS)
-                await asyncio.sleep(FOLLOW_RETRY_SECONDS)
+            except Exception:  # a full disk while a snapshot is copied: the follower must not end unseen
+                log.exception("following published snapshots failed; retrying in %s s", FOLLOW_RETRY_SECONDS)
+            await asyncio.sleep(FOLLOW_RETRY_SECONDS)
 
     async def _swap_to_published(self) -> None:
         answerer = await asyncio.get_running_loop().run_in_executor(self._build_thread, self._newer_answerer)

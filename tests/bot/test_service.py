@@ -169,3 +169,37 @@ async def test_with_postgresql_a_process_loads_its_own_publication_once_and_anot
         assert loaded == [own.snapshot_id, other.snapshot_id]
     finally:
         await service.close()
+
+
+async def test_with_postgresql_an_unexpected_error_while_following_is_logged_and_retried(
+        tmp_path: Path, embedder: Embedder, database_url: str, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    import bot.service
+
+    corpus = tmp_path / "corpus"
+    write_articles(corpus, 2)
+    settings = make_settings(tmp_path / "one", corpus, database_url=database_url)
+    make_builder(settings, embedder).build(corpus)
+    service = QAService(settings, embedder)
+    await service.start()
+    load_answerer, failures = bot.service.load_answerer, [OSError(28, "No space left on device")]
+
+    def failing_once(*args, **kwargs) -> Answerer:
+        if failures:
+            raise failures.pop()
+        return load_answerer(*args, **kwargs)
+
+    monkeypatch.setattr(bot.service, "load_answerer", failing_once)
+    monkeypatch.setattr(bot.service, "FOLLOW_RETRY_SECONDS", 0.1)
+    try:
+        write_articles(corpus, 3)
+        other = make_builder(settings.model_copy(update={"index_dir": tmp_path / "two" / "index"}),
+                             embedder).build(corpus, full=True)
+        async with asyncio.timeout(30):
+            while service.answerer.snapshot.snapshot_id != other.snapshot_id:
+                await asyncio.sleep(0.05)
+    finally:
+        await service.close()
+    assert not failures
+    logged = [r for r in caplog.records if "following published snapshots failed" in r.getMessage()]
+    assert logged and logged[0].exc_info and "No space left" in str(logged[0].exc_info[1])
