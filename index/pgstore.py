@@ -314,7 +314,18 @@ def _store_number(store: str) -> int:
 
 
 def safe_url(url: str) -> str:
-    """A database URL without its user and password, for messages and logs."""
-    parts = urlsplit(url)
-    host = f"{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
-    return parts._replace(netloc=host, query="").geturl()
+    """Where a database is, without its user, password or options, for messages and logs: a URL without them, and
+    a key=value connection string ("host=db password=…") as such a URL."""
+    if "://" in url:
+        parts = urlsplit(url)
+        host = f"{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+        return parts._replace(netloc=host, query="").geturl()
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params = conninfo_to_dict(url)
+    except ProgrammingError:
+        return "(a connection string that does not parse)"
+    port = f":{params['port']}" if params.get("port") else ""
+    return f"postgresql://{params.get('host', '')}{port}/{params.get('dbname', '')}"

@@ -115,6 +115,14 @@ def test_an_unreachable_database_is_one_error_without_the_password(tmp_path: Pat
     assert safe_url(url) == "postgresql://localhost/none"
 
 
+@pytest.mark.parametrize(("conninfo", "shown"), [
+    ("host=db port=5433 user=footnote password=s3cret dbname=news", "postgresql://db:5433/news"),
+    ("host=db password='s3cret", "(a connection string that does not parse)"),
+])
+def test_a_key_value_connection_string_is_shown_without_its_password(conninfo: str, shown: str) -> None:
+    assert safe_url(conninfo) == shown
+
+
 async def test_a_reindex_in_one_process_is_answered_from_by_the_other(settings, tmp_path, embedder) -> None:
     import asyncio
 
