@@ -93,7 +93,8 @@ class SourcesCog(commands.Cog):
     @app_commands.guild_only()
     @is_admin()
     async def remove(self, interaction: discord.Interaction, source: str) -> None:
-        if not source.isdigit():
+        source_id = _source_id(source)
+        if source_id is None:
             await _tell(interaction, "Pick a source from the list as you type its title.")
             return
         if wait := self._rate_limited(interaction):
@@ -101,7 +102,7 @@ class SourcesCog(commands.Cog):
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
-            removed = await self.bot.service.remove_source(interaction.guild_id, int(source),
+            removed = await self.bot.service.remove_source(interaction.guild_id, source_id,
                                                            Adder(interaction.user.id, str(interaction.user)))
         except SourceRefused as refusal:
             await _reply(interaction, f"Not removed: {refusal}")
@@ -159,6 +160,14 @@ def _sentence(text: str) -> str:
     text = text.strip()
     text = text[:1].upper() + text[1:]
     return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _source_id(value: str) -> int | None:
+    """The source id an autocomplete choice carries (ASCII digits, a positive 64-bit integer), else None: "²" is a
+    digit to `str.isdigit` but no number to `int`, and twenty digits overflow the database's integer."""
+    if not (value.isascii() and value.isdigit()) or not 0 < int(value) < 2**63:
+        return None
+    return int(value)
 
 
 async def _tell(interaction: discord.Interaction, text: str) -> None:

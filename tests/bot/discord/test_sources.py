@@ -94,6 +94,15 @@ async def test_remove_autocompletes_the_servers_sources_and_removes_one(newsroom
     assert "410" not in ask.answer
 
 
+async def test_remove_refuses_what_no_choice_carries_without_counting_it(newsroom: StartBot) -> None:
+    room = await newsroom(adds_per_hour=1)
+    for typed in ("lantern", "²", "0", "9" * 20):
+        refused = await invoke(room, room.admin, "remove", {"source": typed})
+        assert refused.original["content"] == "Pick a source from the list as you type its title.", typed
+    await invoke(room, room.admin, "add", {"file": FakeUpload("bridge.md", BRIDGE_MD, "text/markdown")})
+    assert [s.title for s in room.bot.service.sources(room.guild.id)] == [BRIDGE["title"]]
+
+
 async def test_adding_is_for_admins_and_rate_limited(newsroom: StartBot) -> None:
     room = await newsroom(adds_per_hour=1)
     with pytest.raises(PermissionRefused):
