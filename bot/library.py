@@ -205,18 +205,35 @@ class GuildLibrary:
         url = canonical_url(first.url or origin)
         text_sha256 = hashlib.sha256("\n\n".join(e.document.text for e in extracted).encode("utf-8")).hexdigest()
         existing = self.registry.same_article(guild_id, url, text_sha256)
-        name = existing.name if existing else source_name(first)
+        name = existing.name if existing else self._free_name(guild_id, source_name(first), text_sha256)
         documents = source_documents(extracted, name)
         if not documents:
             raise SourceRefused("That source has no text to index.")
         payload = "".join(json.dumps(_bundle_line(d), ensure_ascii=False) + "\n" for d in documents).encode()
         self._check_quota(guild_id, len(payload), existing)
+        before = self._file(guild_id, name)
         report = self._change_file(guild_id, name, payload, stop)
-        sentences = self._sentences_of(guild_id, {d.doc_id for d in documents})
         source = Source(0, guild_id, name, first.title, first.url or origin, url, text_sha256, len(documents),
                         len(payload), by.user_id, by.name, 0.0, 0.0)
-        return Added(self.registry.record(source, by, replaces=existing, content=payload), existing is not None,
-                     report, documents, sentences)
+        try:
+            recorded = self.registry.record(source, by, replaces=existing, content=payload)
+        except BaseException:  # the index must not hold what the registry does not list
+            self._change_file(guild_id, name, before, None)
+            raise
+        sentences = self._sentences_of(guild_id, {d.doc_id for d in documents})
+        return Added(recorded, existing is not None, report, documents, sentences)
+
+    def _file(self, guild_id: int, name: str) -> bytes | None:
+        """The content of the server's source file `name` (None: there is none), its folder restored first."""
+        self._restore_files(guild_id)
+        path = self.corpus_dir(guild_id) / f"{name}.jsonl"
+        return path.read_bytes() if path.is_file() else None
+
+    def _free_name(self, guild_id: int, name: str, text_sha256: str) -> str:
+        """`name`, or, when another source of the server has it (two bundles without links whose first article is
+        the same), `name` with the whole text's hash."""
+        taken = {source.name for source in self.registry.sources(guild_id)}
+        return name if name not in taken else f"{name}-{text_sha256[:8]}"
 
     def _sentences_of(self, guild_id: int, doc_ids: set[str]) -> int:
         answerer = self.answerer(guild_id)
@@ -282,11 +299,9 @@ class GuildLibrary:
     def _change_file(self, guild_id: int, name: str, payload: bytes | None,
                      stop: threading.Event | None) -> BuildReport | None:
         """Write (or, with None, delete) a source file and rebuild; on any failure the file is restored."""
-        corpus = self.corpus_dir(guild_id)
-        corpus.mkdir(parents=True, exist_ok=True)
-        self._restore_files(guild_id)
-        path = corpus / f"{name}.jsonl"
-        before = path.read_bytes() if path.exists() else None
+        path = self.corpus_dir(guild_id) / f"{name}.jsonl"
+        before = self._file(guild_id, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
         try:
             _write(path, payload)
             report = self._build(guild_id, stop=stop)

@@ -258,3 +258,35 @@ async def test_a_fetched_page_or_upload_is_extracted_off_the_event_loop(tmp_path
         extracted, _ = await read_link(web.url("/notes.md"), settings, upload_name)
     assert extracted and "port traffic rose" in extracted[0].document.text
     assert threads and threads[0] is not threading.main_thread()
+
+
+def _bundle(*doc_ids: str) -> list:
+    """A JSON-lines bundle of the articles, without links (so its stored name comes from its first one's text)."""
+    lines = [json.dumps({"doc_id": d, "title": ARTICLES[d]["title"], "text": ARTICLES[d]["text"]}) for d in doc_ids]
+    return extract_upload("bundle.jsonl", "\n".join(lines).encode())
+
+
+def test_two_bundles_that_open_with_the_same_article_are_two_sources(library: GuildLibrary) -> None:
+    first_id, second_id, third_id = list(ARTICLES)[:3]
+    week1 = library.add(GUILD, _bundle(first_id, second_id), EDITOR)
+    week2 = library.add(GUILD, _bundle(first_id, third_id), EDITOR)
+    assert not week2.updated and week2.source.name != week1.source.name
+    assert sorted(s.source_id for s in library.registry.sources(GUILD)) == [week1.source.source_id,
+                                                                          week2.source.source_id]
+    titles = {d.title for d in library.answerer(GUILD).snapshot.documents.values()}
+    assert {ARTICLES[d]["title"] for d in (first_id, second_id, third_id)} <= titles
+
+
+def test_a_source_the_registry_fails_to_record_is_taken_out_of_the_index(library: GuildLibrary, monkeypatch) -> None:
+    kept = library.add(GUILD, extract_upload(*markdown_upload("harbor-bridge-2024")), EDITOR)
+    other = next(doc_id for doc_id in ARTICLES if doc_id != "harbor-bridge-2024")
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(library.registry, "record", failing)
+    with pytest.raises(RuntimeError, match="went away"):
+        library.add(GUILD, extract_upload(*markdown_upload(other)), EDITOR)
+    assert [s.source_id for s in library.registry.sources(GUILD)] == [kept.source.source_id]
+    assert [p.name for p in library.corpus_dir(GUILD).iterdir()] == [f"{kept.source.name}.jsonl"]
+    assert set(library.answerer(GUILD).snapshot.documents) == {kept.source.name}
