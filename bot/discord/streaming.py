@@ -22,6 +22,7 @@ class ThrottledEditor:
         self.shown = ""
         self._last_edit = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._showing = False
 
     def __call__(self, text: str) -> None:
         self.latest = plain_text(text)
@@ -33,10 +34,18 @@ class ThrottledEditor:
         if self.latest != self.shown:
             self.shown = self.latest
             self._last_edit = time.monotonic()
-            await self.show(self.shown)
+            self._showing = True
+            try:
+                await self.show(self.shown)
+            finally:
+                self._showing = False
 
     async def finish(self) -> None:
-        """Stop streaming before the final edit (a pending edit must not land after it)."""
-        if self._task is not None and not self._task.done():
+        """Stop streaming before the final edit: a pending edit is cancelled (it must not land after it), one
+        already sent is waited for (cancelled, the message it creates would be unknown and the final answer sent
+        as a second one)."""
+        if self._task is None or self._task.done():
+            return
+        if not self._showing:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await asyncio.gather(self._task, return_exceptions=True)
