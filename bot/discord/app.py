@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 import uuid
 
@@ -154,6 +155,17 @@ def run_bot(settings: Settings) -> int:
 
 
 async def _serve(settings: Settings) -> None:
+    """Serve until the connection ends, Ctrl-C, or SIGTERM (`docker stop`, systemd), which closes the bot as
+    Ctrl-C does: its service, worker threads and database connections are closed, not killed."""
     assert settings.discord_token is not None
     async with FootnoteBot(settings) as bot:
+        closing: list[asyncio.Task[None]] = []
+
+        def close_on_sigterm() -> None:
+            if not closing:
+                log.info("SIGTERM: closing")
+                closing.append(asyncio.create_task(bot.close()))
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, close_on_sigterm)
         await bot.start(settings.discord_token.get_secret_value())
+        await asyncio.gather(*closing)  # the service closes after the connection

@@ -324,6 +324,7 @@ async def test_bot_process_serves_a_discord_compatible_server(fake_discord: Fake
     finally:
         process.terminate()
         _, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0 and "SIGTERM: closing" in err.decode()  # closed, not killed
     assert fake_discord.token not in err.decode()
 
 
