@@ -139,16 +139,37 @@ async def test_each_asker_gets_its_answer_when_it_is_composed_not_when_the_batch
     await service.close()
 
 
-async def test_with_postgresql_a_process_loads_its_own_publication_once_and_anothers_at_once(
-        tmp_path: Path, embedder: Embedder, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bot.service
-
+async def _started_on_postgresql(tmp_path: Path, embedder: Embedder, database_url: str) -> QAService:
+    """A started service whose shared corpus (two articles in tmp_path/corpus) is published in PostgreSQL."""
     corpus = tmp_path / "corpus"
     write_articles(corpus, 2)
     settings = make_settings(tmp_path / "one", corpus, database_url=database_url)
     make_builder(settings, embedder).build(corpus)
     service = QAService(settings, embedder)
     await service.start()
+    return service
+
+
+def _published_by_another_process(service: QAService, tmp_path: Path, embedder: Embedder) -> str:
+    """The snapshot id of a third article's version of the shared corpus, built and published from another
+    index folder."""
+    corpus = service.settings.corpus_dir
+    write_articles(corpus, 3)
+    other_settings = service.settings.model_copy(update={"index_dir": tmp_path / "two" / "index"})
+    return make_builder(other_settings, embedder).build(corpus, full=True).snapshot_id
+
+
+async def _until_serving(service: QAService, snapshot_id: str) -> None:
+    async with asyncio.timeout(30):
+        while service.answerer.snapshot.snapshot_id != snapshot_id:
+            await asyncio.sleep(0.05)
+
+
+async def test_with_postgresql_a_process_loads_its_own_publication_once_and_anothers_at_once(
+        tmp_path: Path, embedder: Embedder, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.service
+
+    service = await _started_on_postgresql(tmp_path, embedder, database_url)
     loaded: list[str] = []
 
     def counted(*args, **kwargs) -> Answerer:
@@ -159,14 +180,11 @@ async def test_with_postgresql_a_process_loads_its_own_publication_once_and_anot
     load_answerer = bot.service.load_answerer
     monkeypatch.setattr(bot.service, "load_answerer", counted)
     try:
-        write_articles(corpus, 3)
+        write_articles(service.settings.corpus_dir, 3)
         own = await service.reindex()
-        other = make_builder(settings.model_copy(update={"index_dir": tmp_path / "two" / "index"}),
-                             embedder).build(corpus, full=True)
-        async with asyncio.timeout(30):  # the notices arrive in order: its own first, then the other's
-            while service.answerer.snapshot.snapshot_id != other.snapshot_id:
-                await asyncio.sleep(0.05)
-        assert loaded == [own.snapshot_id, other.snapshot_id]
+        other = _published_by_another_process(service, tmp_path, embedder)
+        await _until_serving(service, other)  # the notices arrive in order: its own first, then the other's
+        assert loaded == [own.snapshot_id, other]
     finally:
         await service.close()
 
@@ -176,12 +194,7 @@ async def test_with_postgresql_an_unexpected_error_while_following_is_logged_and
         caplog: pytest.LogCaptureFixture) -> None:
     import bot.service
 
-    corpus = tmp_path / "corpus"
-    write_articles(corpus, 2)
-    settings = make_settings(tmp_path / "one", corpus, database_url=database_url)
-    make_builder(settings, embedder).build(corpus)
-    service = QAService(settings, embedder)
-    await service.start()
+    service = await _started_on_postgresql(tmp_path, embedder, database_url)
     load_answerer, failures = bot.service.load_answerer, [OSError(28, "No space left on device")]
 
     def failing_once(*args, **kwargs) -> Answerer:
@@ -192,12 +205,7 @@ async def test_with_postgresql_an_unexpected_error_while_following_is_logged_and
     monkeypatch.setattr(bot.service, "load_answerer", failing_once)
     monkeypatch.setattr(bot.service, "FOLLOW_RETRY_SECONDS", 0.1)
     try:
-        write_articles(corpus, 3)
-        other = make_builder(settings.model_copy(update={"index_dir": tmp_path / "two" / "index"}),
-                             embedder).build(corpus, full=True)
-        async with asyncio.timeout(30):
-            while service.answerer.snapshot.snapshot_id != other.snapshot_id:
-                await asyncio.sleep(0.05)
+        await _until_serving(service, _published_by_another_process(service, tmp_path, embedder))
     finally:
         await service.close()
     assert not failures
