@@ -112,7 +112,8 @@ class AdminCog(commands.Cog):
     @app_commands.guild_only()
     @is_admin()
     async def stats(self, interaction: discord.Interaction) -> None:
-        stats = await asyncio.to_thread(self.bot.service.stats, interaction.guild_id)  # may load its index
+        await interaction.response.defer(ephemeral=True, thinking=True)  # loading the server's index takes time
+        stats = await asyncio.to_thread(self.bot.service.stats, interaction.guild_id)
         feedback = await asyncio.to_thread(self.bot.feedback.counts) if self.bot.feedback else None
         rate = f"{stats.abstentions / stats.questions:.0%}" if stats.questions else "n/a"
 
@@ -128,7 +129,7 @@ class AdminCog(commands.Cog):
             ("Encoder", stats.encoder),
         ]:
             embed.add_field(name=name, value=shorten(value, FIELD_VALUE_LIMIT))
-        await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        await interaction.edit_original_response(embed=embed, allowed_mentions=NO_MENTIONS)
 
 
 class PageView(discord.ui.View):

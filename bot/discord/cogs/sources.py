@@ -129,10 +129,11 @@ class SourcesCog(commands.Cog):
     @app_commands.guild_only()
     @is_admin()
     async def sources(self, interaction: discord.Interaction) -> None:
-        pages = await asyncio.to_thread(self.source_pages, interaction.guild_id)  # reads the database
+        await interaction.response.defer(ephemeral=True, thinking=True)  # the database, maybe the server's index
+        pages = await asyncio.to_thread(self.source_pages, interaction.guild_id)
         view = PageView(interaction.user.id, pages)
-        await interaction.response.send_message(embed=pages[0], view=view if len(pages) > 1 else discord.utils.MISSING,
-                                                ephemeral=True, allowed_mentions=NO_MENTIONS)
+        await interaction.edit_original_response(embed=pages[0], view=view if len(pages) > 1 else discord.utils.MISSING,
+                                                 allowed_mentions=NO_MENTIONS)
 
     def source_pages(self, guild_id: int) -> list[discord.Embed]:
         """The server's own sources (who added them, when), then the shared articles, ten a page."""

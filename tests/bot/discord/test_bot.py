@@ -181,8 +181,9 @@ async def test_admin_role_may_use_admin_commands(newsroom: StartBot) -> None:
     room.bot.settings.admin_role_ids.append(role.id)
     member = room.fake.add_member(room.guild, "deputy", roles=[role])
     record = await room.fake.invoke_command(room.channel, member, "stats", override_permissions=True)
-    await room.fake.wait_for(lambda: record.acknowledged, timeout=10)
-    fields = {f["name"]: f["value"] for f in embed_of(record.original)["fields"]}
+    await room.fake.wait_for(lambda: record.edits, timeout=10)
+    assert record.ack_type == DEFERRED and record.ephemeral
+    fields = {f["name"]: f["value"] for f in embed_of(final_message(room.fake, record))["fields"]}
     assert fields["Documents"] == "1" and fields["Snapshot"] == room.bot.service.stats().snapshot_id
     assert fields["Encoder"].startswith(f"{room.bot.service.embedder.choice.query} for questions")
 
@@ -193,7 +194,8 @@ async def listed_sources(newsroom: StartBot, tmp_path: Path, articles: int):
     write_articles(corpus, articles)
     room = await newsroom(corpus=corpus)
     record = await room.fake.invoke_command(room.channel, room.admin, "sources")
-    await room.fake.wait_for(lambda: record.acknowledged, timeout=10)
+    await room.fake.wait_for(lambda: record.edits, timeout=10)
+    assert record.ack_type == DEFERRED and record.ephemeral
     return room, record
 
 
