@@ -269,17 +269,28 @@ class GuildLibrary:
         return report
 
     def _restore_files(self, guild_id: int) -> None:
-        """Where the registry keeps the files, make the server's corpus folder hold exactly them: this machine
-        may have missed sources added, changed or removed by another process (a source stored without its file
-        keeps the local one)."""
-        if guild_id == SHARED or not self.registry.keeps_files:
+        """Make the server's corpus folder hold exactly the sources the registry lists. Where the registry keeps
+        the files, this machine may have missed sources added, changed or removed by another process (a source
+        stored without its file keeps the local one). Elsewhere the folder holds the only copy, and a file no
+        source lists (an add killed before it was recorded) is moved to `unrecorded/` beside it, never indexed."""
+        if guild_id == SHARED:
             return
-        stored = self.registry.files(guild_id)
         corpus = self.corpus_dir(guild_id)
+        if self.registry.keeps_files:
+            stored = self.registry.files(guild_id)
+        else:
+            stored = dict.fromkeys((source.name for source in self.registry.sources(guild_id)), None)
         corpus.mkdir(parents=True, exist_ok=True)
         for path in corpus.glob("*.jsonl"):
-            if path.stem not in stored:
+            if path.stem in stored:
+                continue
+            if self.registry.keeps_files:
                 path.unlink()
+            else:
+                aside = corpus.parent / "unrecorded" / path.name
+                aside.parent.mkdir(exist_ok=True)
+                path.replace(aside)
+                log.warning("server %s: %s is no recorded source; moved to %s", guild_id, path.name, aside)
         for name, content in stored.items():
             path = corpus / f"{name}.jsonl"
             if content is not None and (not path.is_file() or path.read_bytes() != content):

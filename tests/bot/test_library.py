@@ -290,3 +290,22 @@ def test_a_source_the_registry_fails_to_record_is_taken_out_of_the_index(library
     assert [s.source_id for s in library.registry.sources(GUILD)] == [kept.source.source_id]
     assert [p.name for p in library.corpus_dir(GUILD).iterdir()] == [f"{kept.source.name}.jsonl"]
     assert set(library.answerer(GUILD).snapshot.documents) == {kept.source.name}
+
+
+def test_a_file_no_source_lists_is_set_aside_not_indexed(tmp_path: Path, embedder: Embedder) -> None:
+    settings = make_settings(tmp_path)
+    library = GuildLibrary(settings, embedder, open_registry(settings))
+    try:
+        corpus = library.corpus_dir(GUILD)
+        corpus.mkdir(parents=True)
+        unrecorded = corpus / "killed-mid-add.jsonl"  # as an add killed between its build and its record leaves
+        article = ARTICLES["harbor-bridge-2024"]
+        unrecorded.write_text(json.dumps({"doc_id": "killed-mid-add", "title": article["title"],
+                                          "text": article["text"]}) + "\n", encoding="utf-8")
+        other = next(doc_id for doc_id in ARTICLES if doc_id != "harbor-bridge-2024")
+        added = library.add(GUILD, extract_upload(*markdown_upload(other)), EDITOR)
+        assert set(library.answerer(GUILD).snapshot.documents) == {added.source.name}
+        assert [p.name for p in corpus.iterdir()] == [f"{added.source.name}.jsonl"]
+        assert (corpus.parent / "unrecorded" / unrecorded.name).is_file()
+    finally:
+        library.registry.close()
