@@ -10,7 +10,10 @@ corpus folder is made to match those files before every build, and the server's 
 PostgreSQL as the store "guild:<id>" (`<guild id>/index` is then this process's local copy).
 
 Adding or removing a source changes the file, rebuilds the server's index incrementally and only then records
-the change in the registry; when the build fails, the file is put back as it was, so nothing half-added stays.
+the change in the registry; when the build fails, the file is put back as it was, and when an add fails to be
+recorded the index is rebuilt without it, so nothing half-added stays. Before every build the corpus folder is
+made to hold exactly the sources the registry lists (a file left by an add killed before it was recorded is
+set aside in `<guild id>/unrecorded`).
 """
 
 from __future__ import annotations
