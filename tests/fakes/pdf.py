@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 
 
@@ -47,3 +48,22 @@ def _assemble(objects: dict[int, str], root: int, info: int) -> bytes:
     out += "".join(f"{offsets[n]:010d} 00000 n \n" for n in range(1, size)).encode()
     out += f"trailer\n<< /Size {size} /Root {root} 0 R /Info {info} 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     return bytes(out)
+
+
+def drawing_pdf(instructions: bytes, pages: int = 1) -> bytes:
+    """A PDF whose every page's content stream is `instructions`, Flate-compressed (as a small file that unpacks
+    to many instructions is)."""
+    stream = zlib.compress(instructions, 9).decode("latin-1")
+    page_ids = [4 + 2 * index for index in range(pages)]
+    objects = {
+        1: "<< /Type /Catalog /Pages 2 0 R >>",
+        2: f"<< /Type /Pages /Kids [{' '.join(f'{i} 0 R' for i in page_ids)}] /Count {pages} >>",
+        3: "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    }
+    for page_id in page_ids:
+        objects[page_id] = (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+                            f"/Resources << /Font << /F1 3 0 R >> >> /Contents {page_id + 1} 0 R >>")
+        objects[page_id + 1] = f"<< /Length {len(stream)} /Filter /FlateDecode >>\nstream\n{stream}\nendstream"
+    info_id = 4 + 2 * pages
+    objects[info_id] = "<< /Title () >>"
+    return _assemble(objects, root=1, info=info_id)

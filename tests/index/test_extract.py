@@ -11,7 +11,7 @@ from pypdf import PdfReader, PdfWriter
 from index.documents import CorpusError, Document, normalise_text
 from index.extract import ExtractLimits, extract_fetched, extract_upload, source_name
 from index.fetch import Fetched
-from tests.fakes.pdf import minimal_pdf
+from tests.fakes.pdf import drawing_pdf, minimal_pdf
 
 PARAGRAPH = " ".join(["The new bridge over the river opened to traffic on Friday after six years of work."] * 3)
 ARTICLE_HTML = f"""<!doctype html><html><head><meta charset="utf-8"><title>Bridge opens | City News</title>
@@ -148,6 +148,17 @@ def test_pdf_caps_on_pages_and_text() -> None:
         extract_upload("file.pdf", minimal_pdf(PAGES), ExtractLimits(max_pdf_pages=2))
     with pytest.raises(CorpusError, match="more than 40 characters of text"):
         extract_upload("file.pdf", minimal_pdf(PAGES), ExtractLimits(max_text_chars=40))
+
+
+def test_a_small_pdf_that_unpacks_to_megabytes_of_drawing_is_refused_before_it_is_read() -> None:
+    empty_text = b"BT /F1 12 Tf 72 720 Td " + b"() Tj " * 200_000 + b"ET"  # 1.2 MB, no text drawn
+    bomb = drawing_pdf(empty_text, pages=2)
+    assert len(bomb) < 10_000
+    with pytest.raises(CorpusError, match="more than 2 MB of drawing instructions"):
+        extract_upload("file.pdf", bomb, ExtractLimits(max_pdf_content_bytes=2 * 1024 * 1024))
+    readable = drawing_pdf(b"BT /F1 12 Tf 72 720 Td (The council met on Monday.) Tj ET", pages=2)
+    [extracted] = extract_upload("file.pdf", readable, ExtractLimits(max_pdf_content_bytes=200))
+    assert "The council met on Monday." in extracted.document.text
 
 
 def test_the_text_cap_holds_for_every_format() -> None:
