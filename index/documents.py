@@ -71,11 +71,13 @@ class CorpusError(Exception):
 def normalise_text(raw: str) -> str:
     """NFC, no control or invisible characters, single spaces, paragraphs split by one blank line.
 
-    Single line breaks inside a paragraph (hard-wrapped text) become spaces.
+    Single line breaks inside a paragraph (hard-wrapped text) become spaces. Invisible characters go before NFC,
+    so that normalising twice changes nothing ("e", a soft hyphen, an acute accent: "é" either way), as a PDF's
+    page offsets, computed on normalised pages before the whole is normalised again, need.
     """
-    text = unicodedata.normalize("NFC", raw).replace("\r\n", "\n").replace("\r", "\n")
-    text = text.translate(_INVISIBLE)
+    text = raw.translate(_INVISIBLE).replace("\r\n", "\n").replace("\r", "\n")
     text = "".join(ch if ch == "\n" or unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    text = unicodedata.normalize("NFC", text)
     paragraphs = []
     for block in _MANY_NEWLINES.split(text):
         joined = _INLINE_SPACE.sub(" ", block.replace("\n", " ")).strip()
@@ -240,6 +242,8 @@ def _bundle_document(line: str, where: str) -> Document:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         raise CorpusError(f"malformed JSON line ({exc.msg} at column {exc.colno})") from None
+    except (ValueError, RecursionError):  # a number of thousands of digits; arrays nested a thousand deep
+        raise CorpusError("malformed JSON line (a number too long or values nested too deep)") from None
     if not isinstance(record, dict):
         raise CorpusError("malformed JSON line: expected an object")
     doc_id, text = record.get("doc_id"), record.get("text")

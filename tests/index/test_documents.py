@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,9 @@ def test_jsonl_bundle_and_its_bad_lines(tmp_path: Path) -> None:
     lines = [json.dumps({"doc_id": "a1", "title": "One", "text": ARTICLE, "url": "https://x.org/1"}),
              "{not json",
              json.dumps({"title": "no id", "text": "x"}),
-             json.dumps({"doc_id": "a2", "text": "Second article text."})]
+             json.dumps({"doc_id": "a2", "text": "Second article text."}),
+             "[" * 1001 + "]" * 1001,
+             '{"doc_id": "big", "text": "x", "n": ' + "9" * 5000 + "}"]
     write(tmp_path / "export.jsonl", "\n".join(lines) + "\n")
     result = load_corpus(tmp_path)
     assert [d.doc_id for d in result.documents] == ["a1", "a2"]
@@ -69,11 +72,18 @@ def test_jsonl_bundle_and_its_bad_lines(tmp_path: Path) -> None:
     assert result.documents[1].title == "Second article text."
     reasons = {p.source.rsplit(":", 1)[1]: p.reason for p in result.problems}
     assert reasons["2"].startswith("malformed JSON line") and reasons["3"] == "missing 'doc_id'"
+    assert reasons["5"].startswith("malformed JSON line") and reasons["6"].startswith("malformed JSON line")
 
 
 def test_normalisation_is_nfc_and_collapses_whitespace() -> None:
     raw = "Cafe\u0301\u00a0 au  lait\r\nwrapped line\n\n\n\nNext\u200b paragraph\t here "
     assert normalise_text(raw) == "Café au lait wrapped line\n\nNext paragraph here"
+
+
+@pytest.mark.parametrize("raw", ["re\u00adsume\u0301", "e\u200b\u0301", "e\x07\u0301 x", "a\r\u0301", "\u0301\ufeffe"])
+def test_normalising_twice_changes_nothing(raw: str) -> None:
+    once = normalise_text(raw)
+    assert normalise_text(once) == once == unicodedata.normalize("NFC", once)
 
 
 def test_ids_and_hashes_are_stable_and_follow_content(tmp_path: Path) -> None:
