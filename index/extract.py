@@ -107,8 +107,12 @@ def source_name(document: Document) -> str:
 
 
 def canonical_url(url: str) -> str:
-    """`url` in the form two links to the same page share: lower-case scheme and host, no fragment."""
-    parts = urlsplit(url.strip())
+    """`url` in the form two links to the same page share: lower-case scheme and host, no fragment; "" for one
+    that does not parse ("http://[oops", from an article's metadata)."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return ""
     if not parts.scheme:
         return url.strip()
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", parts.query, ""))
@@ -142,7 +146,8 @@ def _named(document: Document, page_url: str) -> Document:
 
 
 def _decode(data: bytes, charset: str | None) -> str:
-    """Text in the declared charset (UTF-8 when none is declared or it is unknown)."""
+    """Text in the declared charset (UTF-8 when none is declared, it is unknown, or it is no text encoding, as
+    "zlib" or "base64" are)."""
     try:
         codec = codecs.lookup(charset or "utf-8").name
     except LookupError:
@@ -152,15 +157,18 @@ def _decode(data: bytes, charset: str | None) -> str:
             data = data.decode(codec).encode("utf-8")
         except UnicodeDecodeError:
             raise CorpusError(f"not valid {codec} text, though the site said it was") from None
+        except (LookupError, UnicodeError):  # "zlib" is no text encoding; "idna" reads host names only
+            pass
     return decode_text(data)
 
 
 def _html_input(data: bytes, charset: str | None) -> str | bytes:
-    """HTML as text in the declared charset, or as bytes for trafilatura to detect the encoding."""
+    """HTML as text in the declared charset, or as bytes for trafilatura to detect the encoding (when the charset
+    is unknown or no text encoding)."""
     if charset:
         try:
             return data.decode(charset, errors="replace")
-        except LookupError:
+        except (LookupError, UnicodeError):
             pass
     return data
 

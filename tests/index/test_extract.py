@@ -68,6 +68,23 @@ def test_the_declared_charset_is_used() -> None:
     assert item.document.text == "Café au lait\n\nServed at noon."
 
 
+@pytest.mark.parametrize(("charset", "content_type"), [
+    ("zlib", "text/plain"), ("base64", "text/plain"), ("rot13", "text/plain"),
+    ("zlib", "text/html"), ("idna", "text/html"), ("rot13", "text/html"),
+])
+def test_a_charset_that_is_no_text_encoding_is_read_as_utf8(charset: str, content_type: str) -> None:
+    body = ARTICLE_HTML if content_type == "text/html" else "Café au lait\n\nServed at noon."
+    [item] = extract_fetched(fetched(body, content_type, charset=charset))
+    assert "40 million euros" in item.document.text if content_type == "text/html" else item.document.text == (
+        "Café au lait\n\nServed at noon.")
+
+
+def test_a_link_in_an_articles_metadata_that_does_not_parse_is_no_link() -> None:
+    bundle = json.dumps({"doc_id": "a", "title": "Ferry", "url": "http://[oops", "text": "The ferry runs daily."})
+    [item] = extract_upload("bundle.jsonl", bundle.encode())
+    assert item.document.doc_id == source_name(item.document) and item.document.doc_id.startswith("ferry-")
+
+
 def test_text_that_is_not_in_its_charset_is_refused() -> None:
     with pytest.raises(CorpusError, match="not valid UTF-8"):
         extract_fetched(fetched("Café".encode("latin-1"), "text/plain", charset=None))
