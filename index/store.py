@@ -282,7 +282,8 @@ class SnapshotStore:
                 os.fsync(handle.fileno())
             os.replace(pointer_tmp, self.root / POINTER)
         except BaseException:  # never current: gone now (after a kill, the next publish's prune removes it)
-            shutil.rmtree(final, ignore_errors=True)
+            if self.current_path() != final:  # interrupted as the pointer's swap returned: it is current
+                shutil.rmtree(final, ignore_errors=True)
             raise
         _fsync_tree(self.root, recursive=False)  # the renames themselves survive a power cut
         self._prune(keep={final, previous})

@@ -54,3 +54,23 @@ def test_a_loaded_snapshot_serves_with_the_asked_ef_search_and_has_every_part(tm
     assert snapshot.vectors.index.hnsw.efSearch == 64
     assert snapshot.lexical.size == snapshot.vectors.size == len(snapshot.chunks) == report.chunks
     assert len(snapshot.span_bounds) == len(snapshot.sentences) + 1
+
+
+def test_a_publish_interrupted_just_after_the_pointer_swap_keeps_the_version_it_made_current(
+        tmp_path: Path, monkeypatch) -> None:
+    folder = store.SnapshotStore(tmp_path / "index")
+    made = folder.new_build_folder("20261206T000000000000-abcdef")
+    made.mkdir()
+    (made / "manifest.json").write_text("{}", encoding="utf-8")
+    replace = store.os.replace
+
+    def interrupted(source, target) -> None:
+        replace(source, target)
+        if Path(target).name == store.POINTER:
+            raise KeyboardInterrupt  # Ctrl-C as the swap returns
+
+    monkeypatch.setattr(store.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        folder.publish(made)
+    current = folder.current_path()
+    assert current is not None and (current / "manifest.json").is_file()
