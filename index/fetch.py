@@ -22,7 +22,7 @@ import asyncio
 import ipaddress
 import socket
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -272,17 +272,28 @@ async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
         if received > max_bytes:
             raise _too_large(max_bytes)
         body += decode(chunk, max_bytes - len(body))
+    decode.check_complete()
     return bytes(body)
 
 
-def _decoder(content_encoding: str, max_bytes: int) -> Callable[[bytes, int], bytes]:
-    """A function (chunk, room) -> decoded bytes that refuses output past `room`."""
+def _decoder(content_encoding: str, max_bytes: int) -> _Identity | _Inflater:
+    """A decoder called as (chunk, room) -> decoded bytes that refuses output past `room`."""
     encoding = content_encoding.strip().lower()
     if encoding in ("", "identity"):
-        return lambda chunk, _room: chunk
+        return _Identity()
     if encoding in ("gzip", "x-gzip", "deflate"):
         return _Inflater(max_bytes)
     raise FetchRefused("The site compressed the page in a way Footnote does not read.")
+
+
+class _Identity:
+    """The body as it came."""
+
+    def __call__(self, chunk: bytes, room: int) -> bytes:
+        return chunk
+
+    def check_complete(self) -> None:
+        """Nothing to check: HTTP itself refuses a body shorter than its declared length."""
 
 
 class _Inflater:
@@ -300,6 +311,11 @@ class _Inflater:
         if len(output) > room:
             raise _too_large(self._max_bytes)
         return output
+
+    def check_complete(self) -> None:
+        """Refuse a compressed body that ended before its compressed stream did (a page silently cut short)."""
+        if not self._stream.eof:
+            raise FetchRefused("The site sent a compressed page that was cut off.")
 
 
 def _too_large(max_bytes: int) -> FetchRefused:

@@ -297,6 +297,12 @@ async def test_other_compressions_are_refused(server: FakeWebServer, fetcher: Fe
     assert "compressed the page in a way" in await refusal(fetcher, server.url("/article"))
 
 
+async def test_a_compressed_page_cut_off_part_way_is_refused(server: FakeWebServer, fetcher: Fetcher) -> None:
+    whole = gzip.compress(ARTICLE.encode() * 20)
+    server.route("/article", page(whole[: len(whole) // 2], **{"Content-Encoding": "gzip"}))
+    assert await refusal(fetcher, server.url("/article")) == "The site sent a compressed page that was cut off."
+
+
 async def test_a_damaged_compressed_page_is_refused(server: FakeWebServer, fetcher: Fetcher) -> None:
     server.route("/article", page(b"not gzip at all", **{"Content-Encoding": "gzip"}))
     assert await refusal(fetcher, server.url("/article")) == "The site sent a damaged compressed page."
