@@ -1,8 +1,8 @@
 """Turning a fetched page or an uploaded file into `Document`s, by the same rules as the corpus folder.
 
 HTML goes through trafilatura (article text, title, author, date, canonical URL); Markdown with front matter,
-plain text and JSON Lines bundles are read as `index.documents` reads them; PDF is read with pypdf, within a
-page cap, and every format within a text cap.
+plain text and JSON Lines bundles are read as `index.documents` reads them; PDF is read with pypdf in a child
+process (`index.pdf`) within caps on pages, drawing instructions and time, and every format within a text cap.
 
 PDF pages: each page's text is normalised on its own and the pages are joined by one blank line, so the joined
 text is already the document's normalised text. `Extracted.page_starts[k]` is the offset in `document.text`
@@ -20,15 +20,11 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-import io
 from bisect import bisect_right
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit, urlunsplit
-
-from pypdf import PdfReader
 
 from index.documents import (
     SUPPORTED_SUFFIXES,
@@ -40,11 +36,11 @@ from index.documents import (
     html_document,
     make_document,
     markdown_document,
-    normalise_text,
     plain_text_document,
     slugify,
 )
 from index.fetch import Fetched
+from index.pdf import PdfLimits, read_pdf, too_much_text
 
 UPLOAD_SUFFIXES = (*SUPPORTED_SUFFIXES, ".pdf")
 _KIND_BY_SUFFIX = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html", ".htm": "html",
@@ -65,6 +61,8 @@ class ExtractLimits:
     max_pdf_content_bytes: int = 16 * 1024 * 1024
     """A PDF's page content streams, unpacked: interpreting them costs time whether or not they draw text (a
     6.7 KB file whose one page unpacks to 4 MB of empty text commands took 6.7 s to read)."""
+    max_pdf_seconds: float = 60.0
+    """How long a PDF's pages may take to read (`index.pdf`: in a child process, killed past it)."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +128,7 @@ def _extract(kind: str, data: bytes, source: str, page_url: str, charset: str | 
         extracted = [Extracted(document) for document in documents]
     for item in extracted:
         if len(item.document.text) > limits.max_text_chars:
-            raise _too_much_text(limits.max_text_chars)
+            raise too_much_text(limits.max_text_chars)
     return [Extracted(_named(item.document, page_url), item.page_starts) for item in extracted]
 
 
@@ -184,44 +182,12 @@ def _bundle(text: str, source: str) -> list[Document]:
 
 
 def _pdf(data: bytes, source: str, limits: ExtractLimits) -> Extracted:
-    with _damaged_pdf_refused():
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            raise CorpusError("the PDF is encrypted; only unencrypted PDFs can be read")
-        if len(reader.pages) > limits.max_pdf_pages:
-            raise CorpusError(f"the PDF has {len(reader.pages)} pages; the most that can be read is "
-                              f"{limits.max_pdf_pages}")
-        _check_content_size(reader, limits.max_pdf_content_bytes)
-        pages = list(_page_texts(reader, limits.max_text_chars))
-        info = reader.metadata
-        title, author = (info.title or "", info.author or "") if info else ("", "")
-    text, starts = _join_pages(pages)
+    read = read_pdf(data, PdfLimits(limits.max_pdf_pages, limits.max_text_chars, limits.max_pdf_content_bytes,
+                                    limits.max_pdf_seconds))
+    text, starts = _join_pages(read.pages)
     if not text:
         raise CorpusError("the PDF has no text to read (it may hold only scanned images)")
-    return Extracted(make_document(_UNNAMED, text, source, title=title, author=author), starts)
-
-
-def _check_content_size(reader: PdfReader, max_bytes: int) -> None:
-    """Refuse, before any text is read, a PDF whose pages' content streams unpack to more than `max_bytes`
-    (unpacking is fast; interpreting what it unpacks is what takes time)."""
-    total = 0
-    for page in reader.pages:
-        contents = page.get_contents()
-        total += len(contents.get_data()) if contents is not None else 0
-        if total > max_bytes:
-            raise CorpusError(f"the PDF's pages hold more than {max_bytes / (1024 * 1024):g} MB of drawing "
-                              "instructions, the most that can be read")
-
-
-def _page_texts(reader: PdfReader, max_chars: int) -> Iterator[str]:
-    """Each page's normalised text, refused as soon as the total passes `max_chars`."""
-    total = 0
-    for page in reader.pages:
-        text = normalise_text(page.extract_text() or "")
-        total += len(text)
-        if total > max_chars:
-            raise _too_much_text(max_chars)
-        yield text
+    return Extracted(make_document(_UNNAMED, text, source, title=read.title, author=read.author), starts)
 
 
 def _join_pages(pages: list[str]) -> tuple[str, tuple[int, ...]]:
@@ -235,16 +201,3 @@ def _join_pages(pages: list[str]) -> tuple[str, tuple[int, ...]]:
     return text, tuple(starts)
 
 
-@contextmanager
-def _damaged_pdf_refused() -> Iterator[None]:
-    """pypdf raises many kinds of exception on a malformed file: each becomes one clear refusal."""
-    try:
-        yield
-    except CorpusError:
-        raise
-    except Exception:
-        raise CorpusError("the PDF is damaged and cannot be read") from None
-
-
-def _too_much_text(max_chars: int) -> CorpusError:
-    return CorpusError(f"more than {max_chars:,} characters of text, the most one source may have")

@@ -67,3 +67,23 @@ def drawing_pdf(instructions: bytes, pages: int = 1) -> bytes:
     info_id = 4 + 2 * pages
     objects[info_id] = "<< /Title () >>"
     return _assemble(objects, root=1, info=info_id)
+
+
+def repeated_form_pdf(instructions: bytes, times: int) -> bytes:
+    """A one-page PDF that draws, `times` over, a form whose content stream is `instructions` (compressed): a page
+    of a few hundred bytes that takes the reader `times` passes over the form."""
+    form = zlib.compress(b"BT /F1 12 Tf " + instructions + b" ET", 9).decode("latin-1")
+    page = "q /Fm1 Do Q " * times
+    fonts = "/Font << /F1 3 0 R >>"
+    objects = {
+        1: "<< /Type /Catalog /Pages 2 0 R >>",
+        2: "<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+        3: "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        4: f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << {fonts} /XObject << /Fm1 7 0 R >> >> "
+           "/Contents 5 0 R >>",
+        5: f"<< /Length {len(page)} >>\nstream\n{page}\nendstream",
+        6: "<< /Title () >>",
+        7: f"<< /Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources << {fonts} >> /Length {len(form)} "
+           f"/Filter /FlateDecode >>\nstream\n{form}\nendstream",
+    }
+    return _assemble(objects, root=1, info=6)

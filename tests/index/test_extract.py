@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import pytest
 from pypdf import PdfReader, PdfWriter
@@ -11,7 +12,7 @@ from pypdf import PdfReader, PdfWriter
 from index.documents import CorpusError, Document, normalise_text
 from index.extract import ExtractLimits, extract_fetched, extract_upload, source_name
 from index.fetch import Fetched
-from tests.fakes.pdf import drawing_pdf, minimal_pdf
+from tests.fakes.pdf import drawing_pdf, minimal_pdf, repeated_form_pdf
 
 PARAGRAPH = " ".join(["The new bridge over the river opened to traffic on Friday after six years of work."] * 3)
 ARTICLE_HTML = f"""<!doctype html><html><head><meta charset="utf-8"><title>Bridge opens | City News</title>
@@ -176,6 +177,13 @@ def test_a_small_pdf_that_unpacks_to_megabytes_of_drawing_is_refused_before_it_i
     readable = drawing_pdf(b"BT /F1 12 Tf 72 720 Td (The council met on Monday.) Tj ET", pages=2)
     [extracted] = extract_upload("file.pdf", readable, ExtractLimits(max_pdf_content_bytes=200))
     assert "The council met on Monday." in extracted.document.text
+
+
+def test_a_pdf_that_draws_one_form_many_times_is_refused_when_its_time_runs_out() -> None:
+    started = time.perf_counter()
+    with pytest.raises(CorpusError, match="the PDF takes more than 1 s to read"):
+        extract_upload("file.pdf", repeated_form_pdf(b"() Tj " * 80_000, times=200), ExtractLimits(max_pdf_seconds=1))
+    assert time.perf_counter() - started < 5
 
 
 def test_the_text_cap_holds_for_every_format() -> None:
