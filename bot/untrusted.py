@@ -1,5 +1,6 @@
 """Untrusted text in, plain text out: the markup a generated sentence may carry (links, mentions, invites,
-masked links, images, headings, code) is removed unless the same span is in the passages it cites."""
+masked links, images, headings, code, Discord's tags) is removed unless the same span is in the passages it
+cites; a link stays only when it is a whole link of those passages, not a piece of one."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from dataclasses import dataclass
 _FENCED_CODE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _IMAGE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*\)")
 _MASKED_LINK = re.compile(r"\[([^\]\n]*)\]\(\s*<?([^)\s>]*)>?[^)\n]*\)")
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+", re.MULTILINE)
+_HEADING = re.compile(r"^\s{0,3}(?:(?:#{1,6}|-#)\s+)+", re.MULTILINE)
+"""Headings and Discord's subtext ("-# "), however many are stacked ("# # Title")."""
 _INLINE_CODE = re.compile(r"`+([^`\n]*)`+")
-_MENTION = re.compile(r"<(?:@[!&]?|#)\d+>|@(?:everyone|here)\b", re.IGNORECASE)
+_MENTION = re.compile(r"<(?:@[!&]?|#)\d+>|@(?:everyone|here)\b|</[\w -]+:\d+>|<t:-?\d+(?::[a-zA-Z])?>"
+                      r"|<a?:\w+:\d+>|<id:\w+>", re.IGNORECASE)
+"""Mentions of users, roles and channels, @everyone and @here, and Discord's other tags: slash commands,
+timestamps, custom emoji (images) and server guide links."""
 _INVITE = re.compile(r"(?:https?://)?(?:www\.)?(?:discord(?:app)?\.(?:gg|com/invite|io|me|li)|dsc\.gg)/[^\s<>)]+",
                      re.IGNORECASE)
 _URL = re.compile(r"<?(?:https?|ftp)://[^\s<>]+>?|\bwww\.[^\s<>]+", re.IGNORECASE)
@@ -38,6 +43,7 @@ def plain_text(text: str, sources: Sequence[str]) -> Cleaned:
     """`text` without links, mentions, invites, masked links, images, headings and code markup, except the
     spans that occur verbatim in `sources`; a URL that stays is wrapped in <> so Discord shows no preview."""
     source = "\n".join(sources)
+    links = {_bare(match.group(0)) for match in _URL.finditer(source)}
     removed: list[str] = []
 
     def drop(kind: str, match: re.Match[str], keep: str = "") -> str:
@@ -49,7 +55,7 @@ def plain_text(text: str, sources: Sequence[str]) -> Cleaned:
 
     def masked_link(match: re.Match[str]) -> str:
         label, url = match.group(1), match.group(2)
-        if url and url in source:
+        if url and url in links:
             return f"{label} <{url}>"
         return drop("masked link", match, label)
 
@@ -60,9 +66,9 @@ def plain_text(text: str, sources: Sequence[str]) -> Cleaned:
         return drop("invite link", match)  # never shown, even when an article prints one
 
     def url(match: re.Match[str]) -> str:
-        bare = match.group(0).strip("<>").rstrip(_TRAILING_PUNCTUATION)
+        bare = _bare(match.group(0))
         tail = match.group(0).strip("<>")[len(bare):]
-        if bare in source:
+        if bare in links:
             return f"<{bare}>{tail}"
         return drop("link", match, tail)
 
@@ -71,11 +77,16 @@ def plain_text(text: str, sources: Sequence[str]) -> Cleaned:
     text = _INVITE.sub(invite, text)
     text = _URL.sub(url, text)
     text = _MENTION.sub(mention, text)
+    text = _INLINE_CODE.sub(lambda m: m.group(1), text)  # first: "`#` Title" is a heading once unwrapped
     if _HEADING.search(text):
         removed.append("heading markup removed")
         text = _HEADING.sub("", text)
-    text = _INLINE_CODE.sub(lambda m: m.group(1), text)
     return Cleaned(_SPACES.sub(" ", text).strip(), tuple(removed))
+
+
+def _bare(link: str) -> str:
+    """A link as written, without the <> around it and the punctuation after it."""
+    return link.strip("<>").rstrip(_TRAILING_PUNCTUATION)
 
 
 def _shown(span: str, limit: int = 80) -> str:

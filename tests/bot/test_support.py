@@ -360,6 +360,26 @@ def test_markup_is_removed_unless_the_passage_has_it() -> None:
     assert plain_text("# Heading\n`code` text @everyone", passage).text == "Heading\ncode text @everyone"
 
 
+@pytest.mark.parametrize("marked", ["`#` Maduro won the vote.", "# # Maduro won the vote.", "-# Maduro won the vote.",
+                                    "`### `Maduro won the vote."])
+def test_headings_are_removed_however_they_are_written(marked: str) -> None:
+    assert plain_text(marked, ["Maduro won the vote."]).text == "Maduro won the vote."
+
+
+def test_a_link_stays_only_when_it_is_a_whole_link_of_the_passages() -> None:
+    passage = ["Reuters reported it at https://reuters.com/world/a, and www.bbc.co.uk/news had it too."]
+    cleaned = plain_text("See https://reuters.co, [BBC](https://bbc.co) or https://reuters.com/world/a.", passage)
+    assert cleaned.text == "See , BBC or <https://reuters.com/world/a>."
+    assert len(cleaned.removed) == 2
+
+
+def test_discords_other_tags_are_removed_unless_the_passage_has_them() -> None:
+    tags = "</vote:1234567890> <t:1700000000:R> <:evil:1234567890> <a:spin:1234567890> <id:customize>"
+    cleaned = plain_text(f"Vote now {tags} please.", ["Vote now, the mayor said."])
+    assert cleaned.text == "Vote now please." and len(cleaned.removed) == 5
+    assert plain_text("It ends <t:1700000000:R>.", ["It ends <t:1700000000:R>."]).text == "It ends <t:1700000000:R>."
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[FakeOpenAIServer]:
     async with FakeOpenAIServer() as fake:
