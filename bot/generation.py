@@ -64,6 +64,11 @@ _OPEN_CITATION_AT_END = re.compile(r"\[\s*\d+(?:\s*,\s*\d+)*\s*\]?\s*$")
 """A citation that ends the text so far, closed or not ("[1]", "[1, 2", "[3")."""
 _BRACKET_AT_END = re.compile(r"\[\s*$")
 """A citation opened at the end of the text so far, its number still to come ("… in Caracas [", "[2][")."""
+_STRAY_MARKUP = re.compile(r"\]\(\s*<?[^)\s>]*>?\s*\)|[\[\]`]")
+"""What is left in a sentence once its citations are taken out of a masked link's closing half ("](url)") and of
+brackets and backticks: halves of a masked link or of inline code that another sentence completes once the
+sentences are joined."""
+_NOT_LETTERS = re.compile(r"[^A-Z]+")
 
 
 class GenerationError(Exception):
@@ -116,7 +121,7 @@ def verify(generated: str, passages: Sequence[Passage], max_sentences: int = MAX
            check: SupportCheck | None = None) -> Verified:
     """Keep the sentences whose citations check out and whose passages support them (by `check`, else the
     rules without word vectors); mode "extractive" when none do."""
-    if NOT_FOUND in " ".join(generated.upper().split()):
+    if _NOT_LETTERS.sub(" ", generated.upper()).strip() == NOT_FOUND:  # a reply that says more is checked as usual
         return Verified("", [], [_entry("answer", generated.strip(), "the model found no answer in the passages")])
     without_code = remove_code_blocks(generated)
     result = verify_sentences(split_answer(without_code.text), passages, max_sentences, check)
@@ -169,6 +174,9 @@ def check_sentence(sentence: str, given: dict[int, Passage],
     if not any(ch.isalnum() for ch in cleaned.text):
         return "", [], [*notes, _entry("sentence", sentence, "has no words once its markup is removed")]
     body = _body(cleaned.text)
+    if _STRAY_MARKUP.search(body):
+        notes.append(_entry("markup", sentence, "stray brackets or backticks removed"))
+        body = _STRAY_MARKUP.sub("", body)
     reason = (check or SupportCheck())(body, sources)
     if reason:
         return "", [], [*notes, _entry("sentence", sentence, f"{reason} cited {_refs(cited)}")]

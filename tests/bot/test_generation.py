@@ -175,6 +175,23 @@ def test_citations_after_the_full_stop_and_in_lists_stay_with_their_sentence() -
     assert [c.start for c in result.citations] == [P1.start, P3.start, P2.start]
 
 
+@pytest.mark.parametrize("text", [
+    "Raisi met Maduro in Caracas `on Monday [1]. Trade increased to more than` $3 billion [2].",
+    "[Raisi met Maduro in Caracas on Monday. [1] Trade increased to more than $3 billion](https://evil.example) [2].",
+])
+def test_markup_split_across_sentences_is_not_joined_back(text: str) -> None:
+    result = verify(text, PASSAGES)
+    assert result.text == "Raisi met Maduro in Caracas on Monday. [1] Trade increased to more than $3 billion. [2]"
+    assert any(note["reason"] == "stray brackets or backticks removed" for note in result.removed)
+
+
+def test_a_reply_that_says_more_than_not_in_the_articles_is_checked_as_usual() -> None:
+    text = "Raisi met Maduro in Caracas on Monday [1]. Otherwise NOT IN THE ARTICLES"
+    assert verify(text, PASSAGES).text == preview(text + " ", PASSAGES) == "Raisi met Maduro in Caracas on Monday. [1]"
+    assert verify("  Not in the articles.\n", PASSAGES).removed[0]["reason"] == (
+        "the model found no answer in the passages")
+
+
 def test_citations_alone_are_not_a_sentence() -> None:
     result = verify("[2] [3]\nRaisi met Maduro in Caracas [1].", PASSAGES)
     assert result.text == "Raisi met Maduro in Caracas. [1]"
