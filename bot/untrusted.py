@@ -84,6 +84,11 @@ def plain_text(text: str, sources: Sequence[str]) -> Cleaned:
     return Cleaned(_SPACES.sub(" ", text).strip(), tuple(removed))
 
 
+def is_invite(url: str) -> bool:
+    """Whether `url` is a Discord invite link (never shown, even as a source's link)."""
+    return _INVITE.search(url) is not None
+
+
 def _bare(link: str) -> str:
     """A link as written, without the <> around it and the punctuation after it."""
     return link.strip("<>").rstrip(_TRAILING_PUNCTUATION)

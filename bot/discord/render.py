@@ -8,6 +8,7 @@ from dataclasses import replace
 import discord
 
 from bot.answer import Answer, Citation
+from bot.untrusted import is_invite
 
 CONTENT_LIMIT = 2000
 TITLE_LIMIT = 256
@@ -21,6 +22,7 @@ MIN_QUOTE_CHARS = 80
 MIN_NAME_CHARS = 60
 
 _MARKDOWN = re.compile(r"([\\*_~|`>#\[\]])")
+_FOOTNOTE = re.compile(r"(\[\d+\])")
 
 ANSWER_COLOUR = discord.Colour.from_rgb(67, 160, 71)
 ABSTAIN_COLOUR = discord.Colour.from_rgb(240, 160, 32)
@@ -43,10 +45,21 @@ def untrusted(text: str) -> str:
     return discord.utils.escape_mentions(_MARKDOWN.sub(r"\\\1", text))
 
 
+def answer_text(answer: Answer) -> str:
+    """The answer as the description shows it. An extractive answer is article text, shown literally as quotes are
+    (an added page's masked link or heading must not take effect), its footnote markers left readable; a
+    generated one is already plain text (`bot.untrusted`), its kept links in <> that escaping would break."""
+    if answer.mode == "generated":
+        return answer.answer
+    pieces = _FOOTNOTE.split(answer.answer)
+    return "".join(piece if _FOOTNOTE.fullmatch(piece) else untrusted(piece) for piece in pieces)
+
+
 def citation_field(citation: Citation, value_limit: int = FIELD_VALUE_LIMIT) -> tuple[str, str]:
-    """(name, value): the source label over the quote and the source link."""
+    """(name, value): the source label over the quote and the source link (none when it is an invite)."""
     name = shorten(replace(citation, title=untrusted(citation.title)).label(), FIELD_NAME_LIMIT)
-    link = f"\n{citation.url}" if citation.url and len(citation.url) < value_limit // 2 else ""
+    shown = citation.url and len(citation.url) < value_limit // 2 and not is_invite(citation.url)
+    link = f"\n{citation.url}" if shown else ""
     quote = shorten(untrusted(citation.quote), value_limit - len(link) - 2)
     return name, f"“{quote}”{link}"
 
@@ -64,7 +77,7 @@ def answer_embed(answer: Answer) -> discord.Embed:
     short = f"**{discord.utils.escape_markdown(answer.short_answer.text)}**\n" if answer.short_answer else ""
     embed = discord.Embed(
         title=ABSTAIN_TITLE if abstained else shorten(answer.question, TITLE_LIMIT),
-        description=short + shorten(answer.answer, DESCRIPTION_LIMIT - len(short)),
+        description=short + shorten(answer_text(answer), DESCRIPTION_LIMIT - len(short)),
         colour=ABSTAIN_COLOUR if abstained else ANSWER_COLOUR,
     )
     citations = (answer.suggestions if abstained else answer.citations)[:FIELD_COUNT_LIMIT]

@@ -271,7 +271,7 @@ async def test_everyone_in_the_corpus_pings_no_one(newsroom: StartBot, tmp_path:
     record = await room.fake.invoke_command(room.channel, room.reader, "ask",
                                             {"question": "When does the bridge open?"})
     await room.fake.wait_for(lambda: record.edits, timeout=10)
-    assert "@everyone" in embed_of(final_message(room.fake, record))["description"]
+    assert "@\u200beveryone" in embed_of(final_message(room.fake, record))["description"]  # shown, inert
     await room.fake.user_message(room.channel, room.reader,
                                  f"<@{room.fake.bot_user.id}> @everyone who thanked <@1234>?")
     thread = await room.fake.wait_for(lambda: next((c for c in room.fake.channels.values() if c.is_thread), None),

@@ -63,3 +63,17 @@ def test_short_answer_is_bold_before_the_sentences_and_sources_show_their_date()
     assert embed.description == "**Buffalo \\*Bills\\***\nThe Buffalo Bills player [1]"
     assert embed.fields[0].name == "[1] Bills update — 2023/01/05 — paragraph 2"
     assert answer_embed(Answer("Which team?", "A [1]", False, [citation(1, "A")])).description == "A [1]"
+
+
+def test_an_extractive_answer_is_shown_literally_with_readable_footnotes() -> None:
+    quote = "# Results: [official results](https://evil.example/x) @everyone"
+    embed = answer_embed(Answer("Results?", f"{quote} [1]", False, [citation(1, quote)]))
+    assert embed.description == r"\# Results: \[official results\](https://evil.example/x) @" + "\u200beveryone [1]"
+    generated = Answer("Results?", "See <https://example.org/a>. [1]", False, [citation(1, "x")], mode="generated")
+    assert answer_embed(generated).description == "See <https://example.org/a>. [1]"
+
+
+def test_an_invite_is_never_shown_as_a_sources_link() -> None:
+    invited = replace(citation(1, "Join us."), url="https://discord.gg/abc")
+    assert "discord.gg" not in citation_field(invited)[1]
+    assert citation_field(replace(invited, url="https://news.example/a"))[1].endswith("\nhttps://news.example/a")
