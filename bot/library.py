@@ -215,13 +215,13 @@ class GuildLibrary:
         payload = "".join(json.dumps(_bundle_line(d), ensure_ascii=False) + "\n" for d in documents).encode()
         self._check_quota(guild_id, len(payload), existing)
         before = self._file(guild_id, name)
-        report = self._change_file(guild_id, name, payload, stop)
+        report = self._change_file(guild_id, name, payload, before, stop)
         source = Source(0, guild_id, name, first.title, first.url or origin, url, text_sha256, len(documents),
                         len(payload), by.user_id, by.name, 0.0, 0.0)
         try:
             recorded = self.registry.record(source, by, replaces=existing, content=payload)
         except BaseException:  # the index must not hold what the registry does not list
-            self._change_file(guild_id, name, before, None)
+            self._change_file(guild_id, name, before, payload, None)
             raise
         sentences = self._sentences_of(guild_id, {d.doc_id for d in documents})
         return Added(recorded, existing is not None, report, documents, sentences)
@@ -251,7 +251,7 @@ class GuildLibrary:
         source = self.registry.get(guild_id, source_id)
         if source is None:
             raise SourceRefused("This server has no such source (it may have been removed already).")
-        self._change_file(guild_id, source.name, None, stop)
+        self._change_file(guild_id, source.name, None, self._file(guild_id, source.name), stop)
         removed = self.registry.remove(guild_id, source_id, by)
         return removed or source
 
@@ -310,11 +310,11 @@ class GuildLibrary:
             raise SourceRefused(f"This source would take the server past its {self.settings.guild_max_mb:g} MB "
                                 "of sources; remove some first.")
 
-    def _change_file(self, guild_id: int, name: str, payload: bytes | None,
+    def _change_file(self, guild_id: int, name: str, payload: bytes | None, before: bytes | None,
                      stop: threading.Event | None) -> BuildReport | None:
-        """Write (or, with None, delete) a source file and rebuild; on any failure the file is restored."""
+        """Write (or, with None, delete) a source file whose content is now `before` (`_file`, which restores the
+        folder first) and rebuild; on any failure the file is put back to `before`."""
         path = self.corpus_dir(guild_id) / f"{name}.jsonl"
-        before = self._file(guild_id, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             _write(path, payload)
