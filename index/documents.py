@@ -68,6 +68,11 @@ class CorpusError(Exception):
     """Raised for input that cannot become a document; the message is the user-facing reason."""
 
 
+def too_much_text(max_chars: int) -> CorpusError:
+    """The refusal of a source past the text cap (any format)."""
+    return CorpusError(f"more than {max_chars:,} characters of text, the most one source may have")
+
+
 def normalise_text(raw: str) -> str:
     """NFC, no control or invisible characters, single spaces, paragraphs split by one blank line.
 

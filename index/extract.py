@@ -38,9 +38,10 @@ from index.documents import (
     markdown_document,
     plain_text_document,
     slugify,
+    too_much_text,
 )
 from index.fetch import Fetched
-from index.pdf import PdfLimits, read_pdf, too_much_text
+from index.pdf import PdfLimits, read_pdf
 
 UPLOAD_SUFFIXES = (*SUPPORTED_SUFFIXES, ".pdf")
 _KIND_BY_SUFFIX = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html", ".htm": "html",

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
-from index.documents import CorpusError, normalise_text
+from index.documents import CorpusError, normalise_text, too_much_text
 
 MEMORY_BYTES = 1024 * 1024 * 1024
 """The child's address space: what pypdf may unpack at once, with Python's own."""
@@ -97,10 +97,6 @@ def _page_texts(reader, max_chars: int) -> Iterator[str]:
         if total > max_chars:
             raise too_much_text(max_chars)
         yield text
-
-
-def too_much_text(max_chars: int) -> CorpusError:
-    return CorpusError(f"more than {max_chars:,} characters of text, the most one source may have")
 
 
 @contextmanager
