@@ -14,6 +14,7 @@ Checked against only the passages it cites, so a sentence that joins facts from 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -149,12 +150,14 @@ _Clause = tuple[str, str, dict[str, float]]
 
 class WordVectors:
     """Unit vectors of single words: the snapshot's vocabulary table, else `lookup` (the model's token table),
-    whose answers for the last LOOKUPS_KEPT words are kept."""
+    whose answers for the last LOOKUPS_KEPT words are kept. One instance serves concurrent checks (a preview and a
+    final check run in threads of their own), so the kept answers are read and evicted under a lock."""
 
     def __init__(self, vocabulary: dict[str, int], table: np.ndarray,
                  lookup: Callable[[Sequence[str]], np.ndarray]) -> None:
         self.vocabulary, self.table, self.lookup = vocabulary, table, lookup
         self._looked_up: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
 
     @classmethod
     def from_lookup(cls, dimension: int, lookup: Callable[[Sequence[str]], np.ndarray]) -> WordVectors:
@@ -165,6 +168,12 @@ class WordVectors:
         vectors = np.zeros((len(words), self.table.shape[1]), dtype=np.float32)
         known = [row for row, word in enumerate(words) if word in self.vocabulary]
         vectors[known] = self.table[[self.vocabulary[words[row]] for row in known]]
+        with self._lock:
+            self._fill(words, vectors)
+        return vectors
+
+    def _fill(self, words: Sequence[str], vectors: np.ndarray) -> None:
+        """Put the looked-up vectors of the words the vocabulary lacks into `vectors` (under the lock)."""
         new = list(dict.fromkeys(w for w in words if w not in self.vocabulary and w not in self._looked_up))
         if new:
             self._looked_up.update(zip(new, self.lookup(new), strict=True))
@@ -174,7 +183,6 @@ class WordVectors:
                 self._looked_up.move_to_end(word)
         while len(self._looked_up) > LOOKUPS_KEPT:
             self._looked_up.popitem(last=False)
-        return vectors
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,10 @@ Each test holds the figures measured now, so a rule that costs them fails.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
 
 import numpy as np
 import pytest
@@ -478,3 +481,32 @@ def test_word_vectors_use_the_snapshot_table_then_the_token_table_never_the_enco
     np.testing.assert_allclose(found[1], found[3])
     encoded = embedder.encode(["fuel"])[0]  # one token: as if encoded (the table is kept in float16)
     assert found[2] @ encoded / (np.linalg.norm(found[2]) * np.linalg.norm(encoded)) >= 0.999
+
+
+def test_word_vectors_serve_concurrent_checks_while_evicting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A preview and a final check look words up in threads of their own: one thread's eviction never takes a
+    word another is reading (a KeyError that failed the asker's question)."""
+    monkeypatch.setattr("bot.support.LOOKUPS_KEPT", 40)
+
+    def lookup(words: Sequence[str]) -> np.ndarray:
+        time.sleep(0.0005)  # lets another thread run between looking up and reading, as the model's lookup does
+        return np.ones((len(words), 4), np.float32)
+
+    vectors = WordVectors.from_lookup(4, lookup)
+    pool = [f"word{n}" for n in range(200)]
+    errors: list[Exception] = []
+
+    def check(seed: int) -> None:
+        chooser = random.Random(seed)
+        try:
+            for _ in range(100):
+                assert vectors(chooser.sample(pool, 20)).shape == (20, 4)
+        except Exception as exc:  # any failure of a thread is the finding
+            errors.append(exc)
+
+    threads = [threading.Thread(target=check, args=(seed,)) for seed in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
