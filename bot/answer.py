@@ -144,10 +144,14 @@ class QuestionRejected(ValueError):
     """A question that cannot be answered as asked; the message is shown to the user."""
 
 
+def readable(raw: str) -> str:
+    """Text as the tokenizer can read it: lone surrogates become "?", then normalised (`normalise_text`)."""
+    return normalise_text(raw.encode("utf-8", "replace").decode("utf-8") if raw else "").replace("\n\n", " ")
+
+
 def clean_question(raw: str, max_chars: int) -> str:
     """Normalise a question, or raise QuestionRejected with a clear reason."""
-    text = raw.encode("utf-8", "replace").decode("utf-8") if raw else ""  # lone surrogates become "?"
-    question = normalise_text(text).replace("\n\n", " ")
+    question = readable(raw)
     if not question:
         raise QuestionRejected("Please ask a question about the articles.")
     if len(question) > max_chars:
@@ -284,7 +288,8 @@ class Answerer:
         valid = []
         for position, (question, history) in enumerate(questions):
             try:
-                valid.append((position, clean_question(question, self.config.max_question_chars), history))
+                turns = [Turn(readable(turn.question), turn.answer) for turn in history]
+                valid.append((position, clean_question(question, self.config.max_question_chars), turns))
             except QuestionRejected as exc:
                 answers[position] = Answer(question, str(exc), True, [], refusal=str(exc))
                 if on_answer:
@@ -367,28 +372,28 @@ class Answerer:
     def _choose(self, examined: Examined, eligible: list[int]) -> list[int]:
         """The best sentence, the sentence before it when it opens on a pronoun, and the article's next best
         sentences while they are likely enough (`companion_ratio` of the best) and the answer stays short:
-        one passage of one article, never a mix of articles."""
+        one passage of one article, never a mix of articles. A sentence joins the best one only when both fit
+        whole, so the best sentence is never cut short for another's sake."""
         candidates = examined.candidates
         best = candidates[eligible[0]]
         chosen = [eligible[0]]
         by_row = {c.row: i for i, c in enumerate(candidates)}
         before = by_row.get(best.row - 1)
         if (before is not None and candidates[before].doc_row == best.doc_row and self.config.max_sentences > 1
-                and _ANAPHORA.match(best.text)):
+                and _ANAPHORA.match(best.text) and self._fits(examined, chosen, before)):
             chosen.append(before)
         for i in eligible[1:]:
             candidate = candidates[i]
             if len(chosen) >= self.config.max_sentences or (
                     candidate.probability < self.config.companion_ratio * best.probability):
                 break
-            fits = self._length(examined, chosen) + len(candidate.text) + 5 <= self.config.max_chars
-            if candidate.doc_row == best.doc_row and fits and i not in chosen:
+            if candidate.doc_row == best.doc_row and i not in chosen and self._fits(examined, chosen, i):
                 chosen.append(i)
         return chosen
 
-    @staticmethod
-    def _length(examined: Examined, chosen: list[int]) -> int:
-        return sum(len(examined.candidates[i].text) + 5 for i in chosen)
+    def _fits(self, examined: Examined, chosen: list[int], added: int) -> bool:
+        """Whether the chosen sentences and one more, each with its footnote, fit in the answer whole."""
+        return sum(len(examined.candidates[i].text) + 5 for i in [*chosen, added]) <= self.config.max_chars
 
     def _fit(self, candidate: Candidate, question: Question, budget: int, keep: Span | None) -> tuple[int, int]:
         """The sentence's span, or, when it is over budget, its run of clauses that holds the short answer

@@ -252,6 +252,20 @@ def test_the_sentence_a_pronoun_refers_to_is_shown_first(tmp_path: Path, embedde
     assert_verifiable(answerer, answer)
 
 
+def test_a_long_sentence_before_a_pronoun_never_crowds_out_the_answer(tmp_path: Path, embedder: Embedder) -> None:
+    """The sentence a pronoun refers to joins the answer only when both fit whole: a 390-character one would
+    leave the answering sentence an empty or one-word quote."""
+    before = ("Members of the Harbor Authority board met on Tuesday evening in the old customs house after a long "
+              "delay caused by a storm that closed roads across the region")
+    before += ", and again" * ((389 - len(before)) // 11) + "."
+    text = f"{before} The new ferry terminal, they said, will cost $85 million and open in 2027."
+    answerer = load_answerer(one_article(tmp_path, embedder, "ferry", "Ferry", text), embedder)
+    answer = answerer.ask("How much will the new ferry terminal cost?", threshold=0.0)
+    assert "$85 million" in answer.answer and len(answer.answer) <= answerer.config.max_chars
+    assert [c.quote for c in answer.citations] == [text[len(before) + 1:]]
+    assert_verifiable(answerer, answer)
+
+
 def test_when_no_sentence_may_answer_it_abstains_at_zero_confidence(tmp_path: Path, embedder: Embedder) -> None:
     """A page of questions holds no answer: Footnote abstains (even at threshold 0) and lists the closest ones."""
     text = ("Which team won the Northern Cup final this week? Who scored twice for the winners? "
@@ -262,6 +276,17 @@ def test_when_no_sentence_may_answer_it_abstains_at_zero_confidence(tmp_path: Pa
     assert answer.confidence == 0.0 and answer.to_json()["confidence"] == 0.0
     assert answer.suggestions[0].quote == "Which team won the Northern Cup final this week?"
     assert [c.n for c in answer.suggestions] == [1, 2, 3]
+
+
+def test_an_unreadable_earlier_turn_fails_no_question(seed_answerer: Answerer) -> None:
+    """An earlier turn holding a lone surrogate (a terminal's undecodable byte) is read as "?", as a question
+    is: it neither crashes its follow-up nor the other questions embedded with it."""
+    history = [Turn("Who did Raisi meet \udcff in Caracas?")]
+    follow_up, other = seed_answerer.ask_many([("and on Monday?", history), ("Who did Raisi meet in Caracas?", [])],
+                                              threshold=0.0)
+    assert follow_up.refusal is None and follow_up.citations
+    assert "Maduro" in other.answer
+    assert_verifiable(seed_answerer, follow_up)
 
 
 def test_a_question_of_exactly_the_limit_is_accepted(seed_answerer: Answerer) -> None:
