@@ -16,7 +16,7 @@ import numpy as np
 from index.lexical import Analyzer, content_words
 from index.spans import span_rows
 
-ANNOTATIONS_VERSION = 3
+ANNOTATIONS_VERSION = 4
 """Recorded in snapshots: annotations made by another version are made again at the next build (the vectors
 are reused)."""
 

@@ -2,7 +2,8 @@
 
 A name is a run of capitalised words (joined by "of", "the", "de", "&" … and trailing numbers, as in
 "Bank of America" or "Title 42"); a sentence's first word counts only when it is not a common word. Numbers
-carry their currency and scale ("$787.5 million", "34", "6.6%"); dates are months, days and years.
+carry their currency and scale ("$787.5 million", "34", "6.6%"); dates are months, days, years and ranges of
+years ("1999-2013", "1977–81": one span, so "When did Chávez rule?" is not answered "2013").
 A span's `kind` is "name", "number" or "date"; its offsets are relative to the sentence text.
 """
 
@@ -25,7 +26,7 @@ _MONTH = r"(?:January|February|March|April|May|June|July|August|September|Octobe
 _DATE = re.compile(
     rf"\b(?:{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?|\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}(?:,?\s+\d{{4}})?"
     rf"|{_MONTH}(?:,?\s+\d{{4}})?|(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
-    rf"|(?:1[6-9]|20)\d\d(?:s)?)(?![\w-])"
+    rf"|(?:1[6-9]|20)\d\d\s?[-–]\s?(?:(?:1[6-9]|20)\d\d|\d\d)|(?:1[6-9]|20)\d\d(?:s)?)(?![\w-])"
 )
 _NUMBER_WORD = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
                 r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"

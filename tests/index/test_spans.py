@@ -20,6 +20,15 @@ def test_names_numbers_and_dates() -> None:
         ("number", "6.6%"), ("number", "6.5 percent"), ("number", "352-65")]
 
 
+def test_a_range_of_years_is_one_date() -> None:
+    """"(1999-2013)" answers "When did he rule?" whole: its end year alone would be a wrong short answer."""
+    assert found("Hugo Chávez (1999-2013) ruled Venezuela.") == [
+        ("name", "Hugo Chávez"), ("date", "1999-2013"), ("name", "Venezuela")]
+    assert found("He served 1977–81, then in 2015 and between 2010 and 2012.") == [
+        ("date", "1977–81"), ("date", "2015"), ("date", "2010"), ("date", "2012")]
+    assert found("The vote was 352-65 in 2019-20.") == [("number", "352-65"), ("date", "2019-20")]
+
+
 def test_a_word_the_article_writes_in_lower_case_starts_no_name() -> None:
     text = "Rates rose again. Traders expect rates to fall, say traders. Maduro met Raisi."
     rows = span_rows(text, [(0, 17), (18, 60), (61, len(text))])
