@@ -203,14 +203,20 @@ def load_html(path: Path, doc_id: str, max_bytes: int) -> Document:
     return html_document(read_text_file(path, max_bytes), doc_id, str(path))
 
 
+_DATE_FROM_MARKUP = {"extensive_search": False, "original_date": True}
+"""htmldate reads the publication date from the page's metadata and time elements only: its extensive search
+takes a footer's "Copyright 2023" for 2023-01-01, a date the article never gives."""
+
+
 def html_document(html: str | bytes, doc_id: str, source: str, page_url: str = "") -> Document:
     """Main-text extraction with trafilatura (boilerplate, menus and scripts removed).
 
-    The URL is the page's canonical one when it names it, else `page_url`.
+    The URL is the page's canonical one when it names it, else `page_url`; the date is the one its markup gives.
     """
     import trafilatura
 
-    result = trafilatura.bare_extraction(html, url=page_url or None, with_metadata=True, include_comments=False)
+    result = trafilatura.bare_extraction(html, url=page_url or None, with_metadata=True, include_comments=False,
+                                         date_extraction_params=_DATE_FROM_MARKUP)
     extracted = result.as_dict() if result is not None else {}
     if not (extracted.get("text") or "").strip():
         raise CorpusError("no article text found in the HTML")

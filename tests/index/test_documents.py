@@ -58,6 +58,19 @@ def test_html_main_text_is_extracted_without_boilerplate(tmp_path: Path) -> None
     assert doc.text.split("\n\n")[-1] == "Talks continue on Friday in the capital."  # each block a paragraph
 
 
+@pytest.mark.parametrize(("head", "published"), [
+    ("", ""),  # a footer's "Copyright 2023" is no publication date (it was taken for 2023-01-01)
+    ('<meta property="article:published_time" content="2023-06-14T10:00:00Z">', "2023-06-14"),
+])
+def test_html_date_comes_from_the_pages_markup_only(tmp_path: Path, head: str, published: str) -> None:
+    body = " ".join(["Iranian President Ebrahim Raisi arrived in Havana, where Cuban leaders welcomed him."] * 4)
+    write(tmp_path / "page.html", f"""<html><head><title>Cuba welcomes Raisi</title>{head}</head>
+        <body><article><h1>Cuba welcomes Raisi</h1><p>{body}</p><p>The two countries signed six agreements.</p>
+        </article><footer>Copyright 2023 Example News</footer></body></html>""")
+    [doc] = load_corpus(tmp_path).documents
+    assert doc.published == published
+
+
 def test_jsonl_bundle_and_its_bad_lines(tmp_path: Path) -> None:
     lines = [json.dumps({"doc_id": "a1", "title": "One", "text": ARTICLE, "url": "https://x.org/1"}),
              "{not json",
