@@ -195,8 +195,12 @@ def load_plain_text(path: Path, doc_id: str, max_bytes: int) -> Document:
 
 
 def plain_text_document(text: str, doc_id: str, source: str) -> Document:
-    """A plain-text article titled by its first line."""
-    return make_document(doc_id, text, source, title=text.strip().split("\n", 1)[0][:300])
+    """A plain-text article titled by its first line, which stays in the text as a paragraph of its own (with no
+    blank line after it, it would run into the first sentence)."""
+    first, _, rest = text.strip().partition("\n")
+    if rest.strip() and rest.split("\n", 1)[0].strip():
+        text = f"{first}\n\n{rest}"
+    return make_document(doc_id, text, source, title=first.strip()[:300])
 
 
 def load_html(path: Path, doc_id: str, max_bytes: int) -> Document:

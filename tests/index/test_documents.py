@@ -44,6 +44,14 @@ def test_plain_text_title_is_first_line(tmp_path: Path) -> None:
     assert doc.text.startswith("Big talks end\n\nOfficials met")
 
 
+def test_a_plain_text_title_is_a_paragraph_of_its_own(tmp_path: Path) -> None:
+    """With no blank line after it, the title line would run into the first sentence and its quote."""
+    write(tmp_path / "chile.txt", "Plain text headline\r\nThe central bank of Chile raised rates on Thursday.\n")
+    [doc] = load_corpus(tmp_path).documents
+    assert doc.title == "Plain text headline"
+    assert doc.text == "Plain text headline\n\nThe central bank of Chile raised rates on Thursday."
+
+
 def test_html_main_text_is_extracted_without_boilerplate(tmp_path: Path) -> None:
     body = " ".join(["The minister said the agreement covers energy, mining and shipping."] * 6)
     write(tmp_path / "page.html", f"""<html><head><title>Energy deal signed</title>
