@@ -8,6 +8,7 @@ import signal
 import sys
 import uuid
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
@@ -67,6 +68,7 @@ class FootnoteBot(commands.AutoShardedBot):
         intents = discord.Intents.default()
         intents.message_content = settings.message_content_intent
         options = {"shard_count": settings.shard_count, "shard_ids": settings.shard_ids, **options}
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False  # no voice: no warning of its libraries
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, allowed_mentions=NO_MENTIONS,
                          help_command=None, **options)
         self.settings = settings
@@ -130,7 +132,8 @@ async def send_ephemeral(interaction: discord.Interaction, text: str) -> None:
 
 
 def run_bot(settings: Settings) -> int:
-    """Start the bot; a missing or rejected token gives one clear line and exit status 2."""
+    """Start the bot; a missing or rejected token gives one clear line and exit status 2, Discord out of reach
+    one clear line and exit status 1."""
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         print("footnote: FOOTNOTE_DISCORD_TOKEN is not set (see README: Discord set-up)", file=sys.stderr)
         return EXIT_CONFIG
@@ -146,6 +149,9 @@ def run_bot(settings: Settings) -> int:
         print("footnote: Discord rejected the token (401 Unauthorized): check FOOTNOTE_DISCORD_TOKEN",
               file=sys.stderr)
         return EXIT_CONFIG
+    except (aiohttp.ClientConnectionError, discord.GatewayNotFound, discord.DiscordServerError) as exc:
+        print(f"footnote: could not reach Discord at {settings.discord_api_base}: {exc}", file=sys.stderr)
+        return 1
     except (SnapshotError, EmbedderError, ModelError) as exc:
         print(f"footnote: {exc}", file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import sqlite3
 import sys
 from pathlib import Path
@@ -308,6 +309,21 @@ async def test_bad_token_exits_with_one_clear_line(fake_discord: FakeDiscord, se
     assert process.returncode == 2
     assert "footnote: Discord rejected the token (401 Unauthorized)" in err.decode()
     assert "not-the-token" not in err.decode() and "Traceback" not in err.decode()
+
+
+async def test_discord_out_of_reach_exits_with_one_clear_line(seed_settings, tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "FOOTNOTE_DISCORD_TOKEN": "a-token", "FOOTNOTE_INDEX_DIR": str(seed_settings.index_dir),
+           "FOOTNOTE_DISCORD_API_BASE": f"http://127.0.0.1:{port}/api/v10",
+           "FOOTNOTE_DISCORD_GATEWAY_URL": f"ws://127.0.0.1:{port}/", "FOOTNOTE_DATABASE_PATH": str(tmp_path / "b.db")}
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "run", cwd=ROOT, env=env,
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 1
+    assert f"footnote: could not reach Discord at http://127.0.0.1:{port}/api/v10: " in err.decode()
+    assert "Traceback" not in err.decode() and "a-token" not in err.decode() and "voice" not in err.decode()
 
 
 async def test_bot_process_serves_a_discord_compatible_server(fake_discord: FakeDiscord, seed_settings,
