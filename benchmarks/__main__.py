@@ -25,7 +25,7 @@ from benchmarks import (
     servers,
     support,
 )
-from benchmarks.common import ROOT, WORK, Context, log
+from benchmarks.common import ROOT, SHARED, WORK, Context, log
 from benchmarks.corpora import seed_corpus, squad_corpus, synthetic_corpus
 from index.backends import cpu_has_amx, cpu_model
 from index.embedding import Embedder
@@ -89,6 +89,10 @@ def machine_line(embedder: Embedder) -> str:
 
 def main() -> int:
     args = _arguments()
+    if not SHARED.is_dir():
+        print(f"benchmarks: they read the evaluation data in {SHARED} (../shared beside the repository), "
+              "which is not there", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     ctx = _context(args)
     log(machine_line(ctx.embedder))
