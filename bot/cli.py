@@ -186,6 +186,9 @@ def _change_sources(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"{source.source_id}\t{source.title}\t{source.url or '-'}\t{source.added_by_name}")
             return 0
         if args.change == "remove":
+            if library.registry.get(args.guild, args.source_id) is None:
+                where = f"server {args.guild}" if args.guild else "the shared corpus"
+                raise SourceRefused(f"{where} has no source {args.source_id} (`index sources` lists them)")
             removed = library.remove(args.guild, args.source_id, operator)
             print(f"removed source {removed.source_id}: {removed.title}")
             return 0
@@ -193,11 +196,16 @@ def _change_sources(args: argparse.Namespace, settings: Settings) -> int:
             extracted, origin = asyncio.run(read_link(args.target, settings))
         else:
             path = Path(args.target)
-            check_file_size(path.stat().st_size, settings)
-            extracted, origin = extract_upload(path.name, path.read_bytes()), ""
+            try:
+                check_file_size(path.stat().st_size, settings)
+                data = path.read_bytes()
+            except OSError as exc:
+                raise SourceRefused(f"cannot read {path}: {exc.strerror or exc}") from exc
+            extracted, origin = extract_upload(path.name, data), ""
         added = library.add(args.guild, extracted, operator, origin)
+        count = added.sentences
         print(f"{'updated' if added.updated else 'added'} source {added.source.source_id}: {added.source.title} "
-              f"({added.sentences} sentences indexed)")
+              f"({count} {'sentence' if count == 1 else 'sentences'} indexed)")
         return 0
     except (FetchRefused, CorpusError, SourceRefused, OSError) as exc:
         print(f"footnote: not {'removed' if args.change == 'remove' else 'added'}: {exc}", file=sys.stderr)
@@ -250,8 +258,8 @@ def support_check(settings: Settings, answerer: Answerer) -> SupportCheck:
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
-    if args.question is None and not args.jsonl:
-        print("footnote ask: give a question, or --jsonl to read questions from stdin", file=sys.stderr)
+    if (args.question is None) == (not args.jsonl):
+        print("footnote ask: give a question, or --jsonl to read questions from stdin (not both)", file=sys.stderr)
         return EXIT_CONFIG
     answerer = _answerer(settings, serving=args.jsonl)
     with generated_asker(settings, answerer) as generated:

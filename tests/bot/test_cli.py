@@ -145,7 +145,24 @@ def test_index_add_sources_and_remove_for_a_server(run, monkeypatch: pytest.Monk
     assert run("index", "sources")[1] == ""  # the shared corpus has no added sources
     assert run("index", "remove", "1", "--guild", "77")[:2] == (0, f"removed source 1: {article['title']}\n")
     status, _, err = run("index", "remove", "1", "--guild", "77")
-    assert status == 1 and "no such source" in err and err.count("\n") == 1
+    assert (status, err) == (1, "footnote: not removed: server 77 has no source 1 (`index sources` lists them)\n")
+    status, _, err = run("index", "remove", "999")
+    assert (status, err) == (1, "footnote: not removed: the shared corpus has no source 999 (`index sources` lists "
+                                "them)\n")
+
+
+@pytest.mark.parametrize(("name", "reason"), [("missing.md", "No such file or directory"), ("", "Is a directory")])
+def test_index_add_of_an_unreadable_file_says_why_in_words(run, monkeypatch, tmp_path: Path, name: str,
+                                                           reason: str) -> None:
+    monkeypatch.setenv("FOOTNOTE_DATABASE_PATH", str(tmp_path / "footnote.db"))
+    status, out, err = run("index", "add", str(tmp_path / name), "--guild", "77")
+    assert (status, out) == (1, "")
+    assert err == f"footnote: not added: cannot read {tmp_path / name}: {reason}\n"
+
+
+def test_ask_takes_a_question_or_jsonl_not_both(run) -> None:
+    status, out, err = run("ask", "--jsonl", "Who?")
+    assert (status, out) == (2, "") and "not both" in err
 
 
 def test_index_add_refuses_a_loopback_link_in_one_line_before_connecting(run, monkeypatch, tmp_path) -> None:
