@@ -60,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
 
     index = commands.add_parser("index", help="build or update the index of the corpus")
     index.add_argument("--full", action="store_true", help="re-embed every document")
-    index.add_argument("--corpus", type=Path, help="corpus folder or file (default: FOOTNOTE_CORPUS_DIR)")
+    index.add_argument("--corpus", type=Path,
+                       help="corpus folder or file to index in place of FOOTNOTE_CORPUS_DIR (the index then holds "
+                            "its articles only)")
     index.set_defaults(handler=_index)
     changes = index.add_subparsers(dest="change", metavar="{add,remove,sources}")
     add = changes.add_parser("add", help="add a link or a file as a source, and index it")
