@@ -11,6 +11,7 @@ produced them. A plain baseline (`bot.baseline`) is scored in the same run for r
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import unicodedata
 from bisect import bisect_left, bisect_right
@@ -24,6 +25,7 @@ from index.documents import Document
 SPLITS_PATH = Path(__file__).resolve().parents[1] / "eval" / "splits.json"
 RISK_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 _QUOTE_STYLES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
+_FOOTNOTE_MARKER = re.compile(r"\[\d+\]")
 
 
 @dataclass
@@ -171,10 +173,17 @@ def select_split(questions: list[EvalQuestion], dataset: str, split: str | None,
 
 
 def matches(question: EvalQuestion, text: str) -> bool:
-    """Whether `text` holds the question's answer strings (all, or any one for answer_mode "any")."""
-    folded = fold(text)
-    found = [fold(expected) in folded for expected in question.answers]
+    """Whether `text` holds the question's answer strings as whole words (all, or any one for answer_mode "any"):
+    "23" is not in "2023", nor "May" in "mayor", and the footnote markers ("[2]") hold no answer."""
+    folded = fold(_FOOTNOTE_MARKER.sub(" ", text))
+    found = [_holds(folded, fold(expected)) for expected in question.answers]
     return bool(found) and (any(found) if question.answer_mode == "any" else all(found))
+
+
+def _holds(folded: str, expected: str) -> bool:
+    """Whether `expected` is in `folded` as whole words (a number also with an ordinal's ending: "23rd")."""
+    ordinal = "(?:st|nd|rd|th)?" if expected.isdigit() else ""
+    return bool(expected) and re.search(rf"(?<!\w){re.escape(expected)}{ordinal}(?!\w)", folded) is not None
 
 
 def is_correct(question: EvalQuestion, answer: Answer) -> bool:
@@ -191,15 +200,16 @@ def short_answer_correct(question: EvalQuestion, answer: Answer) -> bool | None:
 
 
 def names_answer(question: EvalQuestion, short: str) -> bool:
-    """Whether a short answer names the answer: it holds an answer string, or its words all belong to one and
-    cover at least half of it ("Bills" for "Buffalo Bills", not "New" for "New York")."""
+    """Whether a short answer names the answer: it holds an answer string as whole words ("2" does not name
+    "2023"), or its words all belong to one and cover at least half of it ("Bills" or "Buffalo" for "Buffalo
+    Bills", not "Bills player")."""
     if question.unanswerable:
         return False
     words = fold(short).split()
     for expected in map(fold, question.answers):
         expected_words = expected.split()
-        if expected in fold(short) or (words and set(words) <= set(expected_words)
-                                       and 2 * len(words) >= len(expected_words)):
+        if _holds(fold(short), expected) or (words and set(words) <= set(expected_words)
+                                             and 2 * len(words) >= len(expected_words)):
             return True
     return False
 

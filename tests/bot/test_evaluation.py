@@ -37,6 +37,22 @@ def test_answers_match_case_accent_and_quote_insensitively() -> None:
     assert is_correct(question([], unanswerable=True), Answer("?", "…", True, []))
 
 
+@pytest.mark.parametrize(("gold", "text", "right"), [
+    ("23", "He won in 2023 [1]", False), ("0", "the Daytona 500 [1]", False), ("May", "the mayor said [1]", False),
+    ("2", "Talks went on. [1] They ended. [2]", False),  # a footnote marker holds no answer
+    ("23", "his 23rd title [1]", True), ("$3 billion", "more than $3 billion. [1]", True),
+    ("Biden", "Biden's plan [1]", True), ("2023", "the 2023-24 season [1]", True),
+])
+def test_answers_match_whole_words_only(gold: str, text: str, right: bool) -> None:
+    assert is_correct(question([gold]), Answer("?", text, False, [])) is right
+
+
+@pytest.mark.parametrize(("gold", "short", "right"), [("23", "2023", False), ("May", "mayor", False),
+                                                       ("23", "23rd", True), ("New York", "New York City", True)])
+def test_a_short_answer_holds_the_answer_as_whole_words(gold: str, short: str, right: bool) -> None:
+    assert names_answer(question([gold]), short) is right
+
+
 @pytest.mark.parametrize(("short", "right"), [
     ("Buffalo Bills", True), ("the Buffalo Bills", True), ("Bills", True), ("Buffalo", True),
     ("Bills player", False), ("Cincinnati", False),
