@@ -227,10 +227,11 @@ def _answerer(settings: Settings, serving: bool = False):
 
 
 @contextmanager
-def generated_asker(settings: Settings, answerer: Answerer,
-                    check: SupportCheck | None = None) -> Iterator[Callable[[str], Answer] | None]:
+def generated_asker(settings: Settings, answerer: Answerer, check: SupportCheck | None = None,
+                    threshold: float | None = None) -> Iterator[Callable[[str], Answer] | None]:
     """`ask(question)` through the configured LLM (verified by `check`, else by `support_check`; extractive
-    fallback), or None without one; its event loop lives as long as the `with` block."""
+    fallback), or None without one; `threshold` overrides the abstention threshold (0 for `eval`, which judges
+    every answer's confidence itself); its event loop lives as long as the `with` block."""
     from bot.generation import LLMClient, generate_answer
 
     client = LLMClient.from_settings(settings)
@@ -241,7 +242,7 @@ def generated_asker(settings: Settings, answerer: Answerer,
     with asyncio.Runner() as runner:
 
         def ask(question: str) -> Answer:
-            answer = answerer.ask(question)
+            answer = answerer.ask(question, threshold=threshold)
             return runner.run(generate_answer(answer, answer.evidence, client, check=check))
 
         try:
@@ -350,7 +351,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     reports = [evaluate(lambda q: answerer.ask(q, threshold=0.0), questions, documents, answerer.threshold,
                         answerer.ranked_documents, label="extractive")]
     check = support_check(settings, answerer) if settings.llm_enabled or args.support else None
-    with generated_asker(settings, answerer, check) as generated_ask:
+    with generated_asker(settings, answerer, check, threshold=0.0) as generated_ask:
         if generated_ask:
             reports.append(evaluate(generated_ask, questions, documents, answerer.threshold, label="generated"))
     if not args.no_baseline:

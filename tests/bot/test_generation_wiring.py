@@ -43,7 +43,6 @@ async def test_eval_reports_both_modes_side_by_side(monkeypatch, seed_settings, 
     monkeypatch.setattr(cli, "_shared_embedder", lambda *_: embedder)
     monkeypatch.setenv("FOOTNOTE_INDEX_DIR", str(seed_settings.index_dir))
     monkeypatch.setenv("FOOTNOTE_CORPUS_DIR", str(seed_settings.corpus_dir))
-    monkeypatch.setenv("FOOTNOTE_ABSTAIN_THRESHOLD", "0.0")
     questions = str(DATA / "seed_questions.jsonl")
     async with FakeOpenAIServer() as server:
         server.script(*[Reply(chunks=["NOT IN THE ARTICLES"])] * 20)
@@ -51,12 +50,15 @@ async def test_eval_reports_both_modes_side_by_side(monkeypatch, seed_settings, 
         monkeypatch.setenv("FOOTNOTE_LLM_MODEL", "m")
         status = await asyncio.to_thread(cli.main, ["eval", questions, "--json", "--no-baseline"])
         data = json.loads(capsys.readouterr().out)
-        answered = sum(not row["abstained"] for row in data["extractive"]["rows"])
+        answered = sum(row["confidence"] > 0 for row in data["extractive"]["rows"])  # at threshold 0
         assert status == 0 and answered >= 10 and len(server.requests) == answered
         status = await asyncio.to_thread(cli.main, ["eval", questions])
     table = capsys.readouterr().out
     assert set(data) == {"extractive", "generated"}
     assert data["generated"]["correct"] == data["extractive"]["correct"]  # fallbacks keep the extractive answer
+    # both modes answer every question and eval judges its confidence: none abstains for the threshold alone
+    assert [(r["abstained"], r["confidence"]) for r in data["generated"]["rows"]] == [
+        (r["abstained"], r["confidence"]) for r in data["extractive"]["rows"]]
     assert table.splitlines()[0].split() == ["extractive", "generated", "baseline"]
     assert status == 0
 
