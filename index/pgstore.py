@@ -12,9 +12,10 @@ Readers therefore never see a half-published version, and a build killed at any 
 version current.
 
 Each process materialises a current version once into its local folder (`snap-<id>`, the file store's own
-layout) and memory-maps it from there. One build of a store at a time across every process: a session advisory
-lock keyed by the store, released by PostgreSQL when the building process dies. The schema is migrated by
-`index.migrations` (Alembic), once per process, when the first store opens.
+layout; older local copies but the one before are then deleted) and memory-maps it from there. One build of a
+store at a time across every process: a session advisory lock keyed by the store, released by PostgreSQL when the
+building process dies. Publishes and drops of all stores take turns (a transaction advisory lock). The schema is
+migrated by `index.migrations` (Alembic), once per process, when the first store opens.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,7 +34,6 @@ import numpy as np
 
 from index.migrations import upgrade_once
 from index.store import (
-    BUILD_PREFIX,
     KEEP_SNAPSHOTS,
     SNAPSHOT_PREFIX,
     FaissVectorStore,
@@ -46,6 +47,7 @@ from index.store import (
 CHANNEL = "footnote_snapshots"
 SHARED_STORE = "shared"
 BUILD_LOCK_KEY = 0x466F6F74  # "Foot": with the store's own number, the advisory lock every builder takes
+PUBLISH_LOCK_KEY = 0x506F7374  # "Post": the transaction lock that puts every store's publishes and drops in turn
 PIECE_BYTES = 64 * 2**20
 """A part (the FAISS index, BM25, …) is stored in rows of at most this many bytes."""
 HNSW_M, HNSW_EF_CONSTRUCTION = 32, 80
@@ -102,7 +104,7 @@ class PgSnapshotStore(SnapshotStore):
             try:
                 yield
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+                _unlock(conn, key)
 
     def current_id(self) -> str | None:
         """The published version's snapshot id, None before the first."""
@@ -111,13 +113,17 @@ class PgSnapshotStore(SnapshotStore):
         return row[0] if row else None
 
     def current_path(self) -> Path | None:
-        """The current version's local folder, materialised from the database the first time."""
+        """The current version's local folder, materialised from the database the first time; then the local
+        versions but it and the one materialised before it (which may still be loading) are deleted, as a
+        publish does."""
         snapshot_id = self.current_id()
         if snapshot_id is None:
             return None
         folder = self.root / f"{SNAPSHOT_PREFIX}{snapshot_id}"
         if not (folder / "manifest.json").is_file():
             self._materialise(snapshot_id, folder)
+            local = sorted(self.root.glob(f"{SNAPSHOT_PREFIX}*"), key=_modified)
+            self._prune(keep={folder, *local[-KEEP_SNAPSHOTS:]})
         return folder
 
     def publish(self, build_folder: Path) -> Path:
@@ -134,9 +140,12 @@ class PgSnapshotStore(SnapshotStore):
                 self._publish_rows(conn, snapshot_id, folder, manifest)
 
     def _publish_rows(self, conn, snapshot_id: str, folder: Path, manifest: dict) -> None:
-        """Inside the publishing transaction: the version's rows, parts and index, then make it current."""
+        """Inside the publishing transaction: the version's rows, parts and index, then make it current. Publishes
+        of all stores take turns: each copies into the chunks table (ROW EXCLUSIVE), then builds its index on it
+        (SHARE), so two at once would wait on each other, and PostgreSQL would abort one as a deadlock."""
         from psycopg.types.json import Jsonb
 
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (PUBLISH_LOCK_KEY,))
         conn.execute("INSERT INTO footnote_snapshots (store, snapshot_id, manifest) VALUES (%s, %s, %s)",
                      (self.store, snapshot_id, Jsonb(manifest)))
         chunks = self._copy_rows(conn, snapshot_id, folder)
@@ -154,6 +163,7 @@ class PgSnapshotStore(SnapshotStore):
         """Unpublish every version of this store in one transaction (announced like a publish), then delete
         the local folder."""
         with self.connect() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (PUBLISH_LOCK_KEY,))
             conn.execute("DELETE FROM footnote_current WHERE store = %s", (self.store,))
             conn.execute("DELETE FROM footnote_snapshots WHERE store = %s", (self.store,))
             conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, notification(self.store, None)))
@@ -208,10 +218,11 @@ class PgSnapshotStore(SnapshotStore):
         return len(chunks)
 
     def _materialise(self, snapshot_id: str, folder: Path) -> None:
-        """Write the version's files into `folder` (through a temporary folder renamed at the end)."""
-        partial = self.root / f"{BUILD_PREFIX}download-{snapshot_id}-{os.getpid()}"
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
+        """Write the version's files into `folder` through a temporary folder of this call's own (not a build's:
+        a build removes those it finds), renamed at the end; a copy another thread or process finished first
+        is kept."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".download-{snapshot_id}-", dir=self.root))
         try:
             with connect(self.url, autocommit=False) as conn:  # one snapshot of the database for every read:
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")  # a collection
@@ -219,7 +230,11 @@ class PgSnapshotStore(SnapshotStore):
                 self._write_parts(conn, snapshot_id, partial)
             if not (partial / "manifest.json").is_file():
                 raise SnapshotError(f"version {snapshot_id} is missing from the database at {safe_url(self.url)}")
-            os.replace(partial, folder)
+            try:
+                os.replace(partial, folder)
+            except OSError:
+                if not (folder / "manifest.json").is_file():
+                    raise
         finally:
             shutil.rmtree(partial, ignore_errors=True)
 
@@ -277,7 +292,7 @@ def _create_vector_index(conn, snapshot_id: str, chunks: int, dimension: int) ->
     """Build the version's HNSW index (cosine) over its chunks at once, after they are copied: a partial index of
     its own, so that a publish never inserts into a graph of every earlier version (the next publish drops the
     index of a version collected). Queries name the version as a literal (`WHERE snapshot_id = '…'`) to use it.
-    The build holds a SHARE lock on the chunks table: reads go on, another store's publish waits for it."""
+    The build holds a SHARE lock on the chunks table: reads go on, another store's publish waits its turn."""
     from psycopg import sql
 
     conn.execute(f"SET LOCAL maintenance_work_mem = '{_index_memory_mb(chunks, dimension)}MB'")
@@ -307,6 +322,22 @@ def _drop_orphaned_vector_indexes(conn) -> None:
         conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
 
 
+def _modified(path: Path) -> float:
+    """When a folder was last written; 0 for one another thread has just deleted."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def _unlock(conn, key: tuple[int, int]) -> None:
+    """Release a build lock; on a connection the database has closed (a restart), the lock went with it."""
+    import psycopg
+
+    with suppress(psycopg.OperationalError):
+        conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+
+
 def _store_number(store: str) -> int:
     """A store's name as the signed 32-bit second key of its build lock."""
     return int.from_bytes(hashlib.blake2b(store.encode(), digest_size=4).digest(), "big", signed=True)
@@ -317,9 +348,12 @@ def safe_url(url: str) -> str:
     """Where a database is, without its user, password or options, for messages and logs: a URL without them, and
     a key=value connection string ("host=db password=…") as such a URL."""
     if "://" in url:
-        parts = urlsplit(url)
-        host = f"{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
-        return parts._replace(netloc=host, query="").geturl()
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return "(a database URL that does not parse)"
+        hosts = parts.netloc.rpartition("@")[2]  # "h1:5432,h2:5432" for failover: .port cannot parse it
+        return parts._replace(netloc=hosts, query="").geturl()
     from psycopg import ProgrammingError
     from psycopg.conninfo import conninfo_to_dict
 

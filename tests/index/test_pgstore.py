@@ -3,6 +3,8 @@ at a time, readers during a publish, collection) is in test_store_contract.py.""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +187,77 @@ def test_a_copy_being_made_is_whole_even_when_its_version_is_collected_meanwhile
                             (first.snapshot_id,)).fetchone() == (0,)  # collected meanwhile
     for path in (p for p in first.path.rglob("*") if p.is_file() and p.name not in ROWS_FROM_TABLES):
         assert (copy.root / "copy" / path.relative_to(first.path)).read_bytes() == path.read_bytes(), path.name
+
+
+def test_two_stores_publishing_at_once_take_turns_instead_of_deadlocking(
+        settings, tmp_path, embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each publish copies into the chunks table, then builds its index on it: overlapping, two would wait on
+    each other and PostgreSQL would abort one. The first pauses after its copy while the second starts."""
+    url = settings.database_url.get_secret_value()
+    stores = [PgSnapshotStore(url, tmp_path / f"guild{n}", f"guild:{n}") for n in (1, 2)]
+    copied, resume = threading.Event(), threading.Event()
+    copy_parts = PgSnapshotStore._copy_parts
+
+    def pause_after_the_first_copy(conn, snapshot_id, folder):
+        copy_parts(conn, snapshot_id, folder)
+        if not copied.is_set():
+            copied.set()
+            resume.wait(timeout=30)
+
+    monkeypatch.setattr(PgSnapshotStore, "_copy_parts", staticmethod(pause_after_the_first_copy))
+    failures: list[Exception] = []
+
+    def build(store: PgSnapshotStore) -> None:
+        try:
+            make_builder(settings, embedder, store).build(settings.corpus_dir)
+        except Exception as exc:  # the deadlock's loser, before the fix
+            failures.append(exc)
+
+    first = threading.Thread(target=build, args=(stores[0],))
+    first.start()
+    assert copied.wait(timeout=60)
+    second = threading.Thread(target=build, args=(stores[1],))
+    second.start()
+    second.join(timeout=3)  # it has built and waits for its turn to publish
+    resume.set()
+    first.join(timeout=60)
+    second.join(timeout=60)
+    assert failures == [] and all(store.current_id() for store in stores)
+
+
+def test_a_process_that_only_loads_keeps_two_local_versions(settings, tmp_path, embedder) -> None:
+    follower = PgSnapshotStore(settings.database_url.get_secret_value(), other_process(settings, tmp_path).index_dir)
+    for count in (3, 4, 5, 6):
+        write_articles(settings.corpus_dir, count)
+        make_builder(settings, embedder).build(settings.corpus_dir)
+        assert follower.current_path() is not None
+    kept = sorted(p.name for p in follower.root.glob("snap-*"))
+    assert len(kept) == 2 and f"snap-{follower.current_id()}" in kept
+
+
+def test_copies_made_at_once_by_two_threads_are_both_whole(settings, tmp_path, embedder) -> None:
+    report = make_builder(settings, embedder).build(settings.corpus_dir)
+    follower = PgSnapshotStore(settings.database_url.get_secret_value(), other_process(settings, tmp_path).index_dir)
+    with ThreadPoolExecutor(2) as pool:
+        paths = list(pool.map(lambda _: follower.current_path(), range(2)))
+    assert paths[0] == paths[1] and not list(follower.root.glob(".download-*"))
+    assert follower.load(embedder.name, embedder.dimension).snapshot_id == report.snapshot_id
+
+
+def test_a_build_lock_whose_connection_the_database_closed_is_released_quietly(settings, tmp_path) -> None:
+    store = PgSnapshotStore(settings.database_url.get_secret_value(), tmp_path / "guild", "guild:3")
+    with store.build_lock(), store.connect() as admin:  # a restart: the lock goes with its connection
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                      "AND pid <> pg_backend_pid() AND database = (SELECT oid FROM pg_database "
+                      "WHERE datname = current_database())")
+    with store.build_lock():  # free again
+        pass
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://footnote:s3cret@db1:5432,db2:5433/news?target_session_attrs=read-write",
+     "postgresql://db1:5432,db2:5433/news"),
+    ("postgresql://footnote:p@ss@[::1]:5432/news", "postgresql://[::1]:5432/news"),
+])
+def test_a_failover_url_is_shown_with_its_hosts_and_without_its_password(url: str, shown: str) -> None:
+    assert safe_url(url) == shown
