@@ -35,12 +35,12 @@ from bot.answer import Answerer
 from bot.config import Settings
 from bot.service import load_answerer, make_builder, make_store
 from bot.sources import Adder, Source, SourceRegistry
-from index.builder import BuildProgress, BuildReport
+from index.builder import BuildInProgress, BuildProgress, BuildReport
 from index.documents import SUPPORTED_SUFFIXES, Document
 from index.extract import Extracted, canonical_url, extract_fetched, extract_upload, source_name
 from index.fetch import Fetcher, FetchLimits, FetchRefused
 from index.pgstore import SHARED_STORE
-from index.store import SnapshotError, SnapshotStore
+from index.store import SnapshotError, SnapshotStore, StoreLocked
 
 log = logging.getLogger(__name__)
 SHARED = 0
@@ -320,12 +320,23 @@ class GuildLibrary:
             _write(path, payload)
             report = self._build(guild_id, stop=stop)
             if report is None:  # the server's last source is gone: so is its index
-                self._forget(guild_id)
-                self.store(guild_id).drop()
+                self._drop(guild_id)
             return report
         except BaseException:
             _write(path, before)
             raise
+
+
+    def _drop(self, guild_id: int) -> None:
+        """Unpublish the server's index under its build lock: a rebuild under way (another process's, or one that
+        read the corpus before its last file went) would publish the removed articles again after the drop."""
+        store = self.store(guild_id)
+        try:
+            with store.build_lock():
+                self._forget(guild_id)
+                store.drop()
+        except StoreLocked as exc:
+            raise BuildInProgress(str(exc)) from None
 
 
 def _bundle_line(document: Document) -> dict:

@@ -14,7 +14,7 @@ from bot.config import Settings
 from bot.library import GuildLibrary, SourceRefused, read_link, source_documents
 from bot.service import QAService, make_builder
 from bot.sources import Adder, open_registry
-from index.builder import BuildCancelled
+from index.builder import BuildCancelled, BuildInProgress
 from index.embedding import Embedder
 from index.extract import extract_upload
 from tests.conftest import NEWS, make_settings
@@ -105,6 +105,19 @@ def test_removing_sources_rebuilds_and_the_last_one_takes_the_index_with_it(libr
     assert library.answerer(GUILD) is None and library.registry.sources(GUILD) == []
     assert [(e.action, e.user_name) for e in library.registry.audit(GUILD)][:2] == [("removed", "editor"),
                                                                                    ("removed", "mod")]
+
+
+def test_the_last_source_is_not_removed_while_a_rebuild_holds_the_index(library: GuildLibrary) -> None:
+    """A rebuild under way would publish the removed article again after the drop: the removal waits its turn
+    (BuildInProgress, as /remove tells the admin), and nothing changes meanwhile."""
+    added = library.add(GUILD, extract_upload(*markdown_upload("harbor-bridge-2024")), EDITOR)
+    with library.store(GUILD).build_lock(), pytest.raises(BuildInProgress):
+        library.remove(GUILD, added.source.source_id, EDITOR)
+    assert [s.source_id for s in library.registry.sources(GUILD)] == [added.source.source_id]
+    assert library.store(GUILD).current_path() is not None
+    assert (library.corpus_dir(GUILD) / f"{added.source.name}.jsonl").is_file()
+    library.remove(GUILD, added.source.source_id, EDITOR)
+    assert library.answerer(GUILD) is None and library.store(GUILD).current_path() is None
 
 
 def test_a_pdf_is_indexed_page_by_page_and_citations_name_the_page(library: GuildLibrary) -> None:
