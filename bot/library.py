@@ -13,7 +13,9 @@ Adding or removing a source changes the file, rebuilds the server's index increm
 the change in the registry; when the build fails, the file is put back as it was, and when an add fails to be
 recorded the index is rebuilt without it, so nothing half-added stays. Before every build the corpus folder is
 made to hold exactly the sources the registry lists (a file left by an add killed before it was recorded is
-set aside in `<guild id>/unrecorded`).
+set aside in `<guild id>/unrecorded`). One change of a server's sources runs at a time in every process that
+shares them (a PostgreSQL advisory lock, else a lock file beside the server's index), so a second process
+never rebuilds from a registry that lacks what the first is about to record.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from bot.answer import Answerer
 from bot.config import Settings
@@ -39,13 +43,15 @@ from index.builder import BuildInProgress, BuildProgress, BuildReport
 from index.documents import SUPPORTED_SUFFIXES, Document
 from index.extract import Extracted, canonical_url, extract_fetched, extract_upload, source_name
 from index.fetch import Fetcher, FetchLimits, FetchRefused
-from index.pgstore import SHARED_STORE
+from index.pgstore import SHARED_STORE, change_lock
 from index.store import SnapshotError, SnapshotStore, StoreLocked
 
 log = logging.getLogger(__name__)
 SHARED = 0
 """The guild id under which the operator's CLI adds to the shared corpus (FOOTNOTE_CORPUS_DIR)."""
 GUILD_STORE = "guild:"
+CHANGE_WAIT_SECONDS = 120.0
+"""How long a change of a server's sources waits for the one under way (adds take seconds, rebuilds minutes)."""
 
 
 class SourceRefused(Exception):
@@ -198,12 +204,36 @@ class GuildLibrary:
         with self._lock:
             self._loaded.pop(guild_id, None)
 
+    @contextmanager
+    def _changing(self, guild_id: int) -> Iterator[None]:
+        """One change of the server's sources at a time (an add, a removal, a rebuild), in every process that
+        shares them (all of them with PostgreSQL, else this machine's): its files are restored, rebuilt and
+        recorded as one step, so no process publishes an index without a source another has just recorded.
+        Waits CHANGE_WAIT_SECONDS, then BuildInProgress."""
+        try:
+            if self.settings.database_url is not None:
+                url = self.settings.database_url.get_secret_value()
+                with change_lock(url, store_name(guild_id), CHANGE_WAIT_SECONDS):
+                    yield
+            else:
+                index = Path(self.settings_for(guild_id).index_dir)
+                index.parent.mkdir(parents=True, exist_ok=True)
+                with FileLock(index.with_name(f"{index.name}.changes.lock"), timeout=CHANGE_WAIT_SECONDS):
+                    yield
+        except (StoreLocked, Timeout):
+            raise BuildInProgress("another change of this server's sources is under way") from None
+
     def add(self, guild_id: int, extracted: Sequence[Extracted], by: Adder, origin: str = "",
             stop: threading.Event | None = None) -> Added:
         """Store the documents as one source of the server (replacing the same article added before), rebuild
         the server's index and record who added it. Raises SourceRefused for quotas."""
         if not extracted:
             raise SourceRefused("That source has no text to index.")
+        with self._changing(guild_id):
+            return self._add(guild_id, extracted, by, origin, stop)
+
+    def _add(self, guild_id: int, extracted: Sequence[Extracted], by: Adder, origin: str,
+             stop: threading.Event | None) -> Added:
         first = extracted[0].document
         url = canonical_url(first.url or origin)
         text_sha256 = hashlib.sha256("\n\n".join(e.document.text for e in extracted).encode("utf-8")).hexdigest()
@@ -248,18 +278,20 @@ class GuildLibrary:
 
     def remove(self, guild_id: int, source_id: int, by: Adder, stop: threading.Event | None = None) -> Source:
         """Delete one of the server's sources and rebuild its index (or drop the index when none is left)."""
-        source = self.registry.get(guild_id, source_id)
-        if source is None:
-            raise SourceRefused("This server has no such source (it may have been removed already).")
-        self._change_file(guild_id, source.name, None, self._file(guild_id, source.name), stop)
-        removed = self.registry.remove(guild_id, source_id, by)
-        return removed or source
+        with self._changing(guild_id):
+            source = self.registry.get(guild_id, source_id)
+            if source is None:
+                raise SourceRefused("This server has no such source (it may have been removed already).")
+            self._change_file(guild_id, source.name, None, self._file(guild_id, source.name), stop)
+            removed = self.registry.remove(guild_id, source_id, by)
+            return removed or source
 
     def rebuild(self, guild_id: int, full: bool = False, progress: Callable[[BuildProgress], None] | None = None,
                 stop: threading.Event | None = None) -> BuildReport | None:
         """Rebuild the server's index from its files; None when the server has no sources."""
-        self._restore_files(guild_id)
-        return self._build(guild_id, full, progress, stop)
+        with self._changing(guild_id):
+            self._restore_files(guild_id)
+            return self._build(guild_id, full, progress, stop)
 
     def _build(self, guild_id: int, full: bool = False, progress: Callable[[BuildProgress], None] | None = None,
                stop: threading.Event | None = None) -> BuildReport | None:

@@ -48,6 +48,7 @@ CHANNEL = "footnote_snapshots"
 SHARED_STORE = "shared"
 BUILD_LOCK_KEY = 0x466F6F74  # "Foot": with the store's own number, the advisory lock every builder takes
 PUBLISH_LOCK_KEY = 0x506F7374  # "Post": the transaction lock that puts every store's publishes and drops in turn
+CHANGE_LOCK_KEY = 0x43686E67  # "Chng": with the store's number, the lock of one change of its sources at a time
 PIECE_BYTES = 64 * 2**20
 """A part (the FAISS index, BM25, …) is stored in rows of at most this many bytes."""
 HNSW_M, HNSW_EF_CONSTRUCTION = 32, 80
@@ -281,6 +282,25 @@ class PgSnapshotStore(SnapshotStore):
             vectors[row] = vector.to_numpy()
         np.save(folder / "sentences.npy", spans)
         np.save(folder / "sentence_vectors.npy", vectors)
+
+
+@contextmanager
+def change_lock(url: str, store: str, wait_seconds: float) -> Iterator[None]:
+    """Held for one change of a store's sources (files, build, registry) across every process; waited for up to
+    `wait_seconds`, then StoreLocked. Released by PostgreSQL if the process dies."""
+    import psycopg
+
+    key = (CHANGE_LOCK_KEY, _store_number(store))
+    with connect(url) as conn:
+        conn.execute(f"SET lock_timeout = '{int(wait_seconds * 1000)}ms'")
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s, %s)", key)
+        except psycopg.errors.LockNotAvailable:
+            raise StoreLocked(f"another change of the sources of {store} is under way") from None
+        try:
+            yield
+        finally:
+            _unlock(conn, key)
 
 
 def vector_index_name(snapshot_id: str) -> str:

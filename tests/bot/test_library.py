@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -118,6 +120,36 @@ def test_the_last_source_is_not_removed_while_a_rebuild_holds_the_index(library:
     assert (library.corpus_dir(GUILD) / f"{added.source.name}.jsonl").is_file()
     library.remove(GUILD, added.source.source_id, EDITOR)
     assert library.answerer(GUILD) is None and library.store(GUILD).current_path() is None
+
+
+def test_two_processes_changing_one_server_at_once_lose_nothing(library: GuildLibrary, embedder: Embedder,
+                                                                 tmp_path: Path) -> None:
+    """The first add has published its index and is about to record its source when a second process adds
+    another: that one waits, rather than rebuild from a registry without the first (which dropped it from the
+    index) or set the first's file aside as unrecorded."""
+    shared_db = library.settings.database_url is not None
+    settings = library.settings.model_copy(update={"guilds_dir": tmp_path / "two"}) if shared_db else library.settings
+    other = GuildLibrary(settings, embedder, open_registry(settings))
+    first, second = [d for d in ARTICLES][:2]
+    in_window, resume = threading.Event(), threading.Event()
+    record = library.registry.record
+
+    def record_after_a_pause(*args, **kwargs):
+        in_window.set()
+        resume.wait(timeout=60)
+        return record(*args, **kwargs)
+
+    library.registry.record = record_after_a_pause
+    with ThreadPoolExecutor(2) as pool:
+        adding = pool.submit(library.add, GUILD, extract_upload(*markdown_upload(first)), EDITOR)
+        assert in_window.wait(timeout=60)
+        meanwhile = pool.submit(other.add, GUILD, extract_upload(*markdown_upload(second)), Adder(7, "other"))
+        time.sleep(1)
+        resume.set()
+        names = {adding.result(timeout=60).source.name, meanwhile.result(timeout=60).source.name}
+    other.registry.close()
+    assert {s.name for s in library.registry.sources(GUILD)} == names
+    assert set(library.store(GUILD).load(embedder.name, embedder.dimension).doc_ids) == names
 
 
 def test_a_pdf_is_indexed_page_by_page_and_citations_name_the_page(library: GuildLibrary) -> None:
