@@ -104,10 +104,20 @@ class PostgresDatabase:
         self._url = url
         self._lock = threading.RLock()
         self._connection = None
+        self._transactions = 0
 
     def execute(self, sql: str, parameters: Sequence = ()) -> list[tuple]:
+        """Run one statement; outside a transaction, a connection the server closed since the last call (a
+        restart) is found by this statement's failure to be sent, and it is sent again on a new one."""
+        import psycopg
+
         with self._lock:
-            cursor = self._connected().execute(sql.replace("?", "%s"), parameters)
+            try:
+                cursor = self._connected().execute(sql.replace("?", "%s"), parameters)
+            except psycopg.OperationalError:
+                if self._transactions or not self._connection.broken:
+                    raise
+                cursor = self._connected().execute(sql.replace("?", "%s"), parameters)
             return cursor.fetchall() if cursor.description else []
 
     def insert(self, sql: str, parameters: Sequence, id_column: str) -> int:
@@ -117,7 +127,11 @@ class PostgresDatabase:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         with self._lock, self._connected().transaction():
-            yield
+            self._transactions += 1
+            try:
+                yield
+            finally:
+                self._transactions -= 1
 
     def close(self) -> None:
         with self._lock:

@@ -88,3 +88,16 @@ def test_feedback_is_shared_by_two_processes_on_one_database(settings: Settings)
     finally:
         first.close()
         second.close()
+
+
+def test_the_registry_goes_on_after_the_database_closed_its_connection(database_url: str) -> None:
+    """A restart closes the kept connection: the next call is sent again on a new one, not failed."""
+    import psycopg
+
+    registry = open_registry(make_settings(Path("/nonexistent"), database_url=database_url))
+    registry.record(source(GUILD, "kept"), EDITOR)
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                      "AND datname = current_database()")
+    assert [s.name for s in registry.sources(GUILD)] == ["kept"]
+    registry.close()
