@@ -25,7 +25,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -40,7 +40,7 @@ from index.store import (
     SnapshotError,
     SnapshotStore,
     StoreLocked,
-    read_jsonl,
+    iter_jsonl,
     write_jsonl,
 )
 
@@ -189,34 +189,35 @@ class PgSnapshotStore(SnapshotStore):
     @staticmethod
     def _copy_rows(conn, snapshot_id: str, folder: Path) -> int:
         """Documents, chunks (with their vectors) and sentences (with theirs) as table rows, by binary COPY; the
-        number of chunks."""
+        number of chunks. Streamed: records are read a line at a time and vectors a block at a time, so a
+        million chunks are never in memory at once."""
         from pgvector.psycopg import register_vector
         from psycopg.types.json import Jsonb
 
         register_vector(conn)
         cursor = conn.cursor()
-        documents = read_jsonl(folder / "documents.jsonl")
         with cursor.copy("COPY footnote_documents (snapshot_id, row, doc_id, title, url, record) "
                          "FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["text", "int4", "text", "text", "text", "jsonb"])
-            for row, record in enumerate(documents):
+            for row, record in enumerate(iter_jsonl(folder / "documents.jsonl")):
                 copy.write_row((snapshot_id, row, record["doc_id"], record["title"], record["url"], Jsonb(record)))
-        chunks = read_jsonl(folder / "chunks.jsonl")
-        vectors = FaissVectorStore.load(folder / "vectors.faiss").reconstruct(np.arange(len(chunks)))
+        vectors = FaissVectorStore.load(folder / "vectors.faiss")
         with cursor.copy("COPY footnote_chunks (snapshot_id, row, chunk_id, doc_id, record, embedding) "
                          "FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["text", "int4", "text", "text", "jsonb", "vector"])
-            for row, (record, vector) in enumerate(zip(chunks, vectors, strict=True)):
+            rows = _in_blocks(vectors.size, lambda start, end: vectors.reconstruct(np.arange(start, end)))
+            for row, (record, vector) in enumerate(zip(iter_jsonl(folder / "chunks.jsonl"), rows, strict=True)):
                 copy.write_row((snapshot_id, row, record["chunk_id"], record["doc_id"], Jsonb(record), vector))
-        sentences = np.load(folder / "sentences.npy")
-        sentence_vectors = np.load(folder / "sentence_vectors.npy")
+        sentences = np.load(folder / "sentences.npy", mmap_mode="r")
+        sentence_vectors = np.load(folder / "sentence_vectors.npy", mmap_mode="r")
         with cursor.copy("COPY footnote_sentences (snapshot_id, row, doc_row, start_char, end_char, paragraph, "
                          "embedding) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["text", "int4", "int4", "int4", "int4", "int4", "vector"])
-            for row, ((doc_row, start, end, paragraph), vector) in enumerate(
-                    zip(sentences.tolist(), sentence_vectors, strict=True)):
+            spans = _in_blocks(len(sentences), lambda start, end: sentences[start:end].tolist())
+            embeddings = _in_blocks(len(sentence_vectors), lambda start, end: np.array(sentence_vectors[start:end]))
+            for row, ((doc_row, start, end, paragraph), vector) in enumerate(zip(spans, embeddings, strict=True)):
                 copy.write_row((snapshot_id, row, doc_row, start, end, paragraph, vector))
-        return len(chunks)
+        return vectors.size
 
     def _materialise(self, snapshot_id: str, folder: Path) -> None:
         """Write the version's files into `folder` through a temporary folder of this call's own (not a build's:
@@ -340,6 +341,12 @@ def _drop_orphaned_vector_indexes(conn) -> None:
         (prefix, prefix)).fetchall()
     for (name,) in orphaned:
         conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def _in_blocks(count: int, read: Callable[[int, int], Sequence], block: int = 8192) -> Iterator:
+    """Rows 0 to `count` in order, read (`read(start, end)`) a block at a time."""
+    for start in range(0, count, block):
+        yield from read(start, min(start + block, count))
 
 
 def _modified(path: Path) -> float:

@@ -232,8 +232,13 @@ def _fsync_tree(folder: Path, recursive: bool = True) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    return list(iter_jsonl(path))
+
+
+def iter_jsonl(path: Path) -> Iterator[dict]:
+    """The records of a JSONL file, one line at a time."""
     with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        yield from (json.loads(line) for line in handle if line.strip())
 
 
 class SnapshotStore:
