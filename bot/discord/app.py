@@ -137,7 +137,8 @@ def run_bot(settings: Settings) -> int:
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         print("footnote: FOOTNOTE_DISCORD_TOKEN is not set (see README: Discord set-up)", file=sys.stderr)
         return EXIT_CONFIG
-    discord.utils.setup_logging(level=logging.INFO)
+    plain = logging.Formatter("[{asctime}] [{levelname:<8}] {name}: {message}", "%Y-%m-%d %H:%M:%S", style="{")
+    discord.utils.setup_logging(level=logging.INFO, formatter=discord.utils.MISSING if sys.stderr.isatty() else plain)
     point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
     try:
         asyncio.run(_serve(settings))

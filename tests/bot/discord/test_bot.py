@@ -324,6 +324,7 @@ async def test_discord_out_of_reach_exits_with_one_clear_line(seed_settings, tmp
     assert process.returncode == 1
     assert f"footnote: could not reach Discord at http://127.0.0.1:{port}/api/v10: " in err.decode()
     assert "Traceback" not in err.decode() and "a-token" not in err.decode() and "voice" not in err.decode()
+    assert "\x1b[" not in err.decode()  # a pipe gets no colour codes, even where discord.py thinks it is in Docker
 
 
 async def test_bot_process_serves_a_discord_compatible_server(fake_discord: FakeDiscord, seed_settings,
