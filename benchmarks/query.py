@@ -85,7 +85,10 @@ def run(ctx: Context) -> Section:
             raw_ratios(ctx, stats, section)
         log(f"queried {name}: p50 {stats['wall']['p50']} ms, p95 {stats['wall']['p95']} ms")
     default_openmp(ctx, section)
-    section.notes.append(f"targets judged at {JUDGED} (1,000 articles); samples repeat questions to ≥ {MIN_SAMPLES}")
+    judged = ctx.corpora[JUDGED].documents if JUDGED in ctx.corpora else 0
+    section.notes.append(f"targets judged at {JUDGED} ({judged:,} articles); samples repeat questions to "
+                         f"≥ {MIN_SAMPLES}; the ratio to sentence-transformers divides by its p50 (torch, encoders "
+                         "section), the ratio to the bare encode by the runtime questions use")
     section.notes.append(f"in-process figures use OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} (the product's "
                          "default, set by `index`); the child rows show OpenMP's own spinning default")
     return section
