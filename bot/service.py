@@ -35,9 +35,10 @@ from index.builder import BuildInProgress, BuildProgress, BuildReport, IndexBuil
 from index.chunking import ChunkingConfig
 from index.embedding import Embedder
 from index.extract import Extracted
-from index.pgstore import CHANNEL, SHARED_STORE, PgSnapshotStore, parse_notification, safe_url
+from index.pgstore import CHANNEL, SHARED_STORE, PgSnapshotStore, parse_notification
 from index.search import SearchConfig
 from index.store import SnapshotError, SnapshotStore
+from index.urls import safe_url
 
 if TYPE_CHECKING:
     from bot.entailment import SupportModel

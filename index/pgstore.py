@@ -28,7 +28,6 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -43,6 +42,7 @@ from index.store import (
     iter_jsonl,
     write_jsonl,
 )
+from index.urls import safe_url
 
 CHANNEL = "footnote_snapshots"
 SHARED_STORE = "shared"
@@ -368,25 +368,3 @@ def _unlock(conn, key: tuple[int, int]) -> None:
 def _store_number(store: str) -> int:
     """A store's name as the signed 32-bit second key of its build lock."""
     return int.from_bytes(hashlib.blake2b(store.encode(), digest_size=4).digest(), "big", signed=True)
-
-
-
-def safe_url(url: str) -> str:
-    """Where a database is, without its user, password or options, for messages and logs: a URL without them, and
-    a key=value connection string ("host=db password=…") as such a URL."""
-    if "://" in url:
-        try:
-            parts = urlsplit(url)
-        except ValueError:
-            return "(a database URL that does not parse)"
-        hosts = parts.netloc.rpartition("@")[2]  # "h1:5432,h2:5432" for failover: .port cannot parse it
-        return parts._replace(netloc=hosts, query="").geturl()
-    from psycopg import ProgrammingError
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        params = conninfo_to_dict(url)
-    except ProgrammingError:
-        return "(a connection string that does not parse)"
-    port = f":{params['port']}" if params.get("port") else ""
-    return f"postgresql://{params.get('host', '')}{port}/{params.get('dbname', '')}"

@@ -12,8 +12,9 @@ import pytest
 
 from bot.service import make_builder, make_store
 from index.builder import BuildInProgress
-from index.pgstore import ROWS_FROM_TABLES, PgSnapshotStore, safe_url, vector_index_name
+from index.pgstore import ROWS_FROM_TABLES, PgSnapshotStore, vector_index_name
 from index.store import SnapshotError
+from index.urls import safe_url
 from tests.conftest import make_settings
 from tests.index.test_builder import write_articles
 
