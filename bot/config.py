@@ -91,6 +91,7 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(20.0, gt=0)
     llm_max_tokens: int = Field(300, ge=16)
     llm_temperature: float = Field(0.1, ge=0, le=2)
+    llm_max_concurrent: int = Field(8, ge=1)
     support_model: bool = Field(
         True, description="check generated sentences with the learned support model as well as the rules")
 

@@ -139,6 +139,8 @@ def run_bot(settings: Settings) -> int:
         return EXIT_CONFIG
     plain = logging.Formatter("[{asctime}] [{levelname:<8}] {name}: {message}", "%Y-%m-%d %H:%M:%S", style="{")
     discord.utils.setup_logging(level=logging.INFO, formatter=discord.utils.MISSING if sys.stderr.isatty() else plain)
+    for client_library in ("httpx", "httpx2"):  # their INFO line for every request names the URL, credentials too
+        logging.getLogger(client_library).setLevel(logging.WARNING)
     point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
     try:
         asyncio.run(_serve(settings))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -420,3 +421,85 @@ def test_client_from_settings() -> None:
     assert (llm.url, llm.model, llm.timeout, llm.max_tokens) == ("http://127.0.0.1:8080/v1/chat/completions",
                                                                  "smollm2", 3.0, 300)
     assert KEY not in repr(llm)
+
+
+# What a misbehaving server can send: the asker always gets the extractive answer
+
+class SlowCheck(CountingCheck):
+    """A check slow enough that the deadline lands while a sentence is being checked between deltas."""
+
+    def _verdict(self, sentence: str, passages: Sequence[str]) -> str | None:
+        time.sleep(0.3)
+        return super()._verdict(sentence, passages)
+
+
+async def test_a_deadline_that_lands_in_a_sentences_check_falls_back(server: FakeOpenAIServer) -> None:
+    server.script(Reply(chunks=TOKENS, chunk_delay=0.02))
+    answer = await generate_answer(EXTRACTIVE, PASSAGES, client(server, timeout=0.5), check=SlowCheck())
+    assert_extractive(answer)
+    assert answer.removed == [removed("answer", "", "generation failed: the LLM server did not answer within 0.5 s")]
+
+
+@pytest.mark.parametrize(("lines", "reason"), [
+    ([b'data: {"choices": [{"delta": {"content": "Raisi \xff\xfe met"}}]}\n\n'], "UnicodeDecodeError"),
+    (['data: {"choices": {"0": {"delta": {"content": "Raisi"}}}}'], "KeyError"),
+    (["data: " + "[" * 100_000 + "]" * 100_000], "RecursionError"),
+])
+async def test_replies_the_client_cannot_read_fall_back(server: FakeOpenAIServer, lines: list, reason: str) -> None:
+    answer = await generated(server, Reply(lines=lines))
+    assert_extractive(answer)
+    assert len(answer.removed) == 1 and answer.removed[0]["reason"].startswith("generation failed: ")
+    assert reason in answer.removed[0]["reason"]
+
+
+async def test_characters_that_are_no_text_never_reach_the_reply(server: FakeOpenAIServer) -> None:
+    answer = await generated(server, Reply(lines=[
+        'data: {"choices": [{"delta": {"content": "Raisi met \\ud83d Maduro\\u0000 in Caracas on Monday [1]."}}]}',
+        "data: [DONE]"]))
+    assert answer.mode == "generated"
+    assert "\x00" not in answer.answer and all(not 0xD800 <= ord(ch) <= 0xDFFF for ch in answer.answer)
+    answer.answer.encode("utf-8")  # Discord's JSON encoder refuses lone surrogates
+
+
+async def test_a_reply_far_longer_than_its_token_limit_is_cut_off(server: FakeOpenAIServer) -> None:
+    """A server ignoring max_tokens (200 here) streams no more than 16 characters per token into memory."""
+    answer = await generated(server, Reply(chunks=["Raisi met Maduro in Caracas on Monday [1]. "] * 2_000))
+    assert_extractive(answer)
+    assert answer.removed[0]["reason"].startswith("generation failed: the LLM server sent more than 3,")
+
+
+async def test_the_api_key_an_error_echoes_is_redacted(server: FakeOpenAIServer,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.script(Reply(status=401, body=f"Incorrect API key provided: {KEY}"))
+    answer = await generate_answer(EXTRACTIVE, PASSAGES, client(server, api_key=KEY))
+    assert answer.removed == [removed("answer", "", "generation failed: the LLM server answered HTTP 401: "
+                                                    "Incorrect API key provided: [API key]")]
+    assert KEY not in caplog.text
+
+
+def test_the_urls_credentials_are_never_shown() -> None:
+    llm = LLMClient("http://proxy-user:proxy-pass@127.0.0.1:9/v1", "m")
+    _OPEN_CLIENTS.append(llm)
+    assert "proxy-pass" not in llm.url and "proxy-pass" not in repr(llm)
+
+
+async def test_a_redirect_is_not_followed(server: FakeOpenAIServer) -> None:
+    """Passages and question go to the configured server only: a 307 elsewhere (127.0.0.2) is a failure."""
+    async with FakeOpenAIServer(host="127.0.0.2") as elsewhere:
+        elsewhere.script(Reply(chunks=["Raisi met Maduro in Caracas on Monday [1]."]))
+        target = f"{elsewhere.base_url}/chat/completions"
+        answer = await generated(server, Reply(status=307, headers={"Location": target}))
+        assert elsewhere.requests == []
+    assert_extractive(answer)
+    assert answer.removed[0]["reason"].startswith("generation failed: the LLM server answered HTTP 307")
+
+
+async def test_answers_stream_at_most_max_concurrent_at_once(server: FakeOpenAIServer) -> None:
+    server.script(*[Reply(chunks=["Raisi met Maduro in Caracas on Monday [1]."], delay=0.3)] * 4)
+    llm = LLMClient(server.base_url, "test-model", timeout=5.0, max_concurrent=2)
+    _OPEN_CLIENTS.append(llm)
+    started = time.monotonic()
+    answers = await asyncio.gather(*(generate_answer(EXTRACTIVE, PASSAGES, llm) for _ in range(4)))
+    assert all(a.mode == "generated" for a in answers)
+    assert time.monotonic() - started >= 0.6  # two rounds of two
