@@ -594,19 +594,25 @@ class SupportReport:
     seconds_p95: float
 
     @property
-    def precision(self) -> float:
+    def precision(self) -> float | None:
+        """Supported sentences among those kept; None when none is kept (no precision to speak of)."""
         kept = self.kept_supported + len(self.kept_unsupported)
-        return self.kept_supported / kept if kept else 1.0
+        return self.kept_supported / kept if kept else None
 
     @property
-    def recall(self) -> float:
-        return self.kept_supported / self.supported if self.supported else 1.0
+    def recall(self) -> float | None:
+        """Supported sentences kept among the supported ones; None when the set has none."""
+        return self.kept_supported / self.supported if self.supported else None
 
     def line(self) -> str:
-        return (f"support check: precision {self.precision:.1%}, recall {self.recall:.1%} "
+        return (f"support check: precision {_percent(self.precision)}, recall {_percent(self.recall)} "
                 f"({self.kept_supported} of {self.supported} supported sentences kept, "
                 f"{len(self.kept_unsupported)} of {self.unsupported} unsupported ones), "
                 f"p95 {self.seconds_p95 * 1000:.1f} ms per sentence")
+
+
+def _percent(ratio: float | None) -> str:
+    return "n/a" if ratio is None else f"{ratio:.1%}"
 
 
 def score_labelled(rows: Sequence[dict], check: SupportCheck) -> SupportReport:

@@ -510,3 +510,10 @@ def test_word_vectors_serve_concurrent_checks_while_evicting(monkeypatch: pytest
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_a_check_that_keeps_nothing_has_no_precision_to_report() -> None:
+    rows = [{"sentence": "Raisi met Maduro.", "passages": ["Raisi met Maduro."], "supported": True}]
+    report = score_labelled(rows, lambda sentence, passages: "refused")  # type: ignore[arg-type]
+    assert (report.precision, report.recall) == (None, 0.0)
+    assert report.line().startswith("support check: precision n/a, recall 0.0% (0 of 1 supported sentences kept")
