@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 _FENCED_CODE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _IMAGE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*\)")
@@ -20,6 +21,7 @@ _MENTION = re.compile(r"<(?:@[!&]?|#)\d+>|@(?:everyone|here)\b|</[\w -]+:\d+>|<t
 timestamps, custom emoji (images) and server guide links."""
 _INVITE = re.compile(r"(?:https?://)?(?:www\.)?(?:discord(?:app)?\.(?:gg|com/invite|io|me|li)|dsc\.gg)/[^\s<>)]+",
                      re.IGNORECASE)
+_PLAIN_LINK = re.compile(r"https?://[^\s<>\[\]`|*~\\]+", re.IGNORECASE)
 _URL = re.compile(r"<?(?:https?|ftp)://[^\s<>]+>?|\bwww\.[^\s<>]+", re.IGNORECASE)
 _TRAILING_PUNCTUATION = ".,;:!?)]}\"'”’"
 _SPACES = re.compile(r"[ \t]{2,}")
@@ -87,6 +89,18 @@ def plain_text(text: str, sources: Sequence[str]) -> Cleaned:
 def is_invite(url: str) -> bool:
     """Whether `url` is a Discord invite link (never shown, even as a source's link)."""
     return _INVITE.search(url) is not None
+
+
+def source_link(url: str) -> str | None:
+    """A source's URL (from its page, so written by the page's author) when it is safe to show as a link: one
+    plain http(s) URL with a host, without spaces, square or angle brackets and the characters of other markup
+    (`https://a [Refund](https://b)` would show a masked link), not an invite; else None."""
+    if not _PLAIN_LINK.fullmatch(url) or is_invite(url):
+        return None
+    try:
+        return url if urlsplit(url).hostname else None
+    except ValueError:
+        return None
 
 
 def _bare(link: str) -> str:

@@ -8,7 +8,7 @@ from dataclasses import replace
 import discord
 
 from bot.answer import Answer, Citation
-from bot.untrusted import is_invite
+from bot.untrusted import source_link
 
 CONTENT_LIMIT = 2000
 TITLE_LIMIT = 256
@@ -56,10 +56,10 @@ def answer_text(answer: Answer) -> str:
 
 
 def citation_field(citation: Citation, value_limit: int = FIELD_VALUE_LIMIT) -> tuple[str, str]:
-    """(name, value): the source label over the quote and the source link (none when it is an invite)."""
+    """(name, value): the source label over the quote and the source link (none unless `source_link` shows it)."""
     name = shorten(replace(citation, title=untrusted(citation.title)).label(), FIELD_NAME_LIMIT)
-    shown = citation.url and len(citation.url) < value_limit // 2 and not is_invite(citation.url)
-    link = f"\n{citation.url}" if shown else ""
+    url = source_link(citation.url)
+    link = f"\n{url}" if url and len(url) < value_limit // 2 else ""
     quote = shorten(untrusted(citation.quote), value_limit - len(link) - 2)
     return name, f"“{quote}”{link}"
 

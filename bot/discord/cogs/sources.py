@@ -15,6 +15,7 @@ from bot.discord.cogs.admin import PageView, is_admin
 from bot.discord.render import shorten, untrusted
 from bot.library import SourceRefused, check_file_size, read_link
 from bot.sources import Adder, Source
+from bot.untrusted import source_link
 from index.builder import BuildError, BuildInProgress
 from index.documents import CorpusError
 from index.extract import Extracted
@@ -64,7 +65,7 @@ class SourcesCog(commands.Cog):
             return
         sample = await self.bot.service.ask(added.source.title, guild_id=interaction.guild_id)
         embed = discord.Embed(title=shorten(untrusted(added.source.title), 256),
-                              url=added.source.url if added.source.url.startswith("http") else None,
+                              url=source_link(added.source.url),
                               description=f"{'Updated' if added.updated else 'Added'}: {added.sentences} sentences "
                                           "indexed. Questions in this server now draw on it.")
         if not sample.abstained:
@@ -152,7 +153,7 @@ class SourcesCog(commands.Cog):
 
 def _own_line(source: Source) -> str:
     when = dt.datetime.fromtimestamp(source.added_at, dt.UTC).strftime("%Y-%m-%d")
-    link = f" <{source.url}>" if source.url.startswith("http") else ""
+    link = f" <{url}>" if (url := source_link(source.url)) else ""
     return f"**{shorten(untrusted(source.title), 120)}**{link} — added by {untrusted(source.added_by_name)} on {when}"
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from bot.answer import ABSTAIN_TEXT, Answer, Citation, ShortAnswer
 from bot.discord.render import ABSTAIN_TITLE, answer_embed, citation_field, shorten
+from bot.untrusted import source_link
 
 
 def citation(n: int, quote: str, title: str = "Title", url: str = "https://example.org/a") -> Citation:
@@ -71,6 +74,17 @@ def test_an_extractive_answer_is_shown_literally_with_readable_footnotes() -> No
     assert embed.description == r"\# Results: \[official results\](https://evil.example/x) @" + "\u200beveryone [1]"
     generated = Answer("Results?", "See <https://example.org/a>. [1]", False, [citation(1, "x")], mode="generated")
     assert answer_embed(generated).description == "See <https://example.org/a>. [1]"
+
+
+@pytest.mark.parametrize("url", [
+    "https://news.example/bridge [Refund form](https://evil.example/phish)",  # a page's own url: field
+    "https://news.example/a||spoiler||", "javascript:alert(1)", "https://", "https://discord.gg/abc",
+])
+def test_a_sources_url_that_would_be_markup_is_not_shown(url: str) -> None:
+    """A source's URL comes from its page: one that is no plain link is left out, so the page's author cannot
+    plant a masked link in every answer that cites it."""
+    assert source_link(url) is None
+    assert citation_field(replace(citation(1, "Join us."), url=url))[1] == "“Join us.”"
 
 
 def test_an_invite_is_never_shown_as_a_sources_link() -> None:
