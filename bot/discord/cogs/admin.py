@@ -27,16 +27,20 @@ def is_admin() -> Callable[[T], T]:
     """Runtime check (Discord's default permissions are only a hint admins can change)."""
 
     def predicate(interaction: discord.Interaction) -> bool:
-        bot: FootnoteBot = interaction.client  # type: ignore[assignment]
-        member = interaction.user
-        if isinstance(member, discord.Member) and (
-            member.guild_permissions.manage_guild
-            or any(role.id in bot.settings.admin_role_ids for role in member.roles)
-        ):
+        if is_admin_member(interaction):
             return True
         raise app_commands.CheckFailure("Only members with Manage Server or an admin role can do that.")
 
     return app_commands.check(predicate)
+
+
+def is_admin_member(interaction: discord.Interaction) -> bool:
+    """Whether the interaction's user may run admin commands here: Manage Server, or one of the admin roles.
+    Autocompletes ask it themselves: discord.py runs a command's checks only when the command runs."""
+    bot: FootnoteBot = interaction.client  # type: ignore[assignment]
+    member = interaction.user
+    return isinstance(member, discord.Member) and (
+        member.guild_permissions.manage_guild or any(role.id in bot.settings.admin_role_ids for role in member.roles))
 
 
 class ReindexProgress:

@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.app import NO_MENTIONS, Cooldown
-from bot.discord.cogs.admin import PageView, is_admin
+from bot.discord.cogs.admin import PageView, is_admin, is_admin_member
 from bot.discord.render import shorten, untrusted
 from bot.library import SourceRefused, check_file_size, read_link
 from bot.sources import Adder, Source
@@ -116,8 +116,8 @@ class SourcesCog(commands.Cog):
 
     @remove.autocomplete("source")
     async def remove_choices(self, interaction: discord.Interaction, typed: str) -> list[app_commands.Choice[str]]:
-        """This server's sources whose title holds what was typed, most recent first."""
-        if interaction.guild_id is None:
+        """This server's sources whose title holds what was typed, most recent first (for admins only)."""
+        if interaction.guild_id is None or not is_admin_member(interaction):
             return []
         wanted = typed.casefold().strip()
         sources = await asyncio.to_thread(self.bot.service.sources, interaction.guild_id)

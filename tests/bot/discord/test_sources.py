@@ -87,6 +87,9 @@ async def test_remove_autocompletes_the_servers_sources_and_removes_one(newsroom
     assert choice["name"] == BRIDGE["title"]
     nothing = await room.fake.autocomplete(room.channel, room.admin, "remove", {"source": "zzz"}, focused="source")
     assert await room.fake.wait_for_choices(nothing) == []
+    readers = await room.fake.autocomplete(room.channel, room.reader, "remove", {"source": "lantern"},
+                                           focused="source", override_permissions=True)  # opened to everyone
+    assert await room.fake.wait_for_choices(readers) == []
     removed = await invoke(room, room.admin, "remove", {"source": choice["value"]})
     assert removed.edits[-1]["content"].startswith(f"Removed “{BRIDGE['title']}”")
     assert room.bot.service.sources(room.guild.id) == []
