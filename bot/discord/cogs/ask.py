@@ -82,6 +82,8 @@ class AskCog(commands.Cog):
         in_own_thread = isinstance(message.channel, discord.Thread) and message.channel.owner_id == me.id
         if not in_own_thread and me not in message.mentions:
             return
+        if not self.bot.channel_allowed(message.channel):
+            return  # told to stay out: no public reply anyone could make it post again and again
         question = strip_mentions(message.content, me.id)
         if not question:
             return  # a bare mention, or no Message Content intent for an un-mentioned follow-up

@@ -371,9 +371,10 @@ async def test_channel_allow_list(newsroom: StartBot) -> None:
     record = await room.fake.invoke_command(room.channel, room.reader, "ask", {"question": "Who did Raisi meet?"})
     await room.fake.wait_for(lambda: record.acknowledged, timeout=10)
     assert record.ephemeral and "only answer in the channels" in record.original["content"]
-    await room.fake.user_message(room.channel, room.reader, f"<@{room.fake.bot_user.id}> Who did Raisi meet?")
-    await room.fake.wait_for(lambda: room.fake.sent_messages(room.channel), timeout=10)
-    assert "only answer in the channels" in room.fake.sent_messages(room.channel)[0]["content"]
+    for _ in range(3):  # a mention there gets no public reply, however often it is sent
+        await room.fake.user_message(room.channel, room.reader, f"<@{room.fake.bot_user.id}> Who did Raisi meet?")
+    await asyncio.sleep(1)
+    assert room.fake.sent_messages(room.channel) == []
 
 
 async def test_failures_become_a_friendly_reply_with_an_error_id(newsroom: StartBot, caplog) -> None:
