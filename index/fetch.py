@@ -47,6 +47,11 @@ _METADATA = frozenset(map(ipaddress.ip_address, [
     "169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200", "168.63.129.16"]))
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_SPECIAL_PURPOSE = tuple(map(ipaddress.ip_network, [
+    "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
+    "64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32", "3fff::/20"]))
+"""IANA's special-purpose ranges that no public site is on, refused by name rather than through `is_global`,
+which Python before 3.11.10 / 3.12.4 got wrong for some (192.0.0.0/24, where 192.0.0.192 is a metadata address)."""
 _REFUSED_CLASSES = (
     ("is_unspecified", "an unspecified address (0.0.0.0 or ::)"),
     ("is_loopback", "this machine (a loopback address)"),
@@ -94,6 +99,8 @@ def check_link(url: str) -> httpx.URL:
         raise FetchRefused("Links with a user name or password in them are not accepted.")
     if not parsed.raw_host:
         raise FetchRefused("That link has no site name in it.")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise FetchRefused("That link's port is not a port number.")
     return parsed.copy_with(fragment=None)
 
 
@@ -128,6 +135,8 @@ def address_refusal(address: IPAddress) -> str | None:
         return address_refusal(embedded)
     if address in _SHARED:
         return "a shared carrier network address (100.64.0.0/10)"
+    if special := next((network for network in _SPECIAL_PURPOSE if address in network), None):
+        return f"a special-purpose address ({special})"
     for attribute, phrase in _REFUSED_CLASSES:
         if getattr(address, attribute, False):
             return phrase

@@ -116,7 +116,10 @@ LITERALS = [
     ("http://0.0.0.0/", "unspecified"), ("http://[::]/", "unspecified"),
     ("http://10.1.2.3/", "private"), ("http://172.16.5.4/", "private"), ("http://192.168.0.1/", "private"),
     ("http://[fc00::1]/", "private"), ("http://[fd12:3456::1]/", "private"), ("http://[fec0::1]/", "private"),
-    ("http://192.0.2.1/", "private"), ("http://[2001:db8::1]/", "private"),
+    ("http://192.0.2.1/", "special-purpose"), ("http://[2001:db8::1]/", "special-purpose"),
+    ("http://192.0.0.192/latest/meta-data/", "special-purpose"), ("http://[::ffff:192.0.0.192]/", "special-purpose"),
+    ("http://[64:ff9b::192.0.0.192]/", "special-purpose"), ("http://198.18.0.1/", "special-purpose"),
+    ("http://[2001::1]/", "special-purpose"),  # Teredo
     ("http://169.254.1.2/", "link-local"), ("http://[fe80::1]/", "link-local"),
     ("http://[fe80::1%25eth0]/", "link-local"),
     ("http://169.254.169.254/latest/meta-data/", "metadata"), ("http://[fd00:ec2::254]/", "metadata"),
@@ -139,6 +142,14 @@ LITERALS = [
 async def test_literal_addresses_are_refused_before_any_lookup_or_connection(offline, dns, url, reason) -> None:
     fetcher, transport = offline
     assert reason in await refusal(fetcher, url)
+    assert transport.requests == [] and dns.asked == []
+
+
+@pytest.mark.parametrize("url", ["http://93.184.215.14:65536/", "http://93.184.215.14:99999/",
+                                 "https://93.184.215.14:0/"])
+async def test_a_port_that_is_no_port_number_is_refused_before_connecting(offline, dns, url) -> None:
+    fetcher, transport = offline
+    assert await refusal(fetcher, url) == "That link's port is not a port number."
     assert transport.requests == [] and dns.asked == []
 
 
