@@ -332,6 +332,9 @@ class GuildLibrary:
                 _write(path, content)
 
     def _check_quota(self, guild_id: int, size: int, existing: Source | None) -> None:
+        if size > self.settings.max_file_mb * 1024 * 1024:  # the indexer would skip its file
+            raise SourceRefused(f"This source holds {size / 2**20:.2g} MB of text once stored; the most one source "
+                                f"may hold is {self.settings.max_file_mb:g} MB.")
         count, used = self.registry.usage(guild_id)
         if existing is not None:
             count, used = count - 1, used - existing.bytes

@@ -84,6 +84,21 @@ def test_quotas_refuse_before_anything_is_written(tmp_path: Path, embedder: Embe
         library.registry.close()
 
 
+def test_a_source_larger_than_the_indexer_reads_is_refused_before_anything_is_written(
+        tmp_path: Path, embedder: Embedder) -> None:
+    """Stored as JSON lines a source can outgrow the file limit it fit as an upload; the indexer would skip the
+    file (and the admin saw its path in the error)."""
+    settings = make_settings(tmp_path, max_file_mb=0.0001)
+    library = GuildLibrary(settings, embedder, open_registry(settings))
+    try:
+        with pytest.raises(SourceRefused, match=r"the most one source may hold is 0\.0001 MB") as refused:
+            library.add(GUILD, extract_upload(*markdown_upload("harbor-bridge-2024")), EDITOR)
+        assert str(tmp_path) not in str(refused.value)
+        assert library.registry.sources(GUILD) == [] and not any(library.corpus_dir(GUILD).glob("*"))
+    finally:
+        library.registry.close()
+
+
 def test_a_build_that_fails_leaves_nothing_half_added(library: GuildLibrary) -> None:
     stop = threading.Event()
     stop.set()

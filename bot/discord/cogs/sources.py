@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord.app import NO_MENTIONS, Cooldown
+from bot.discord.app import NO_MENTIONS, Cooldown, error_id, log
 from bot.discord.cogs.admin import PageView, is_admin, is_admin_member
 from bot.discord.render import shorten, untrusted
 from bot.library import SourceRefused, check_file_size, read_link
@@ -60,8 +60,10 @@ class SourcesCog(commands.Cog):
         except BuildInProgress:
             await _reply(interaction, "Not added: the index is being rebuilt; try again when it is done.")
             return
-        except BuildError as exc:
-            await _reply(interaction, f"Not added: the article could not be indexed ({exc}).")
+        except BuildError as exc:  # its message names this machine's folders: for the log, not the server
+            ident = error_id()
+            log.error("adding a source to server %s failed (error id %s): %s", interaction.guild_id, ident, exc)
+            await _reply(interaction, f"Not added: the article could not be indexed (error id `{ident}`).")
             return
         sample = await self.bot.service.ask(added.source.title, guild_id=interaction.guild_id)
         embed = discord.Embed(title=shorten(untrusted(added.source.title), 256),

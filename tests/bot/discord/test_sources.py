@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from index.builder import BuildError
 from tests.bot.discord.conftest import StartBot
 from tests.bot.discord.test_bot import embed_of, final_message
 from tests.conftest import NEWS
@@ -144,3 +145,15 @@ async def test_the_hourly_limit_on_source_changes_is_per_admin(newsroom: StartBo
     removed = await invoke(room, deputy, "remove", {"source": str(source.source_id)})
     assert removed.edits[-1]["content"].startswith(f"Removed “{BRIDGE['title']}”")
     assert room.bot.service.sources(room.guild.id) == []
+
+
+async def test_an_add_the_indexer_fails_names_an_error_id_not_this_machines_folders(newsroom: StartBot) -> None:
+    room = await newsroom()
+
+    async def failing(*args, **kwargs):
+        raise BuildError("nothing to index: /srv/footnote/guilds/1/corpus/x.jsonl: file too large")
+
+    room.bot.service.add_source = failing  # type: ignore[method-assign]
+    record = await invoke(room, room.admin, "add", {"file": FakeUpload("bridge.md", BRIDGE_MD, "text/markdown")})
+    reply = record.edits[-1]["content"]
+    assert reply.startswith("Not added: the article could not be indexed (error id `") and "/srv" not in reply
