@@ -15,10 +15,10 @@ import logging
 import statistics
 import threading
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from bot.library import Added, GuildLibrary
 
 MAX_BATCH = 64
+LATENCIES_KEPT = 1_000
+"""The latest answers' latencies each server's /stats reports from."""
 FOLLOW_RETRY_SECONDS = 5.0
 log = logging.getLogger(__name__)
 
@@ -141,6 +143,15 @@ def better_answer(shared: Answer, own: Answer) -> Answer:
 
 
 @dataclass
+class Activity:
+    """One server's answering since start-up: questions, abstentions and the latest latencies."""
+
+    questions: int = 0
+    abstentions: int = 0
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCIES_KEPT))
+
+
+@dataclass
 class ServiceStats:
     snapshot_id: str
     documents: int
@@ -169,9 +180,7 @@ class QAService:
         self._follower: asyncio.Task[None] | None = None
         self._stop_build = threading.Event()
         self._building = False
-        self._latencies: deque[float] = deque(maxlen=10_000)
-        self._questions = 0
-        self._abstentions = 0
+        self._activity: defaultdict[int | None, Activity] = defaultdict(Activity)  # by server (None: DMs)
         self._started = time.monotonic()
         self.llm = LLMClient.from_settings(settings)
         self.support_model: SupportModel | None = None
@@ -314,16 +323,17 @@ class QAService:
 
     def _resolve(self, request: _Request, answer: Answer) -> None:
         """Hand one answer to its asker (on the event loop) as soon as it is composed."""
-        self._record(answer)
+        self._record(request.guild_id, answer)
         if not request.future.done():
             request.future.set_result(answer)
 
-    def _record(self, answer: Answer) -> None:
+    def _record(self, guild_id: int | None, answer: Answer) -> None:
         if answer.refusal:
             return
-        self._questions += 1
-        self._abstentions += answer.abstained
-        self._latencies.append(answer.timings_ms.get("total", 0.0))
+        activity = self._activity[guild_id]
+        activity.questions += 1
+        activity.abstentions += answer.abstained
+        activity.latencies.append(answer.timings_ms.get("total", 0.0))
 
     @property
     def building(self) -> bool:
@@ -384,8 +394,10 @@ class QAService:
         return answerer
 
     def stats(self, guild_id: int | None = None) -> ServiceStats:
-        """Figures of the shared corpus, plus the server's own sources when `guild_id` is given."""
-        latencies = sorted(self._latencies)
+        """Figures of the shared corpus, plus the server's own sources when `guild_id` is given, and of the
+        questions asked in that server (or in DMs, for None) only."""
+        activity = self._activity.get(guild_id, Activity())
+        latencies = sorted(activity.latencies)
         snapshot = self.answerer.snapshot if self.answerer else None
         own = self.library.answerer(guild_id) if guild_id is not None and self.library else None
         snapshots = [s for s in (snapshot, own.snapshot if own else None) if s is not None]
@@ -393,7 +405,7 @@ class QAService:
             snapshot_id=" + ".join(s.snapshot_id for s in snapshots) or "none",
             documents=sum(len(s.documents) for s in snapshots),
             chunks=sum(len(s.chunks) for s in snapshots),
-            questions=self._questions, abstentions=self._abstentions,
+            questions=activity.questions, abstentions=activity.abstentions,
             p50_ms=statistics.median(latencies) if latencies else None,
             p95_ms=latencies[int(0.95 * (len(latencies) - 1))] if latencies else None,
             uptime_seconds=time.monotonic() - self._started,

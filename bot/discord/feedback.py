@@ -96,9 +96,11 @@ class FeedbackStore:
                         (message_id, self.user_hash(user_id), vote, *rows[0], guild_id, channel_id, time.time()))
         return True
 
-    def counts(self) -> FeedbackCounts:
+    def counts(self, guild_id: int | None) -> FeedbackCounts:
+        """The votes on answers given in one server (None: in DMs)."""
         [(up, down)] = self.db.execute("SELECT COUNT(CASE WHEN vote = 1 THEN 1 END), "
-                                       "COUNT(CASE WHEN vote = -1 THEN 1 END) FROM votes")
+                                       "COUNT(CASE WHEN vote = -1 THEN 1 END) FROM votes "
+                                       "WHERE guild_id IS NOT DISTINCT FROM ?", (guild_id,))
         return FeedbackCounts(up, down)
 
     def close(self) -> None:

@@ -82,8 +82,13 @@ def test_feedback_is_shared_by_two_processes_on_one_database(settings: Settings)
         assert first.record_vote(MESSAGE, 5, -1, GUILD, CHANNEL)  # a user changes their vote
         assert first.record_vote(MESSAGE, 6, 1, GUILD, CHANNEL)
         assert not second.record_vote(MESSAGE + 1, 5, 1, GUILD, CHANNEL)  # an answer never saved
-        assert first.counts() == second.counts() == FeedbackCounts(up=1, down=1)
-        votes = first.db.execute("SELECT vote, question, answer, guild_id, channel_id FROM votes ORDER BY vote")
+        assert first.counts(GUILD) == second.counts(GUILD) == FeedbackCounts(up=1, down=1)
+        first.save_answer(MESSAGE + 2, Answer("Who?", "Raisi [1]", False, []), OTHER_GUILD, CHANNEL)
+        assert first.record_vote(MESSAGE + 2, 5, 1, OTHER_GUILD, CHANNEL)
+        assert first.counts(GUILD) == FeedbackCounts(up=1, down=1)  # each server sees its own votes
+        assert first.counts(OTHER_GUILD) == FeedbackCounts(up=1, down=0) and first.counts(None) == FeedbackCounts(0, 0)
+        votes = first.db.execute("SELECT vote, question, answer, guild_id, channel_id FROM votes WHERE guild_id = ? "
+                                 "ORDER BY vote", (GUILD,))
         assert votes == [(-1, "Who?", "Maduro [1]", GUILD, CHANNEL), (1, "Who?", "Maduro [1]", GUILD, CHANNEL)]
     finally:
         first.close()

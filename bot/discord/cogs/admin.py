@@ -118,7 +118,8 @@ class AdminCog(commands.Cog):
     async def stats(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # loading the server's index takes time
         stats = await asyncio.to_thread(self.bot.service.stats, interaction.guild_id)
-        feedback = await asyncio.to_thread(self.bot.feedback.counts) if self.bot.feedback else None
+        feedback = (await asyncio.to_thread(self.bot.feedback.counts, interaction.guild_id)
+                    if self.bot.feedback else None)
         rate = f"{stats.abstentions / stats.questions:.0%}" if stats.questions else "n/a"
 
         def ms(value: float | None) -> str:

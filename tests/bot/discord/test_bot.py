@@ -189,6 +189,26 @@ async def test_admin_role_may_use_admin_commands(newsroom: StartBot) -> None:
     assert fields["Encoder"].startswith(f"{room.bot.service.embedder.choice.query} for questions")
 
 
+async def test_stats_count_only_this_servers_questions_and_votes(newsroom: StartBot) -> None:
+    room = await newsroom()
+    other = room.fake.add_guild("Elsewhere")
+    channel = room.fake.add_text_channel(other, "news")
+    reader = room.fake.add_member(other, "reader")
+    await room.fake.wait_for(lambda: room.bot.get_guild(other.id), timeout=10)  # its GUILD_CREATE arrived
+    room.bot.tree.copy_global_to(guild=discord.Object(other.id))  # as sync_commands does for development servers
+    await room.bot.tree.sync(guild=discord.Object(other.id))
+    ask = await room.fake.invoke_command(channel, reader, "ask", {"question": "Who did Raisi meet in Caracas?"})
+    await room.fake.wait_for(lambda: ask.edits, timeout=20)
+    answer = final_message(room.fake, ask)
+    vote = await room.fake.click_button(answer, reader, answer["components"][0]["components"][0]["custom_id"])
+    await room.fake.wait_for(lambda: vote.acknowledged, timeout=10)
+    record = await room.fake.invoke_command(room.channel, room.admin, "stats")
+    await room.fake.wait_for(lambda: record.edits, timeout=10)
+    fields = {f["name"]: f["value"] for f in embed_of(final_message(room.fake, record))["fields"]}
+    assert fields["Questions answered"] == "0" and fields["Feedback"] == "👍 0 · 👎 0"
+    assert room.bot.service.stats(other.id).questions == 1
+
+
 async def listed_sources(newsroom: StartBot, tmp_path: Path, articles: int):
     """A bot over the seed article and `articles` more, and an admin's acknowledged /sources."""
     corpus = copy_seed(tmp_path / "corpus")
