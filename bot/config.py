@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     fetch_allow_hosts: HostList = Field(
         default_factory=list, description="for tests only: hosts fetched even on loopback or private addresses")
     adds_per_hour: int = Field(20, ge=1, description="sources one admin may add or remove in an hour")
+    reindex_cooldown_seconds: float = Field(600.0, ge=0, description="the least time between two /reindex of a "
+                                                                       "server's own sources")
 
     # Optional generated answers (OpenAI-compatible server)
     llm_base_url: str | None = None

@@ -39,14 +39,14 @@ def error_id() -> str:
 
 
 class Cooldown:
-    """`rate` actions per user per `seconds` (one question, shared by /ask and mentions; source changes),
-    with discord.py's CooldownMapping, which forgets users whose cooldown has ended."""
+    """`rate` actions per user (or per server) per `seconds` (one question, shared by /ask and mentions; source
+    changes; a server's reindex), with discord.py's CooldownMapping, which forgets those whose cooldown ended."""
 
     def __init__(self, seconds: float, rate: int = 1) -> None:
         self._mapping = commands.CooldownMapping.from_cooldown(rate, seconds, _by_user_id) if seconds > 0 else None
 
     def retry_after(self, user_id: int) -> float:
-        """0 when the user may ask now (and starts their cooldown), else seconds left."""
+        """0 when the user (or server) may act now (and starts their cooldown), else seconds left."""
         if self._mapping is None:
             return 0.0
         bucket = self._mapping.get_bucket(user_id)

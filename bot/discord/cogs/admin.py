@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord.app import NO_MENTIONS
+from bot.discord.app import NO_MENTIONS, Cooldown
 from bot.discord.render import FIELD_VALUE_LIMIT, shorten
 from index.builder import BuildError, BuildInProgress, BuildProgress
 
@@ -70,6 +70,7 @@ class AdminCog(commands.Cog):
 
     def __init__(self, bot: FootnoteBot) -> None:
         self.bot = bot
+        self.reindexes = Cooldown(bot.settings.reindex_cooldown_seconds)  # by server: one build lane serves all
 
     @app_commands.command(name="reindex", description="Rebuild this server's sources, or the shared articles (admins)")
     @app_commands.describe(full="Re-embed every article, not only the changed ones",
@@ -85,6 +86,11 @@ class AdminCog(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         if self.bot.service.building:
             await interaction.edit_original_response(content="A reindex is already running; try again when it ends.")
+            return
+        if not shared and (wait := self.reindexes.retry_after(interaction.guild_id)):
+            await interaction.edit_original_response(
+                content=f"This server's sources were rebuilt recently; try again in {max(1, round(wait / 60))} "
+                        "minutes.")
             return
         progress = ReindexProgress(asyncio.get_running_loop())
         editor = asyncio.create_task(self._show_progress(interaction, progress))

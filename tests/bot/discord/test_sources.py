@@ -157,3 +157,13 @@ async def test_an_add_the_indexer_fails_names_an_error_id_not_this_machines_fold
     record = await invoke(room, room.admin, "add", {"file": FakeUpload("bridge.md", BRIDGE_MD, "text/markdown")})
     reply = record.edits[-1]["content"]
     assert reply.startswith("Not added: the article could not be indexed (error id `") and "/srv" not in reply
+
+
+async def test_a_server_rebuilds_its_sources_once_per_cooldown(newsroom: StartBot) -> None:
+    """One build lane serves every server: a server's admins cannot keep it busy with reindex after reindex."""
+    room = await newsroom()
+    await invoke(room, room.admin, "add", {"file": FakeUpload("bridge.md", BRIDGE_MD, "text/markdown")})
+    first = await invoke(room, room.admin, "reindex", {"full": True})
+    await room.fake.wait_for(lambda: first.edits[-1]["content"].startswith("Done"), timeout=60)
+    again = await invoke(room, room.admin, "reindex", {"full": True})
+    assert again.edits[-1]["content"] == "This server's sources were rebuilt recently; try again in 10 minutes."
