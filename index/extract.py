@@ -1,8 +1,9 @@
 """Turning a fetched page or an uploaded file into `Document`s, by the same rules as the corpus folder.
 
-HTML goes through trafilatura (article text, title, author, date, canonical URL); Markdown with front matter,
-plain text and JSON Lines bundles are read as `index.documents` reads them; PDF is read with pypdf in a child
-process (`index.pdf`) within caps on pages, drawing instructions and time, and every format within a text cap.
+HTML goes through trafilatura (article text, title, author, date, canonical URL) in a child process
+(`index.webpage`) within a time limit; Markdown with front matter, plain text and JSON Lines bundles are read as
+`index.documents` reads them; PDF is read with pypdf in a child process (`index.pdf`) within caps on pages,
+drawing instructions and time, and every format within a text cap.
 
 PDF pages: each page's text is normalised on its own and the pages are joined by one blank line, so the joined
 text is already the document's normalised text. `Extracted.page_starts[k]` is the offset in `document.text`
@@ -33,7 +34,6 @@ from index.documents import (
     Problem,
     bundle_documents,
     decode_text,
-    html_document,
     make_document,
     markdown_document,
     plain_text_document,
@@ -42,6 +42,7 @@ from index.documents import (
 )
 from index.fetch import Fetched
 from index.pdf import PdfLimits, read_pdf
+from index.webpage import read_page
 
 UPLOAD_SUFFIXES = (*SUPPORTED_SUFFIXES, ".pdf")
 _KIND_BY_SUFFIX = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html", ".htm": "html",
@@ -64,6 +65,8 @@ class ExtractLimits:
     6.7 KB file whose one page unpacks to 4 MB of empty text commands took 6.7 s to read)."""
     max_pdf_seconds: float = 60.0
     """How long a PDF's pages may take to read (`index.pdf`: in a child process, killed past it)."""
+    max_html_seconds: float = 30.0
+    """How long a page's article may take to extract (`index.webpage`: in a child process, killed past it)."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ def _extract(kind: str, data: bytes, source: str, page_url: str, charset: str | 
     if kind == "pdf":
         extracted = [_pdf(data, source, limits)]
     elif kind == "html":
-        extracted = [Extracted(html_document(_html_input(data, charset), _UNNAMED, source, page_url))]
+        extracted = [Extracted(read_page(data, charset, source, page_url, limits.max_html_seconds))]
     else:
         text = _decode(data, charset)
         documents = _bundle(text, source) if kind == "jsonl" else [_TEXT_READERS[kind](text, _UNNAMED, source)]
@@ -159,17 +162,6 @@ def _decode(data: bytes, charset: str | None) -> str:
         except (LookupError, UnicodeError):  # "zlib" is no text encoding; "idna" reads host names only
             pass
     return decode_text(data)
-
-
-def _html_input(data: bytes, charset: str | None) -> str | bytes:
-    """HTML as text in the declared charset, or as bytes for trafilatura to detect the encoding (when the charset
-    is unknown or no text encoding)."""
-    if charset:
-        try:
-            return data.decode(charset, errors="replace")
-        except (LookupError, UnicodeError):
-            pass
-    return data
 
 
 def _bundle(text: str, source: str) -> list[Document]:

@@ -1,26 +1,21 @@
-"""A PDF's page texts, read by pypdf in a child process that is killed past a time limit.
+"""A PDF's page texts, read by pypdf in a child process (`index.isolated`) that is killed past a time limit.
 
 Reading a PDF interprets its pages' drawing instructions, and a file of a few kilobytes can hold gigabytes of
 them once unpacked, in the page or in forms it draws many times (a 1.9 KB file took 16 s to read). So the
-pages are read in `python -m index.pdf`, with the bytes on its standard input and a memory limit of its own,
-killed when `PdfLimits.max_seconds` pass; the bot's process never runs pypdf on an upload. Before reading any
-text the child also refuses a file whose page content streams unpack to more than `max_content_bytes`.
+pages are read in `python -m index.pdf`, with a memory limit of its own, killed when `PdfLimits.max_seconds`
+pass; the bot's process never runs pypdf on an upload. Before reading any text the child also refuses a file
+whose page content streams unpack to more than `max_content_bytes`.
 """
 
 from __future__ import annotations
 
 import io
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 from index.documents import CorpusError, normalise_text, too_much_text
-
-MEMORY_BYTES = 1024 * 1024 * 1024
-"""The child's address space: what pypdf may unpack at once, with Python's own."""
+from index.isolated import read_isolated, serve
 
 
 @dataclass(frozen=True)
@@ -43,19 +38,7 @@ class PdfText:
 
 def read_pdf(data: bytes, limits: PdfLimits) -> PdfText:
     """The PDF's page texts and metadata, read in a child process (CorpusError with the reason otherwise)."""
-    try:
-        finished = subprocess.run([sys.executable, "-m", "index.pdf", json.dumps(asdict(limits))], input=data,
-                                  capture_output=True, timeout=limits.max_seconds, check=False)
-    except subprocess.TimeoutExpired:
-        raise CorpusError(f"the PDF takes more than {limits.max_seconds:g} s to read, the most allowed") from None
-    try:
-        outcome = json.loads(finished.stdout)
-    except ValueError:  # the child ended without an answer: past its memory limit inside pypdf, most likely
-        raise CorpusError("the PDF could not be read: reading it stopped (it may need more memory than "
-                          "allowed)") from None
-    if "refused" in outcome:
-        raise CorpusError(outcome["refused"])
-    return PdfText(**outcome)
+    return PdfText(**read_isolated("index.pdf", asdict(limits), data, limits.max_seconds, "the PDF"))
 
 
 def read_pdf_here(data: bytes, limits: PdfLimits) -> PdfText:
@@ -110,20 +93,9 @@ def _damaged_pdf_refused() -> Iterator[None]:
         raise CorpusError("the PDF is damaged and cannot be read") from None
 
 
-def _child(argv: list[str]) -> None:
-    """`python -m index.pdf LIMITS_JSON` < file.pdf: the page texts as JSON, or {"refused": reason}."""
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
-    limits = PdfLimits(**json.loads(argv[0]))
-    try:
-        outcome = asdict(read_pdf_here(sys.stdin.buffer.read(), limits))
-    except CorpusError as refusal:
-        outcome = {"refused": str(refusal)}
-    except MemoryError:
-        outcome = {"refused": "the PDF needs more memory to read than is allowed"}
-    sys.stdout.write(json.dumps(outcome))
+def _read_in_child(data: bytes, params: dict) -> dict:
+    return asdict(read_pdf_here(data, PdfLimits(**params)))
 
 
 if __name__ == "__main__":
-    _child(sys.argv[1:])
+    serve(_read_in_child, "the PDF")

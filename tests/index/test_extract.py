@@ -186,6 +186,17 @@ def test_a_pdf_that_draws_one_form_many_times_is_refused_when_its_time_runs_out(
     assert time.perf_counter() - started < 5
 
 
+def test_a_page_whose_extraction_runs_past_its_time_is_refused_and_stopped() -> None:
+    """Trafilatura's time grows with the markup (20,000 links: 1.5 s here, 10 MB of them a minute): it runs in a
+    child process that is killed when its time is up, not in a thread that would go on."""
+    links = " ".join(f'<a href="/x{n}">link {n}</a>' for n in range(20_000))
+    page = f"<html><body><article><p>The council met on Monday.</p><p>{links}</p></article></body></html>"
+    started = time.perf_counter()
+    with pytest.raises(CorpusError, match=r"the page takes more than 0\.5 s to read"):
+        extract_upload("page.html", page.encode(), ExtractLimits(max_html_seconds=0.5))
+    assert time.perf_counter() - started < 3
+
+
 def test_the_text_cap_holds_for_every_format() -> None:
     with pytest.raises(CorpusError, match="more than 10 characters"):
         extract_upload("story.txt", b"A story that is longer than ten characters.", ExtractLimits(max_text_chars=10))
