@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -56,6 +57,8 @@ HNSW_M, HNSW_EF_CONSTRUCTION = 32, 80
 ef_search 200 on a million chunks)."""
 INDEX_BUILD_MAX_MB = 4096
 """The most maintenance_work_mem a publish sets for building its version's HNSW index (for the transaction only)."""
+DOWNLOAD_PREFIX = ".download-"
+ABANDONED_DOWNLOAD_SECONDS = 3600.0
 ROWS_FROM_TABLES = ("documents.jsonl", "chunks.jsonl", "sentences.npy", "sentence_vectors.npy")
 
 
@@ -126,6 +129,14 @@ class PgSnapshotStore(SnapshotStore):
             local = sorted(self.root.glob(f"{SNAPSHOT_PREFIX}*"), key=_modified)
             self._prune(keep={folder, *local[-KEEP_SNAPSHOTS:]})
         return folder
+
+    def remove_abandoned_builds(self) -> None:
+        """Also delete copies from the database that a killed process left half-made (an hour old: one under way
+        in another thread or process is younger)."""
+        super().remove_abandoned_builds()
+        for path in self.root.glob(f"{DOWNLOAD_PREFIX}*"):
+            if time.time() - _modified(path) > ABANDONED_DOWNLOAD_SECONDS:
+                shutil.rmtree(path, ignore_errors=True)
 
     def publish(self, build_folder: Path) -> Path:
         """Publish locally, then copy the version into the database and make it current in one transaction."""
@@ -224,7 +235,7 @@ class PgSnapshotStore(SnapshotStore):
         a build removes those it finds), renamed at the end; a copy another thread or process finished first
         is kept."""
         self.root.mkdir(parents=True, exist_ok=True)
-        partial = Path(tempfile.mkdtemp(prefix=f".download-{snapshot_id}-", dir=self.root))
+        partial = Path(tempfile.mkdtemp(prefix=f"{DOWNLOAD_PREFIX}{snapshot_id}-", dir=self.root))
         try:
             with connect(self.url, autocommit=False) as conn:  # one snapshot of the database for every read:
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")  # a collection

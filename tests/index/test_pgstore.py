@@ -3,7 +3,9 @@ at a time, readers during a publish, collection) is in test_store_contract.py.""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -262,3 +264,13 @@ def test_a_build_lock_whose_connection_the_database_closed_is_released_quietly(s
 ])
 def test_a_failover_url_is_shown_with_its_hosts_and_without_its_password(url: str, shown: str) -> None:
     assert safe_url(url) == shown
+
+
+def test_a_copy_a_killed_process_left_half_made_is_collected_by_the_next_build(settings, tmp_path) -> None:
+    store = PgSnapshotStore(settings.database_url.get_secret_value(), tmp_path / "index")
+    abandoned, under_way = store.root / ".download-a-1", store.root / ".download-b-2"
+    for folder in (abandoned, under_way):
+        folder.mkdir(parents=True)
+    os.utime(abandoned, (time.time() - 7200, time.time() - 7200))
+    store.remove_abandoned_builds()
+    assert not abandoned.exists() and under_way.exists()
