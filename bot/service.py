@@ -206,10 +206,14 @@ class QAService:
         if self.settings.database_url is not None:
             self._follower = asyncio.create_task(self._follow_published(), name="footnote-snapshots")
 
+    def stop_building(self) -> None:
+        """Ask a running build to stop at its next batch (the previous snapshot stays published)."""
+        self._stop_build.set()
+
     async def close(self) -> None:
         """Stop answering (every waiting question fails with ServiceClosed), stop a running build at its
         next batch (the previous snapshot stays published) and wait for the worker threads."""
-        self._stop_build.set()
+        self.stop_building()
         for task in (self._consumer, self._follower):
             if task is not None:
                 task.cancel()

@@ -26,6 +26,7 @@ log = logging.getLogger("footnote.discord")
 EXTENSIONS = ("bot.discord.cogs.ask", "bot.discord.cogs.admin", "bot.discord.cogs.sources")
 NO_MENTIONS = discord.AllowedMentions.none()
 EXIT_CONFIG = 2
+SHUTDOWN_GRACE_SECONDS = 8.0
 
 
 def point_discord_at(api_base: str, gateway_url: str) -> None:
@@ -57,6 +58,32 @@ def _by_user_id(user_id: int) -> int:
     return user_id
 
 
+class InFlight:
+    """The answers being given (question to reply): closing waits for them before the connection goes."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def __aenter__(self) -> None:
+        self._count += 1
+        self._idle.clear()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._count -= 1
+        if self._count == 0:
+            self._idle.set()
+
+    async def finished(self, seconds: float) -> bool:
+        """Wait up to `seconds` for every answer under way to be sent; whether they all were."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+
 class FootnoteBot(commands.AutoShardedBot):
     """Answers questions about the indexed articles in Discord.
 
@@ -75,6 +102,8 @@ class FootnoteBot(commands.AutoShardedBot):
         self.service = QAService(settings, embedder)
         self.feedback: FeedbackStore | None = None
         self.cooldown = Cooldown(settings.cooldown_seconds)
+        self.answering = InFlight()
+        self.closing = False
         self.tree.on_error = self.on_app_command_error
 
     async def setup_hook(self) -> None:
@@ -99,6 +128,13 @@ class FootnoteBot(commands.AutoShardedBot):
             await self.tree.sync(guild=guild)
 
     async def close(self) -> None:
+        """Refuse new questions, let the answers under way reach their askers (up to SHUTDOWN_GRACE_SECONDS:
+        Docker and systemd wait 10 s before killing), then close the connection, the service and the database."""
+        if not self.closing:
+            self.closing = True
+            self.service.stop_building()
+            if not await self.answering.finished(SHUTDOWN_GRACE_SECONDS):
+                log.warning("closing with answers still under way after %s s", SHUTDOWN_GRACE_SECONDS)
         await super().close()
         await self.service.close()
         if self.feedback:

@@ -39,6 +39,10 @@ class AskCog(commands.Cog):
         if refusal:
             await send_ephemeral(interaction, refusal)
             return
+        async with self.bot.answering:
+            await self.answer_interaction(interaction, question, private)
+
+    async def answer_interaction(self, interaction: discord.Interaction, question: str, private: bool) -> None:
         deferred = await interaction.response.defer(thinking=True, ephemeral=private)
         stream = ThrottledEditor(lambda text: interaction.edit_original_response(content=text))
         answer = await self.bot.service.ask(question, on_delta=stream, guild_id=interaction.guild_id)
@@ -51,6 +55,8 @@ class AskCog(commands.Cog):
     def refusal(self, user_id: int, channel: object, question: str) -> str | None:
         """Why a question is not answered here, or None."""
         settings = self.bot.settings
+        if self.bot.closing:
+            return "I'm restarting: please ask again in a minute."
         if not self.bot.channel_allowed(channel):
             return "I only answer in the channels my admins chose."
         if len(question) > settings.max_question_chars:
@@ -88,7 +94,8 @@ class AskCog(commands.Cog):
         if not question:
             return  # a bare mention, or no Message Content intent for an un-mentioned follow-up
         try:
-            await self.answer_message(message, question, in_own_thread)
+            async with self.bot.answering:
+                await self.answer_message(message, question, in_own_thread)
         except Exception:
             ident = error_id()
             log.exception("answering message %s failed (error id %s)", message.id, ident)

@@ -523,3 +523,22 @@ async def test_an_allowed_channel_is_answered_by_ask_and_by_mentions(newsroom: S
     thread = await fake.wait_for(lambda: next((c for c in fake.channels.values() if c.is_thread), None), 10)
     [reply] = await fake.wait_for(lambda: fake.sent_messages(thread), timeout=10)
     assert "Maduro" in embed_of(reply)["description"]
+
+
+async def test_closing_lets_answers_under_way_reach_their_askers(newsroom: StartBot) -> None:
+    """SIGTERM (`docker stop`) closes the bot: a question being answered still gets its answer, within the grace
+    period, before the connection goes; it used to end on "thinking…" with an error in the log."""
+    room = await newsroom()
+    service_ask = room.bot.service.ask
+
+    async def slow_ask(*args, **kwargs):
+        await asyncio.sleep(1.0)
+        return await service_ask(*args, **kwargs)
+
+    room.bot.service.ask = slow_ask  # type: ignore[method-assign]
+    asking = room.bot.get_cog("AskCog")
+    record = await room.fake.invoke_command(room.channel, room.reader, "ask", {"question": "Who did Raisi meet?"})
+    await room.fake.wait_for(lambda: record.acknowledged, timeout=10)
+    await room.running.stop()  # what the SIGTERM handler does: bot.close()
+    assert "Maduro" in embed_of(final_message(room.fake, record))["description"]
+    assert asking.refusal(room.reader.id, None, "Who?") == "I'm restarting: please ask again in a minute."
