@@ -165,6 +165,9 @@ class GuildLibrary:
         except SnapshotError as error:  # also an unreachable database: the shared corpus still answers
             log.warning("server %s: its index cannot be loaded (%s)", guild_id, error)
             return None
+        except Exception:  # a full disk while its copy is made, a database gone mid-read: the same
+            log.exception("server %s: loading its index failed", guild_id)
+            return None
         self._keep(guild_id, answerer)
         return answerer
 

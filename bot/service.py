@@ -261,8 +261,11 @@ class QAService:
             def ready(position: int, answer: Answer, batch: list[_Request] = batch) -> None:  # answer thread
                 loop.call_soon_threadsafe(self._resolve, batch[position], answer)
 
+            def failed(positions: list[int], error: Exception, batch: list[_Request] = batch) -> None:
+                loop.call_soon_threadsafe(_fail, [batch[p] for p in positions], error)
+
             try:
-                await loop.run_in_executor(self._answer_thread, self._answer_batch, batch, ready)
+                await loop.run_in_executor(self._answer_thread, self._answer_batch, batch, ready, failed)
             except asyncio.CancelledError:
                 _fail(batch, ServiceClosed("Footnote is shutting down"))
                 raise
@@ -309,21 +312,31 @@ class QAService:
             return None
         return self._settled_answerer()
 
-    def _answer_batch(self, batch: list[_Request], ready: Callable[[int, Answer], None]) -> None:
+    def _answer_batch(self, batch: list[_Request], ready: Callable[[int, Answer], None],
+                      failed: Callable[[list[int], Exception], None]) -> None:
         """Answer the batch server by server (worker thread): from the shared corpus alone, or, for a server
-        with its own sources, the better of the two answers."""
+        with its own sources, the better of the two answers. A server whose answering fails fails its own
+        questions only."""
         groups: dict[int | None, list[int]] = {}
         for position, request in enumerate(batch):
             groups.setdefault(request.guild_id, []).append(position)
         for guild_id, positions in groups.items():
-            questions = [(batch[p].question, batch[p].history) for p in positions]
-            own = self.library.answerer(guild_id) if guild_id is not None and self.library else None
-            if own is None:
-                self.answerer.ask_many(questions, on_answer=lambda i, answer, at=positions: ready(at[i], answer))
-                continue
-            shared = self.answerer.ask_many(questions)
-            for position, first, second in zip(positions, shared, own.ask_many(questions), strict=True):
-                ready(position, better_answer(first, second))
+            try:
+                self._answer_group(guild_id, [(batch[p].question, batch[p].history) for p in positions],
+                                   lambda i, answer, at=positions: ready(at[i], answer))
+            except Exception as error:
+                log.exception("answering %d questions of server %s failed", len(positions), guild_id)
+                failed(positions, error)
+
+    def _answer_group(self, guild_id: int | None, questions: list[tuple[str, list[Turn]]],
+                      ready: Callable[[int, Answer], None]) -> None:
+        own = self.library.answerer(guild_id) if guild_id is not None and self.library else None
+        if own is None:
+            self.answerer.ask_many(questions, on_answer=ready)
+            return
+        shared = self.answerer.ask_many(questions)
+        for position, (first, second) in enumerate(zip(shared, own.ask_many(questions), strict=True)):
+            ready(position, better_answer(first, second))
 
     def _resolve(self, request: _Request, answer: Answer) -> None:
         """Hand one answer to its asker (on the event loop) as soon as it is composed."""

@@ -211,3 +211,32 @@ async def test_with_postgresql_an_unexpected_error_while_following_is_logged_and
     assert not failures
     logged = [r for r in caplog.records if "following published snapshots failed" in r.getMessage()]
     assert logged and logged[0].exc_info and "No space left" in str(logged[0].exc_info[1])
+
+
+async def test_a_server_whose_answering_fails_fails_its_own_questions_only(seed_settings, embedder,
+                                                                          monkeypatch) -> None:
+    """One batch, three servers: loading one server's index fails (a full disk), another's answering raises;
+    the first still answers from the shared articles, the second's askers get the error, the rest their answers."""
+    service, gated = await started_service(seed_settings, embedder)
+    real_ask_many = gated.ask_many
+
+    def raising_for_one_question(questions, on_answer=None):
+        if any(question == "Broken?" for question, _ in questions):
+            raise RuntimeError("answering failed")
+        return real_ask_many(questions, on_answer)
+
+    def disk_full(guild_id: int):
+        raise OSError(28, "No space left on device")
+
+    gated.ask_many = raising_for_one_question  # type: ignore[method-assign]
+    monkeypatch.setattr(service.library, "store", disk_full)
+    first = asyncio.create_task(service.ask("Who did Raisi meet in Caracas?"))
+    await asyncio.to_thread(gated.entered.wait, 10)  # the next three wait together: one batch
+    batch = [asyncio.create_task(service.ask(question, guild_id=guild))
+             for question, guild in (("Where does the tour end?", 1), ("Broken?", 2), ("Which countries?", None))]
+    await asyncio.sleep(0)
+    gated.gate.set()
+    results = await asyncio.gather(first, *batch, return_exceptions=True)
+    assert isinstance(results[2], RuntimeError)
+    assert all(isinstance(answer, Answer) and not answer.refusal for answer in (results[0], results[1], results[3]))
+    await service.close()
