@@ -187,7 +187,16 @@ class QAService:
         self._loaded_snapshot_id: str | None = None  # the shared version this process loaded last
 
     async def start(self) -> None:
-        """Load the model and the current snapshot in the worker thread, then start answering."""
+        """Load the model and the current snapshot in the worker thread, then start answering; ServiceClosed
+        when `close()` came first (SIGTERM while starting)."""
+        try:
+            await self._start()
+        except RuntimeError:  # the worker threads were shut down under it
+            if self._stop_build.is_set():
+                raise ServiceClosed("Footnote was stopped while it was starting") from None
+            raise
+
+    async def _start(self) -> None:
         loop = asyncio.get_running_loop()
         if self.embedder is None:
             self.embedder = await loop.run_in_executor(self._answer_thread, make_embedder, self.settings)

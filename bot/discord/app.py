@@ -17,7 +17,7 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.discord.feedback import FeedbackStore, FeedbackView, open_feedback
 from bot.scorer import ModelError
-from bot.service import QAService
+from bot.service import QAService, ServiceClosed
 from index.embedding import Embedder, EmbedderError
 from index.store import SnapshotError
 
@@ -194,6 +194,8 @@ def run_bot(settings: Settings) -> int:
     except (SnapshotError, EmbedderError, ModelError) as exc:
         print(f"footnote: {exc}", file=sys.stderr)
         return 1
+    except ServiceClosed:  # SIGTERM before it was serving: closed as asked
+        log.info("stopped while starting")
     except KeyboardInterrupt:
         pass
     return 0

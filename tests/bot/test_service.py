@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,24 @@ async def test_a_server_whose_answering_fails_fails_its_own_questions_only(seed_
     assert isinstance(results[2], RuntimeError)
     assert all(isinstance(answer, Answer) and not answer.refusal for answer in (results[0], results[1], results[3]))
     await service.close()
+
+
+async def test_closing_while_it_starts_ends_the_start_as_closed(seed_settings, embedder, monkeypatch) -> None:
+    """SIGTERM while the index loads: the start ends with ServiceClosed (a quiet exit), not a RuntimeError
+    about an executor shut down under it."""
+    import bot.service as service_module
+
+    loading, load = threading.Event(), service_module.load_answerer
+
+    def slow_load(*args, **kwargs):
+        loading.set()
+        time.sleep(0.5)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(service_module, "load_answerer", slow_load)
+    service = QAService(seed_settings, embedder)
+    starting = asyncio.create_task(service.start())
+    await asyncio.to_thread(loading.wait, 10)
+    await service.close()
+    with pytest.raises(ServiceClosed, match="stopped while it was starting"):
+        await starting
