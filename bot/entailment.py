@@ -24,6 +24,7 @@ import hashlib
 import io
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -141,16 +142,31 @@ class SupportModel:
         """The ONNX Runtime session, the merged model exported and quantized first if this adapter has none yet."""
         with self._lock:
             if self._runtime is None:
-                if not self.onnx_file.is_file():
-                    log.info("exporting the support model to %s", self.onnx_file)
-                    float32_file = self.onnx_file.with_name(f".{self.onnx_file.stem}.float32.{os.getpid()}.onnx")
+                if self.onnx_file.is_file():
                     try:
-                        export_onnx(self._merged(), float32_file)
-                        quantize_onnx(float32_file, self.onnx_file)
-                    finally:
-                        float32_file.unlink(missing_ok=True)
-                self._runtime = OnnxRuntime(self.onnx_file, "onnxruntime-int8", threads=RUNTIME_THREADS)
+                        self._runtime = OnnxRuntime(self.onnx_file, "onnxruntime-int8", threads=RUNTIME_THREADS)
+                    except Exception as error:  # cut off by a power cut or a copy: made again, not fatal
+                        log.warning("the cached support model does not load (%s): exporting it again", error)
+                if self._runtime is None:
+                    self._export()
+                    self._runtime = OnnxRuntime(self.onnx_file, "onnxruntime-int8", threads=RUNTIME_THREADS)
             return self._runtime
+
+    def _export(self) -> None:
+        """Merge, export and quantize the model into `onnx_file`. The float32 export in between is a file of this
+        call's own, named as the int8 file's half-written ones, so that one a killed process left is swept
+        with them."""
+        log.info("exporting the support model to %s", self.onnx_file)
+        self.onnx_file.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{self.onnx_file.name}.float32.", suffix=".partial",
+                                        dir=self.onnx_file.parent)
+        os.close(handle)
+        float32_file = Path(name)
+        try:
+            export_onnx(self._merged(), float32_file)
+            quantize_onnx(float32_file, self.onnx_file)
+        finally:
+            float32_file.unlink(missing_ok=True)
 
     def float32_runtime(self, folder: Path) -> OnnxRuntime:
         """The merged model exported unquantized to `folder`: the baseline the int8 model is measured against."""

@@ -30,7 +30,7 @@ from index.backends import (
     cached_choice,
     candidates,
 )
-from index.runtimes import SMALL_BATCH_TOKENS, OnnxRuntime, Runtime, TorchRuntime, export_onnx
+from index.runtimes import SMALL_BATCH_TOKENS, OnnxRuntime, Runtime, TorchRuntime, export_onnx, replaced_on_success
 
 BatchProgress = Callable[[int, int], None]
 BatchListener = Callable[[list[str], float], None]
@@ -159,13 +159,21 @@ class Embedder:
     def _load_runtime(self, name: str) -> Runtime:
         try:
             if name == ONNX_FLOAT32:
-                model_file = self.cache_folder / "model.onnx"
-                if not model_file.is_file():
-                    export_onnx(self.runtime(TORCH_FLOAT32), model_file)
-                return OnnxRuntime(model_file)
+                return self._onnx_runtime(self.cache_folder / "model.onnx")
             return TorchRuntime(self.path, bfloat16=name == TORCH_BFLOAT16)
         except (OSError, ValueError, RuntimeError) as error:
             raise EmbedderError(f"the model in {self.path} cannot be loaded by {name} ({error})") from None
+
+    def _onnx_runtime(self, model_file: Path) -> OnnxRuntime:
+        """The ONNX export, made first if missing, and made again once if the cached file does not load (cut off
+        by a power cut or a copy): a bad cache file must not stop every start."""
+        if model_file.is_file():
+            try:
+                return OnnxRuntime(model_file)
+            except Exception as error:  # ONNX Runtime's own errors (InvalidProtobuf …) are no OSError
+                log.warning("the cached %s does not load (%s): exporting it again", model_file.name, error)
+        export_onnx(self.runtime(TORCH_FLOAT32), model_file)
+        return OnnxRuntime(model_file)
 
     def _encode_through(self, name: str, texts: Sequence[str]) -> np.ndarray:
         """Sentence vectors of `texts` through one named runtime (for checking and timing runtimes)."""
@@ -190,14 +198,11 @@ class Embedder:
                 table = np.load(path, mmap_mode="r")
                 if table.shape == shape and table.dtype == np.float16:
                     return table
-            except (OSError, ValueError):
+            except (OSError, ValueError, EOFError):  # EOFError: an empty file
                 pass
             table = self._encode_every_token(shape[0])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-            with partial.open("wb") as handle:
+            with replaced_on_success(path) as partial, partial.open("wb") as handle:
                 np.save(handle, table)
-            os.replace(partial, path)
             return table
 
     def _encode_every_token(self, size: int) -> np.ndarray:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import tempfile
+import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Protocol
 
@@ -23,6 +25,8 @@ import numpy as np
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 SMALL_BATCH_TOKENS = 1024
+STALE_PARTIAL_SECONDS = 3600.0
+"""A half-written cache file this old was left by a killed process (an export takes a minute at most)."""
 """Padded batches up to this size (a question, a few words) run torch on one thread: on these small
 inputs waking a second OpenMP thread for every operator costs more than it gains."""
 
@@ -106,7 +110,7 @@ def export_onnx(runtime: TorchRuntime, target: Path) -> None:
                     else torch.zeros((2, 8), dtype=torch.int64) for name in names)
     axes = {name: {0: "texts", 1: "tokens"} for name in (*names, "token_embeddings")}
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _replaced_on_success(target) as partial, warnings.catch_warnings(), torch.inference_mode(False):
+    with replaced_on_success(target) as partial, warnings.catch_warnings(), torch.inference_mode(False):
         warnings.simplefilter("ignore")  # the exporter warns about every traced shape expression
         # an eval-mode wrapper: the exporter restores the wrapper's mode afterwards, and a wrapper left in
         # training mode would switch dropout on in the torch model it shares
@@ -125,7 +129,7 @@ def quantize_onnx(source: Path, target: Path) -> None:
     advice = _QuantizerAdvice()
     logging.getLogger().addFilter(advice)
     try:
-        with _replaced_on_success(target) as partial:
+        with replaced_on_success(target) as partial:
             quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8, per_channel=True,
                              reduce_range=True)
     finally:
@@ -133,12 +137,22 @@ def quantize_onnx(source: Path, target: Path) -> None:
 
 
 @contextmanager
-def _replaced_on_success(target: Path) -> Iterator[Path]:
-    """A file to write beside `target` (this process's own), moved onto `target` when the block succeeds and
-    removed whatever happens: readers see the old file or the whole new one."""
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+def replaced_on_success(target: Path) -> Iterator[Path]:
+    """A file to write beside `target` (a name of its own, even for processes of one PID in two containers
+    sharing the folder), synced and moved onto `target` when the block succeeds and removed whatever happens:
+    readers see the old file or the whole new one. Such files an hour old, left by a killed process, go first."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.*.partial"):
+        with suppress(OSError):
+            if time.time() - stale.stat().st_mtime > STALE_PARTIAL_SECONDS:
+                stale.unlink()
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    os.close(handle)
+    partial = Path(name)
     try:
         yield partial
+        with partial.open("rb") as written:
+            os.fsync(written.fileno())
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)

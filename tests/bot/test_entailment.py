@@ -220,3 +220,17 @@ def test_the_model_reads_the_focus_of_long_passages(model: SupportModel) -> None
     assert model.focus("Raisi met Maduro in Caracas.", [chunk]) != [chunk]
     tokens = model.inputs([("Raisi met Maduro in Caracas.", [chunk])])["input_ids"].shape[1]
     assert tokens <= FOCUS_TOKENS + 20
+
+
+def test_a_cached_support_model_that_does_not_load_is_made_again(model: SupportModel, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    model.runtime()  # the session's own export
+    fresh = SupportModel.for_embedder(Embedder(cache_dir=tmp_path))
+    assert fresh is not None
+    fresh.onnx_file.parent.mkdir(parents=True, exist_ok=True)
+    fresh.onnx_file.write_bytes(b"cut off")
+    exports: list[Path] = []
+    monkeypatch.setattr(fresh, "_export", lambda: exports.append(shutil.copy(model.onnx_file, fresh.onnx_file)))
+    pair = [("Raisi met Maduro in Caracas.", ["Raisi met Maduro in Caracas on Monday."])]
+    assert fresh.probabilities(pair) == pytest.approx(model.probabilities(pair))
+    assert exports == [fresh.onnx_file]

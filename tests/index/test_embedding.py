@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -183,3 +184,32 @@ def test_exporting_leaves_the_torch_model_in_inference_mode(embedder: Embedder, 
     export_onnx(torch_runtime, tmp_path / "model.onnx")
     assert not torch_runtime.model.training
     assert np.allclose(embedder._encode_through(TORCH_FLOAT32, TEXTS), before, atol=1e-6)
+
+
+def test_a_cached_export_that_does_not_load_is_made_again(embedder: Embedder, tmp_path: Path, monkeypatch) -> None:
+    """A model.onnx cut off (a power cut, a copy of var/) is exported again instead of failing every start."""
+    good = embedder.cache_folder / "model.onnx"
+    expected = embedder._encode_through(ONNX_FLOAT32, TEXTS)  # the session's own export
+    exports: list[Path] = []
+
+    def export_by_copy(runtime, target: Path) -> None:
+        exports.append(target)
+        shutil.copy(good, target)
+
+    monkeypatch.setattr("index.embedding.export_onnx", export_by_copy)
+    fresh = Embedder(backend="onnx", cache_dir=tmp_path)
+    fresh.cache_folder.mkdir(parents=True)
+    (fresh.cache_folder / "model.onnx").write_bytes(b"cut off")
+    np.testing.assert_allclose(fresh._encode_through(ONNX_FLOAT32, TEXTS), expected, atol=1e-5)
+    assert exports == [fresh.cache_folder / "model.onnx"]
+
+
+def test_an_empty_token_table_is_made_again(tmp_path: Path, monkeypatch) -> None:
+    fresh = Embedder(backend="onnx", cache_dir=tmp_path)
+    fresh.cache_folder.mkdir(parents=True)
+    (fresh.cache_folder / "tokens-float32.npy").write_bytes(b"")
+    monkeypatch.setattr(fresh, "_encode_every_token",
+                        lambda size: np.ones((size, fresh.dimension), dtype=np.float16))
+    assert fresh.token_table.shape[1] == fresh.dimension and fresh.token_table.all()
+    assert np.load(fresh.cache_folder / "tokens-float32.npy").shape == fresh.token_table.shape
+    assert not list(fresh.cache_folder.glob(".*partial"))

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,7 @@ from onnx import numpy_helper
 
 from index.backends import TORCH_FLOAT32
 from index.embedding import Embedder
-from index.runtimes import OnnxRuntime, export_onnx, quantize_onnx
+from index.runtimes import OnnxRuntime, export_onnx, quantize_onnx, replaced_on_success
 
 TEXTS = ["Raisi met Maduro in Caracas on Monday.", "The two leaders signed agreements on oil, trade and defence."]
 
@@ -49,3 +51,18 @@ def test_quantizing_keeps_the_root_loggers_own_records_but_not_the_quantizers_ad
     assert [record.getMessage() for record in caplog.records] == ["an operator's warning"]
     assert (tmp_path / "again.onnx").read_bytes() == exported[1].read_bytes()
     assert not list(tmp_path.glob(".*partial"))
+
+
+def test_a_cache_file_is_written_under_a_name_of_its_own_and_old_leftovers_are_swept(tmp_path: Path) -> None:
+    """Two containers share the cache with the same PID; a killed export leaves a 90 MB half-file behind."""
+    target = tmp_path / "model.onnx"
+    left, under_way = tmp_path / ".model.onnx.1.partial", tmp_path / ".model.onnx.2.partial"
+    for path in (left, under_way):
+        path.write_bytes(b"half")
+    os.utime(left, (time.time() - 7200, time.time() - 7200))
+    with replaced_on_success(target) as first, replaced_on_success(target) as second:
+        assert first != second and first.parent == tmp_path
+        first.write_bytes(b"one")
+        second.write_bytes(b"two")
+    assert target.read_bytes() == b"one" and not left.exists() and under_way.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.onnx.2.partial", "model.onnx"]
