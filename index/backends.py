@@ -24,6 +24,8 @@ from typing import Literal
 
 import numpy as np
 
+from index.runtimes import replaced_on_success
+
 Backend = Literal["auto", "torch", "onnx"]
 TORCH_FLOAT32, TORCH_BFLOAT16, ONNX_FLOAT32 = "torch-float32", "torch-bfloat16", "onnxruntime-float32"
 MIN_COSINE = 0.999
@@ -195,7 +197,9 @@ def cached_choice(path: Path, names: Sequence[str], encode: Encode) -> BackendCh
     except (OSError, ValueError, TypeError):
         pass
     choice = measure(names, encode)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps(asdict(choice), indent=2), encoding="utf-8")
-    os.replace(partial, path)
+    try:
+        with replaced_on_success(path) as partial:
+            partial.write_text(json.dumps(asdict(choice), indent=2), encoding="utf-8")
+    except OSError as error:  # a read-only or full cache: the choice serves this process, measured again next time
+        log.warning("cannot keep the runtime choice in %s (%s): it is measured again at the next start", path, error)
     return choice

@@ -201,8 +201,11 @@ class Embedder:
             except (OSError, ValueError, EOFError):  # EOFError: an empty file
                 pass
             table = self._encode_every_token(shape[0])
-            with replaced_on_success(path) as partial, partial.open("wb") as handle:
-                np.save(handle, table)
+            try:
+                with replaced_on_success(path) as partial, partial.open("wb") as handle:
+                    np.save(handle, table)
+            except OSError as error:  # a read-only or full cache: kept in memory, made again at the next start
+                log.warning("cannot keep the token table in %s (%s)", path.parent, error)
             return table
 
     def _encode_every_token(self, size: int) -> np.ndarray:

@@ -1,6 +1,9 @@
-import numpy as np
+from pathlib import Path
 
-from index.backends import NEIGHBOURS, agreement
+import numpy as np
+import pytest
+
+from index.backends import CHECK_TEXTS, NEIGHBOURS, TORCH_FLOAT32, agreement, cached_choice
 
 
 def _star(closeness: list[float]) -> np.ndarray:
@@ -31,3 +34,15 @@ def test_a_distant_row_among_the_ten_nearest_disagrees() -> None:
     swapped[NEIGHBOURS - 1], swapped[-1] = swapped[-1], swapped[NEIGHBOURS - 1]
     check = agreement(_star(CLOSENESS), _star(swapped))
     assert not check["same_neighbours"] and check["min_cosine"] < 0.999
+
+
+def test_a_choice_the_cache_cannot_keep_still_serves_this_process(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """A read-only or full cache folder (here a file stands where the folder should be) costs a measurement at
+    the next start, not this start."""
+    (tmp_path / "cache").write_text("not a folder")
+    vectors = np.eye(len(CHECK_TEXTS), 8, dtype=np.float32)
+    choice = cached_choice(tmp_path / "cache" / "choice.json", [TORCH_FLOAT32],
+                           lambda name, texts: vectors[: len(texts)])
+    assert choice.query == choice.build == TORCH_FLOAT32
+    assert "cannot keep the runtime choice" in caplog.text

@@ -213,3 +213,13 @@ def test_an_empty_token_table_is_made_again(tmp_path: Path, monkeypatch) -> None
     assert fresh.token_table.shape[1] == fresh.dimension and fresh.token_table.all()
     assert np.load(fresh.cache_folder / "tokens-float32.npy").shape == fresh.token_table.shape
     assert not list(fresh.cache_folder.glob(".*partial"))
+
+
+def test_a_token_table_the_cache_cannot_keep_still_serves_this_process(tmp_path: Path, monkeypatch,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    fresh = Embedder(backend="onnx", cache_dir=tmp_path)
+    fresh.cache_folder.write_text("a file where the cache folder should be")  # as a read-only or full disk
+    monkeypatch.setattr(fresh, "_encode_every_token",
+                        lambda size: np.ones((size, fresh.dimension), dtype=np.float16))
+    assert fresh.token_table.shape[1] == fresh.dimension
+    assert "cannot keep the token table" in caplog.text
