@@ -193,6 +193,7 @@ class Embedder:
         that built the table) and kept in the model's cache folder."""
         path = self.cache_folder / "tokens-float32.npy"
         shape = (self._whole_texts.get_vocab_size(), self.dimension)
+        self.choice  # noqa: B018 - before the lock: on Python 3.11 `choice` holds its own lock, then takes `_lock`
         with self._lock:
             try:
                 table = np.load(path, mmap_mode="r")

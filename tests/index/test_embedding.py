@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -223,3 +224,35 @@ def test_a_token_table_the_cache_cannot_keep_still_serves_this_process(tmp_path:
                         lambda size: np.ones((size, fresh.dimension), dtype=np.float16))
     assert fresh.token_table.shape[1] == fresh.dimension
     assert "cannot keep the token table" in caplog.text
+
+
+def test_choice_and_token_table_first_used_by_two_threads_at_once_do_not_deadlock(
+        embedder: Embedder, tmp_path: Path, monkeypatch) -> None:
+    """On Python 3.11 `cached_property` holds a lock while it computes: the token table took the embedder's lock
+    and then needed `choice`, whose computation held its own and wanted the embedder's."""
+    embedder.choice  # noqa: B018 - the session's choice and export, copied below
+    fresh = Embedder(cache_dir=tmp_path)
+    fresh.cache_folder.mkdir(parents=True)
+    for name in ("choice.json", "model.onnx"):
+        if (embedder.cache_folder / name).is_file():
+            (fresh.cache_folder / name).symlink_to(embedder.cache_folder / name)
+    def encode_every_token(size: int) -> np.ndarray:  # as the real one, it encodes through the chosen runtime
+        assert fresh.choice.query
+        return np.ones((size, fresh.dimension), dtype=np.float16)
+
+    monkeypatch.setattr(fresh, "_encode_every_token", encode_every_token)
+    load = np.load
+
+    def slow_load(*args, **kwargs):  # lines the two threads up
+        time.sleep(0.3)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(np, "load", slow_load)
+    table = threading.Thread(target=lambda: fresh.token_table, daemon=True)
+    choice = threading.Thread(target=lambda: fresh.choice, daemon=True)
+    table.start()
+    time.sleep(0.1)
+    choice.start()
+    table.join(30)
+    choice.join(5)
+    assert not table.is_alive() and not choice.is_alive()
