@@ -25,10 +25,10 @@ import numpy as np
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 SMALL_BATCH_TOKENS = 1024
-STALE_PARTIAL_SECONDS = 3600.0
-"""A half-written cache file this old was left by a killed process (an export takes a minute at most)."""
 """Padded batches up to this size (a question, a few words) run torch on one thread: on these small
 inputs waking a second OpenMP thread for every operator costs more than it gains."""
+STALE_PARTIAL_SECONDS = 3600.0
+"""A half-written cache file this old was left by a killed process (an export takes a minute at most)."""
 
 
 class Runtime(Protocol):
@@ -109,7 +109,6 @@ def export_onnx(runtime: TorchRuntime, target: Path) -> None:
     example = tuple(torch.ones((2, 8), dtype=torch.int64) if name != "token_type_ids"
                     else torch.zeros((2, 8), dtype=torch.int64) for name in names)
     axes = {name: {0: "texts", 1: "tokens"} for name in (*names, "token_embeddings")}
-    target.parent.mkdir(parents=True, exist_ok=True)
     with replaced_on_success(target) as partial, warnings.catch_warnings(), torch.inference_mode(False):
         warnings.simplefilter("ignore")  # the exporter warns about every traced shape expression
         # an eval-mode wrapper: the exporter restores the wrapper's mode afterwards, and a wrapper left in
