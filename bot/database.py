@@ -111,13 +111,14 @@ class PostgresDatabase:
         restart) is found by this statement's failure to be sent, and it is sent again on a new one."""
         import psycopg
 
+        statement = sql.replace("?", "%s")
         with self._lock:
             try:
-                cursor = self._connected().execute(sql.replace("?", "%s"), parameters)
+                cursor = self._connected().execute(statement, parameters)
             except psycopg.OperationalError:
                 if self._transactions or not self._connection.broken:
                     raise
-                cursor = self._connected().execute(sql.replace("?", "%s"), parameters)
+                cursor = self._connected().execute(statement, parameters)
             return cursor.fetchall() if cursor.description else []
 
     def insert(self, sql: str, parameters: Sequence, id_column: str) -> int:

@@ -364,7 +364,6 @@ class GuildLibrary:
             _write(path, before)
             raise
 
-
     def _drop(self, guild_id: int) -> None:
         """Unpublish the server's index under its build lock: a rebuild under way (another process's, or one that
         read the corpus before its last file went) would publish the removed articles again after the drop."""

@@ -369,7 +369,8 @@ def _modified(path: Path) -> float:
 
 
 def _unlock(conn, key: tuple[int, int]) -> None:
-    """Release a build lock; on a connection the database has closed (a restart), the lock went with it."""
+    """Release a session advisory lock (a build's, a change's); on a connection the database has closed (a
+    restart), the lock went with it."""
     import psycopg
 
     with suppress(psycopg.OperationalError):
