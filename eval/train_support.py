@@ -424,13 +424,20 @@ def rescue_threshold(probabilities: np.ndarray, only_words: np.ndarray, supporte
     return chosen
 
 
+def whole_check(probabilities: np.ndarray, kept: np.ndarray, only_words: np.ndarray, threshold: float,
+                rescue: float) -> np.ndarray:
+    """The sentences the whole check keeps: those the rules keep that the model scores at least `threshold`, and
+    those only the word check refuses that it scores at least `rescue`."""
+    return (kept & (probabilities >= threshold)) | (only_words & (probabilities >= rescue))
+
+
 def operating_curve(supported: np.ndarray, probabilities: np.ndarray, kept: np.ndarray, only_words: np.ndarray,
                     rescue: float) -> str:
     """The whole check's precision and recall at each of CURVE_THRESHOLDS as the veto threshold: whether any
     threshold reaches the issue's targets (precision 95 %, recall 90 %) on a set."""
     points = []
     for candidate in CURVE_THRESHOLDS:
-        shown = (kept & (probabilities >= candidate)) | (only_words & (probabilities >= rescue))
+        shown = whole_check(probabilities, kept, only_words, candidate, rescue)
         right = (shown & supported).sum()
         points.append(f"{candidate:.2f} {right / max(1, shown.sum()):.1%}/{right / supported.sum():.1%}")
     return "whole check at veto thresholds: " + ", ".join(points)
@@ -468,7 +475,7 @@ def tune_and_measure(model_file: Path, embedder: Embedder) -> None:
         print("  " + figures("rules", kept, supported))
         print("  " + figures("model alone", probabilities >= chosen, supported))
         print("  " + figures("rules and model", vetoed, supported))
-        print("  " + figures("whole check", vetoed | (only_words & (probabilities >= rescue)), supported))
+        print("  " + figures("whole check", whole_check(probabilities, kept, only_words, chosen, rescue), supported))
         print("  " + operating_curve(supported, probabilities, kept, only_words, rescue), flush=True)
 
 
