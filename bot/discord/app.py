@@ -44,18 +44,18 @@ class Cooldown:
     changes; a server's reindex), with discord.py's CooldownMapping, which forgets those whose cooldown ended."""
 
     def __init__(self, seconds: float, rate: int = 1) -> None:
-        self._mapping = commands.CooldownMapping.from_cooldown(rate, seconds, _by_user_id) if seconds > 0 else None
+        self._mapping = commands.CooldownMapping.from_cooldown(rate, seconds, _by_id) if seconds > 0 else None
 
-    def retry_after(self, user_id: int) -> float:
-        """0 when the user (or server) may act now (and starts their cooldown), else seconds left."""
+    def retry_after(self, key: int) -> float:
+        """0 when the user (or server) `key` may act now (and starts their cooldown), else seconds left."""
         if self._mapping is None:
             return 0.0
-        bucket = self._mapping.get_bucket(user_id)
+        bucket = self._mapping.get_bucket(key)
         return (bucket.update_rate_limit() or 0.0) if bucket else 0.0
 
 
-def _by_user_id(user_id: int) -> int:
-    return user_id
+def _by_id(key: int) -> int:
+    return key
 
 
 class InFlight:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord.app import NO_MENTIONS, Cooldown, error_id, log
+from bot.discord.app import NO_MENTIONS, Cooldown, error_id
 from bot.discord.cogs.admin import PageView, is_admin, is_admin_member
 from bot.discord.render import shorten, untrusted
 from bot.library import SourceRefused, check_file_size, read_link
@@ -23,6 +24,8 @@ from index.fetch import FetchRefused
 
 if TYPE_CHECKING:
     from bot.discord.app import FootnoteBot
+
+log = logging.getLogger("footnote.discord.sources")
 
 SOURCES_PER_PAGE = 10
 AUTOCOMPLETE_CHOICES = 25
